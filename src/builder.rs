@@ -1,0 +1,205 @@
+//! The cache builder: collects settings, validates them and derives the
+//! shard layout.
+
+use std::hash::BuildHasher;
+use std::marker::PhantomData;
+
+use crate::cache::{Cache, Listener, Weigher};
+use crate::policy::{Policy, RemovalCause};
+
+/// Most shards a cache will use (a power of two).
+pub(crate) const MAX_SHARDS: usize = 1 << 16; // 65,536
+
+/// Shards per core when the shard count is left to the builder.
+const SHARDS_PER_CORE: usize = 4;
+
+/// Fewest entries (weight units) per shard the default layout aims for, so
+/// that a small cache is one cache and not many tiny ones.
+const MIN_SHARD_CAPACITY: u64 = 64;
+
+/// Builds a [`Cache`].
+///
+/// Every setting has a default: capacity 10,000 entries, [`Policy::WTinyLfu`],
+/// a shard count derived from the capacity and core count (see
+/// [`shards`](Self::shards)), every entry weighing 1, no listener, and
+/// ahash's randomly seeded hasher.
+///
+/// # Examples
+///
+/// ```
+/// use larder::{Cache, Policy};
+///
+/// let cache: Cache<String, Vec<u8>> = Cache::builder()
+///     .max_capacity(1 << 20) // bytes, since a weigher is set
+///     .policy(Policy::Slru)
+///     .weigher(|_key, value: &Vec<u8>| value.len() as u32)
+///     .build();
+/// cache.insert("a".to_string(), vec![0; 1000]);
+/// assert_eq!(cache.weighted_size(), 1000);
+/// ```
+#[must_use = "a builder does nothing until .build() is called"]
+pub struct CacheBuilder<K, V, S = ahash::RandomState> {
+    pub(crate) capacity: u64,
+    pub(crate) policy: Policy,
+    pub(crate) shards: Option<usize>,
+    pub(crate) weigher: Option<Weigher<K, V>>,
+    pub(crate) listener: Option<Listener<K, V>>,
+    pub(crate) hasher: S,
+    pub(crate) seed: Option<u64>,
+    _types: PhantomData<fn(K, V)>,
+}
+
+/// Capacity when [`CacheBuilder::max_capacity`] is not called.
+pub const DEFAULT_CAPACITY: u64 = 10_000;
+
+impl<K, V> Default for CacheBuilder<K, V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, V> CacheBuilder<K, V> {
+    /// A builder with every default.
+    pub fn new() -> Self {
+        Self {
+            capacity: DEFAULT_CAPACITY,
+            policy: Policy::default(),
+            shards: None,
+            weigher: None,
+            listener: None,
+            hasher: ahash::RandomState::new(),
+            seed: None,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, V, S> CacheBuilder<K, V, S> {
+    /// The most entries the cache holds, or the most total weight once a
+    /// [`weigher`](Self::weigher) is set. Zero makes a cache that stores
+    /// nothing: every insert is rejected (counted as an eviction, and the
+    /// listener is told [`RemovalCause::Evicted`]).
+    pub fn max_capacity(mut self, capacity: u64) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// The eviction policy (default [`Policy::WTinyLfu`]).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The number of shards, rounded up to a power of two and capped at
+    /// 65,536 and at the capacity (every shard holds at least one unit).
+    ///
+    /// By default larder uses `4 x cores` shards (rounded up to a power of
+    /// two), but never so many that a shard would hold fewer than 64 units:
+    /// a 100-entry cache has one shard and behaves as one 100-entry cache.
+    /// Each shard holds `capacity / shards` units (the remainder spread over
+    /// the first shards), and an entry heavier than its shard's share is
+    /// rejected: with a weigher and values that are a large fraction of the
+    /// capacity, choose fewer shards.
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+
+    /// Weighs each entry; capacity then bounds the total weight. Called once
+    /// per insert, before any lock is taken. A weight of 0 is allowed (the
+    /// entry is free, but it is still evicted in policy order once other
+    /// entries need room). A weight above the shard's capacity means the
+    /// value is rejected.
+    pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static) -> Self {
+        self.weigher = Some(Box::new(weigher));
+        self
+    }
+
+    /// Called for every entry that leaves the cache, with the reason.
+    ///
+    /// **Locking behaviour:** the listener runs on the thread whose operation
+    /// removed the entry, after the shard lock is released and before that
+    /// operation returns, so it may call back into the cache. If it panics,
+    /// the remaining notifications of that operation still run and the first
+    /// panic is then resumed on the caller.
+    pub fn eviction_listener(
+        mut self,
+        listener: impl Fn(&K, &V, RemovalCause) + Send + Sync + 'static,
+    ) -> Self {
+        self.listener = Some(Box::new(listener));
+        self
+    }
+
+    /// Seeds the policies' and expiry jitter's random number generators, for
+    /// reproducible runs (default: a random seed).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Uses `hasher` instead of ahash's randomly seeded one.
+    pub fn hasher<S2: BuildHasher>(self, hasher: S2) -> CacheBuilder<K, V, S2> {
+        CacheBuilder {
+            capacity: self.capacity,
+            policy: self.policy,
+            shards: self.shards,
+            weigher: self.weigher,
+            listener: self.listener,
+            hasher,
+            seed: self.seed,
+            _types: PhantomData,
+        }
+    }
+
+    /// The number of shards this builder would use.
+    pub(crate) fn shard_count(&self) -> usize {
+        let cap_limit = usize::try_from(self.capacity.max(1)).unwrap_or(usize::MAX);
+        let n = match self.shards {
+            Some(n) => n.max(1).checked_next_power_of_two().unwrap_or(MAX_SHARDS),
+            None => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let by_cores = (cores * SHARDS_PER_CORE).next_power_of_two();
+                let by_capacity = (self.capacity / MIN_SHARD_CAPACITY).max(1);
+                let by_capacity = usize::try_from(by_capacity).unwrap_or(usize::MAX);
+                by_cores.min(prev_power_of_two(by_capacity))
+            }
+        };
+        n.min(MAX_SHARDS).min(prev_power_of_two(cap_limit)).max(1)
+    }
+
+    /// Builds the cache.
+    pub fn build(self) -> Cache<K, V, S>
+    where
+        K: std::hash::Hash + Eq,
+        S: BuildHasher,
+    {
+        Cache::from_builder(self)
+    }
+}
+
+fn prev_power_of_two(n: usize) -> usize {
+    if n == 0 {
+        1
+    } else {
+        1 << (usize::BITS - 1 - n.leading_zeros())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_count_follows_capacity() {
+        let b = |cap: u64| CacheBuilder::<u8, u8>::new().max_capacity(cap);
+        assert_eq!(b(0).shard_count(), 1);
+        assert_eq!(b(100).shard_count(), 1);
+        assert_eq!(b(128).shard_count(), 2);
+        assert!(b(1 << 30).shard_count() <= MAX_SHARDS);
+        assert_eq!(b(100).shards(16).shard_count(), 16);
+        assert_eq!(b(100).shards(5).shard_count(), 8);
+        assert_eq!(b(3).shards(16).shard_count(), 2);
+        assert_eq!(b(100).shards(0).shard_count(), 1);
+        assert_eq!(b(u64::MAX).shards(usize::MAX).shard_count(), MAX_SHARDS);
+    }
+}

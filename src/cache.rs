@@ -1,0 +1,338 @@
+//! [`Cache`]: hash once, pick the shard, lock, delegate. The public surface.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+
+use crossbeam_utils::CachePadded;
+
+use crate::builder::CacheBuilder;
+use crate::policy::{Policy, RemovalCause};
+use crate::shard::{Removed, Shard};
+use crate::stats::Stats;
+use crate::sync::Arc;
+
+pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync>;
+pub(crate) type Listener<K, V> = Box<dyn Fn(&K, &V, RemovalCause) + Send + Sync>;
+
+/// A bounded, thread-safe, in-process cache.
+///
+/// `Cache` is a cheap handle: `clone` it to share one cache between threads.
+/// Values are returned by clone, so wrap large values in an `Arc`.
+///
+/// # Examples
+///
+/// ```
+/// use larder::Cache;
+///
+/// let cache: Cache<&str, u32> = Cache::new(1_000);
+/// cache.insert("a", 1);
+/// assert_eq!(cache.get("a"), Some(1));
+/// assert_eq!(cache.remove("a"), Some(1));
+/// assert!(cache.get("a").is_none());
+/// ```
+pub struct Cache<K, V, S = ahash::RandomState> {
+    pub(crate) inner: Arc<Inner<K, V, S>>,
+}
+
+pub(crate) struct Inner<K, V, S> {
+    shards: Box<[CachePadded<Shard<K, V>>]>,
+    /// `hash >> shard_shift & shard_mask` is the shard index.
+    shard_shift: u32,
+    shard_mask: usize,
+    hasher: S,
+    weigher: Option<Weigher<K, V>>,
+    listener: Option<Listener<K, V>>,
+    capacity: u64,
+    policy: Policy,
+}
+
+impl<K, V, S> Clone for Cache<K, V, S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<K, V, S> fmt::Debug for Cache<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("capacity", &self.inner.capacity)
+            .field("policy", &self.inner.policy)
+            .field("shards", &self.inner.shards.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: Hash + Eq, V> Cache<K, V> {
+    /// A cache of at most `capacity` entries with every other setting at its
+    /// default (W-TinyLFU, ahash).
+    pub fn new(capacity: u64) -> Self {
+        Self::builder().max_capacity(capacity).build()
+    }
+
+    /// A [`CacheBuilder`] with every default.
+    pub fn builder() -> CacheBuilder<K, V> {
+        CacheBuilder::new()
+    }
+}
+
+impl<K, V, S> Cache<K, V, S>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+{
+    pub(crate) fn from_builder(builder: CacheBuilder<K, V, S>) -> Self {
+        let n = builder.shard_count();
+        let seed = builder.seed.unwrap_or_else(random_seed);
+        let capacity = builder.capacity;
+        let (base, extra) = (capacity / n as u64, capacity % n as u64);
+        let shards = (0..n)
+            .map(|i| {
+                let cap = base + u64::from((i as u64) < extra);
+                let shard_seed = seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                CachePadded::new(Shard::new(builder.policy, cap, shard_seed))
+            })
+            .collect();
+        // The shard index comes from the bits just below hashbrown's 7-bit
+        // tag (bits 57..64); hashbrown's bucket index uses the low bits.
+        let bits = n.trailing_zeros();
+        Self {
+            inner: Arc::new(Inner {
+                shards,
+                shard_shift: 57 - bits,
+                shard_mask: n - 1,
+                hasher: builder.hasher,
+                weigher: builder.weigher,
+                listener: builder.listener,
+                capacity,
+                policy: builder.policy,
+            }),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.inner.hasher.hash_one(key) | crate::shard::HASH_MARK
+    }
+
+    #[inline]
+    pub(crate) fn shard(&self, hash: u64) -> &Shard<K, V> {
+        let i = (hash >> self.inner.shard_shift) as usize & self.inner.shard_mask;
+        &self.inner.shards[i]
+    }
+
+    /// Returns a clone of the value for `key`, recording the hit with the
+    /// eviction policy.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let cache: larder::Cache<String, u32> = larder::Cache::new(10);
+    /// cache.insert("k".to_string(), 7);
+    /// assert_eq!(cache.get("k"), Some(7)); // &str looks up a String key
+    /// ```
+    #[inline]
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        let hash = self.hash(key);
+        self.shard(hash)
+            .get_with(hash, key, |entry| entry.value.clone())
+    }
+
+    /// Returns a clone of the value for `key` without touching the policy or
+    /// the statistics.
+    pub fn peek<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        let hash = self.hash(key);
+        let core = self.shard(hash).read();
+        core.find(hash, key).map(|idx| core.get_entry(idx).value.clone())
+    }
+
+    /// True if `key` has a value (does not touch the policy or statistics).
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        self.shard(hash).read().find(hash, key).is_some()
+    }
+
+    /// Stores `value` under `key`, replacing any previous value, then evicts
+    /// as needed to stay within capacity. A value heavier than its shard's
+    /// capacity is not stored (see [`CacheBuilder::max_capacity`]).
+    pub fn insert(&self, key: K, value: V) {
+        let weight = self.weigh(&key, &value);
+        let hash = self.hash(&key);
+        let mut removed = Removed::new();
+        {
+            let mut core = self.shard(hash).write();
+            core.insert(hash, key, value, weight, &mut removed);
+        }
+        self.notify(removed);
+    }
+
+    /// Removes `key` and returns its value, if it had one.
+    pub fn remove<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let (k, v) = self.shard(hash).write().remove(hash, key)?;
+        if let Some(listener) = &self.inner.listener {
+            listener(&k, &v, RemovalCause::Explicit);
+        }
+        Some(v)
+    }
+
+    /// Removes every entry (the listener sees each with
+    /// [`RemovalCause::Explicit`]).
+    pub fn invalidate_all(&self) {
+        for shard in self.inner.shards.iter() {
+            let mut removed = Removed::new();
+            shard.write().clear(&mut removed);
+            self.notify(removed);
+        }
+    }
+
+    /// Keeps only the entries for which `keep(&key, &value)` is true.
+    ///
+    /// **Locking behaviour:** `keep` runs while its shard's write lock is
+    /// held; it must not call back into this cache (that would deadlock).
+    /// The listener runs after each shard's lock is released.
+    pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
+        for shard in self.inner.shards.iter() {
+            let mut removed = Removed::new();
+            shard.write().retain(&mut keep, &mut removed);
+            self.notify(removed);
+        }
+    }
+
+    /// A snapshot of the entries, taken one shard at a time.
+    pub fn iter(&self) -> std::vec::IntoIter<(K, V)>
+    where
+        K: Clone,
+        V: Clone,
+    {
+        let mut out = Vec::new();
+        for shard in self.inner.shards.iter() {
+            let core = shard.read();
+            out.extend(core.entries().map(|e| (e.key.clone(), e.value.clone())));
+        }
+        out.into_iter()
+    }
+
+    fn weigh(&self, key: &K, value: &V) -> u32 {
+        match &self.inner.weigher {
+            Some(weigher) => weigher(key, value),
+            None => 1,
+        }
+    }
+
+    /// Tells the listener about removed entries and drops them, outside
+    /// every lock. A panicking listener does not stop the others; the first
+    /// panic is resumed once all have run.
+    pub(crate) fn notify(&self, removed: Removed<K, V>) {
+        let Some(listener) = &self.inner.listener else {
+            return;
+        };
+        if removed.is_empty() {
+            return;
+        }
+        let mut panic = None;
+        for (key, value, cause) in removed.into_iter() {
+            let call = std::panic::AssertUnwindSafe(|| listener(&key, &value, cause));
+            if let Err(payload) = std::panic::catch_unwind(call) {
+                panic.get_or_insert(payload);
+            }
+        }
+        if let Some(payload) = panic {
+            std::panic::resume_unwind(payload);
+        }
+    }
+}
+
+impl<K, V, S> Cache<K, V, S> {
+    /// Number of entries stored.
+    pub fn len(&self) -> usize {
+        self.inner.shards.iter().map(|s| s.read().len()).sum()
+    }
+
+    /// True if no entry is stored.
+    pub fn is_empty(&self) -> bool {
+        self.inner.shards.iter().all(|s| s.read().len() == 0)
+    }
+
+    /// Total weight stored (the entry count when no weigher is set).
+    pub fn weighted_size(&self) -> u64 {
+        self.inner.shards.iter().map(|s| s.read().weight()).sum()
+    }
+
+    /// The capacity the cache was built with.
+    pub fn capacity(&self) -> u64 {
+        self.inner.capacity
+    }
+
+    /// The eviction policy in use.
+    pub fn policy(&self) -> Policy {
+        self.inner.policy
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.inner.shards.len()
+    }
+
+    /// A snapshot of the statistics.
+    pub fn stats(&self) -> Stats {
+        let mut stats = Stats::default();
+        for shard in self.inner.shards.iter() {
+            stats.hits += shard.hits();
+            stats.misses += shard.misses();
+            let c = shard.read().counters;
+            stats.inserts += c.inserts;
+            stats.updates += c.updates;
+            stats.evictions += c.evictions;
+            stats.evicted_weight += c.evicted_weight;
+            stats.removals += c.removals;
+            stats.rejections += c.rejections;
+        }
+        stats
+    }
+
+    /// Heap bytes held by the cache's tables, slabs and policies (not by
+    /// what keys and values own themselves).
+    #[doc(hidden)]
+    pub fn heap_bytes(&self) -> usize {
+        self.inner.shards.iter().map(|s| s.read().heap_bytes()).sum()
+    }
+
+    /// Recomputes every internal count, weight and link and panics on a
+    /// mismatch. For tests.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) {
+        let mut total = 0;
+        for shard in self.inner.shards.iter() {
+            let core = shard.read();
+            core.validate();
+            total += core.capacity();
+        }
+        assert_eq!(total, self.inner.capacity, "shard capacities do not add up");
+    }
+}
+
+fn random_seed() -> u64 {
+    use std::hash::BuildHasher as _;
+    std::collections::hash_map::RandomState::new().hash_one(0x5EED_u64)
+}

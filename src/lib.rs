@@ -1,0 +1,17 @@
+//! larder: an embeddable in-process cache.
+//!
+//! TODO crate docs.
+#![deny(missing_docs)]
+#![warn(unsafe_op_in_unsafe_fn, unreachable_pub, rust_2018_idioms)]
+
+mod builder;
+mod cache;
+mod policy;
+mod shard;
+mod stats;
+mod sync;
+
+pub use builder::{CacheBuilder, DEFAULT_CAPACITY};
+pub use cache::Cache;
+pub use policy::{Policy, RemovalCause};
+pub use stats::Stats;

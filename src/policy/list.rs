@@ -1,0 +1,257 @@
+//! Index-linked doubly linked lists over one node arena.
+//!
+//! Every list-based policy (LRU, FIFO, SLRU, the W-TinyLFU window and main
+//! space, LFU's frequency buckets) keeps its order here. Nodes are addressed
+//! by the shard's slab index ([`Idx`]), so a "pointer" is a `u32` and there
+//! is no `unsafe` (the layout of quick_cache's `linked_slab.rs`, written
+//! anew). Several [`List`]s may share one [`Nodes`] arena: a node sits on at
+//! most one list at a time.
+
+use super::Idx;
+
+/// The "no node" link.
+pub(crate) const NIL: Idx = u32::MAX;
+
+/// Per-entry policy metadata: two links, the entry's weight and one word
+/// whose meaning belongs to the policy (segment, frequency, position).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Node {
+    pub(crate) prev: Idx,
+    pub(crate) next: Idx,
+    pub(crate) weight: u32,
+    pub(crate) tag: u32,
+}
+
+const UNLINKED: Node = Node {
+    prev: NIL,
+    next: NIL,
+    weight: 0,
+    tag: 0,
+};
+
+/// The arena of nodes, indexed like the shard's slab.
+#[derive(Debug, Default)]
+pub(crate) struct Nodes {
+    nodes: Vec<Node>,
+}
+
+impl Nodes {
+    /// Resets the node at `idx` (growing the arena if needed) and returns it.
+    pub(crate) fn init(&mut self, idx: Idx, weight: u32, tag: u32) -> &mut Node {
+        let i = idx as usize;
+        if i >= self.nodes.len() {
+            self.nodes.resize(i + 1, UNLINKED);
+        }
+        let node = &mut self.nodes[i];
+        *node = Node {
+            weight,
+            tag,
+            ..UNLINKED
+        };
+        node
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, idx: Idx) -> &Node {
+        &self.nodes[idx as usize]
+    }
+
+    #[inline]
+    pub(crate) fn get_mut(&mut self, idx: Idx) -> &mut Node {
+        &mut self.nodes[idx as usize]
+    }
+
+    /// Drops every node (the lists using this arena must be cleared too).
+    pub(crate) fn clear(&mut self) {
+        self.nodes.clear();
+        self.nodes.shrink_to_fit();
+    }
+
+    /// Heap bytes held by the arena.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.nodes.capacity() * std::mem::size_of::<Node>()
+    }
+}
+
+/// One list: `head` is the oldest end (LRU / next to leave), `tail` the
+/// newest (MRU). Tracks its length and total weight.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct List {
+    head: Idx,
+    tail: Idx,
+    len: usize,
+    weight: u64,
+}
+
+impl Default for List {
+    fn default() -> Self {
+        Self {
+            head: NIL,
+            tail: NIL,
+            len: 0,
+            weight: 0,
+        }
+    }
+}
+
+impl List {
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Total weight of the nodes on this list.
+    #[inline]
+    pub(crate) fn weight(&self) -> u64 {
+        self.weight
+    }
+
+    /// The oldest node, if any.
+    #[inline]
+    pub(crate) fn front(&self) -> Option<Idx> {
+        (self.head != NIL).then_some(self.head)
+    }
+
+    /// The newest node, if any.
+    #[inline]
+    pub(crate) fn back(&self) -> Option<Idx> {
+        (self.tail != NIL).then_some(self.tail)
+    }
+
+    /// Appends `idx` (not on any list) at the newest end.
+    #[inline]
+    pub(crate) fn push_back(&mut self, nodes: &mut Nodes, idx: Idx) {
+        let old_tail = self.tail;
+        {
+            let node = nodes.get_mut(idx);
+            debug_assert!(node.prev == NIL && node.next == NIL && self.head != idx);
+            node.prev = old_tail;
+            node.next = NIL;
+            self.weight += u64::from(node.weight);
+        }
+        if old_tail == NIL {
+            self.head = idx;
+        } else {
+            nodes.get_mut(old_tail).next = idx;
+        }
+        self.tail = idx;
+        self.len += 1;
+    }
+
+    /// Removes `idx`, which must be on this list.
+    #[inline]
+    pub(crate) fn unlink(&mut self, nodes: &mut Nodes, idx: Idx) {
+        let Node {
+            prev, next, weight, ..
+        } = *nodes.get(idx);
+        if prev == NIL {
+            self.head = next;
+        } else {
+            nodes.get_mut(prev).next = next;
+        }
+        if next == NIL {
+            self.tail = prev;
+        } else {
+            nodes.get_mut(next).prev = prev;
+        }
+        let node = nodes.get_mut(idx);
+        node.prev = NIL;
+        node.next = NIL;
+        self.len -= 1;
+        self.weight -= u64::from(weight);
+    }
+
+    /// Moves `idx`, which must be on this list, to the newest end.
+    #[inline]
+    pub(crate) fn move_to_back(&mut self, nodes: &mut Nodes, idx: Idx) {
+        if self.tail != idx {
+            self.unlink(nodes, idx);
+            self.push_back(nodes, idx);
+        }
+    }
+
+    /// Removes and returns the oldest node.
+    #[inline]
+    pub(crate) fn pop_front(&mut self, nodes: &mut Nodes) -> Option<Idx> {
+        let idx = self.front()?;
+        self.unlink(nodes, idx);
+        Some(idx)
+    }
+
+    /// Changes the weight of `idx`, which must be on this list.
+    #[inline]
+    pub(crate) fn set_weight(&mut self, nodes: &mut Nodes, idx: Idx, weight: u32) {
+        let node = nodes.get_mut(idx);
+        self.weight = self.weight - u64::from(node.weight) + u64::from(weight);
+        node.weight = weight;
+    }
+
+    /// Forgets every node (the arena is not touched).
+    pub(crate) fn clear(&mut self) {
+        *self = Self::default();
+    }
+
+    /// Walks the list from oldest to newest.
+    pub(crate) fn iter<'a>(&self, nodes: &'a Nodes) -> impl Iterator<Item = Idx> + 'a {
+        let mut cur = self.head;
+        std::iter::from_fn(move || {
+            if cur == NIL {
+                return None;
+            }
+            let idx = cur;
+            cur = nodes.get(idx).next;
+            Some(idx)
+        })
+    }
+
+    /// Checks the links, length and weight; panics on the first inconsistency.
+    pub(crate) fn validate(&self, nodes: &Nodes) {
+        let mut prev = NIL;
+        let mut len = 0;
+        let mut weight = 0u64;
+        let mut cur = self.head;
+        while cur != NIL {
+            let node = nodes.get(cur);
+            assert_eq!(node.prev, prev, "broken prev link at {cur}");
+            weight += u64::from(node.weight);
+            len += 1;
+            assert!(len <= self.len, "list longer than its length");
+            prev = cur;
+            cur = node.next;
+        }
+        assert_eq!(self.tail, prev, "tail mismatch");
+        assert_eq!(self.len, len, "length mismatch");
+        assert_eq!(self.weight, weight, "weight mismatch");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_unlink_move_pop() {
+        let mut nodes = Nodes::default();
+        let mut list = List::default();
+        for i in 0..5 {
+            nodes.init(i, i + 1, 0);
+            list.push_back(&mut nodes, i);
+        }
+        list.validate(&nodes);
+        assert_eq!(list.weight(), 15);
+        list.unlink(&mut nodes, 2);
+        list.move_to_back(&mut nodes, 0);
+        list.validate(&nodes);
+        assert_eq!(list.iter(&nodes).collect::<Vec<_>>(), vec![1, 3, 4, 0]);
+        assert_eq!(list.pop_front(&mut nodes), Some(1));
+        list.set_weight(&mut nodes, 4, 10);
+        list.validate(&nodes);
+        assert_eq!(list.weight(), 4 + 10 + 1);
+        assert_eq!((list.front(), list.back(), list.len()), (Some(3), Some(0), 3));
+    }
+}

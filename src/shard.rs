@@ -1,0 +1,503 @@
+//! One shard: a hash table, a slab of entries and an eviction policy under
+//! one lock, plus a lossy buffer of read hits.
+//!
+//! # Design
+//!
+//! The [`Cache`](crate::Cache) hashes a key once, picks a shard from the
+//! hash and calls into that shard. A shard is the single-threaded core of
+//! larder ([`Core`]) behind a `RwLock`, and two things outside the lock:
+//!
+//! * **Storage.** `table` is a `hashbrown::HashTable<u32>` of slab indices;
+//!   `slots` is a `Vec` of entries (key, value, hash, weight) with a free
+//!   list. An index ([`Idx`]) names an entry for its whole life; the policy
+//!   and the timer wheel key their metadata by it, so they never see `K` or
+//!   `V` and never allocate per entry.
+//! * **Reads scale.** A `get` takes the *read* lock, finds the entry, clones
+//!   the value and records the hit in a small ring of atomic slots
+//!   ([`ReadBuffer`], after BP-Wrapper and Caffeine's read buffers). The
+//!   policy learns of hits when the buffer is drained, under the write lock:
+//!   by the reader that fills the ring (if `try_write` succeeds, otherwise
+//!   the record is simply overwritten later) and by every writer before it
+//!   changes anything. A lost record costs a little policy precision, never
+//!   correctness: the drain ignores indices whose slot is now empty.
+//!   Single-threaded, nothing is lost and hits reach the policy in order, so
+//!   with one shard the LRU policy is exactly the classic LRU.
+//! * **Writes** (`insert`, `remove`, `retain`, eviction) take the write
+//!   lock, drain the read buffer, then change the table, the slab and the
+//!   policy together. Capacity is enforced before the lock is released, so
+//!   the bound holds after every operation.
+//!
+//! # What each lock guards, and lock order
+//!
+//! The shard's `RwLock` guards everything in [`Core`]. No code holds two
+//! shard locks at once, and no user code (hash, equality, clone, weigher,
+//! listener, drop of a removed value) runs under the write lock except key
+//! equality inside a lookup, which happens before anything is modified: a
+//! panicking `Eq` leaves the shard unchanged (parking_lot locks do not
+//! poison). Removed entries are collected in [`Removed`] and handed to the
+//! listener and dropped by the caller after the lock is released.
+
+use std::borrow::Borrow;
+use std::num::NonZeroU64;
+
+use hashbrown::HashTable;
+
+use crate::policy::{AnyPolicy, EvictionPolicy, Idx, Policy, RemovalCause};
+use crate::sync::{AtomicU32, AtomicU64, Ordering, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+/// Bit forced on in every stored hash so that `Option<Entry>` needs no tag
+/// (the hash becomes a `NonZeroU64`). Bit 40 lies above any bucket index
+/// hashbrown could use and below both the shard bits and hashbrown's 7-bit
+/// tag (bits 57..64), so setting it costs no useful entropy.
+pub(crate) const HASH_MARK: u64 = 1 << 40;
+
+/// Number of slots in a shard's read buffer (a power of two).
+const READ_BUFFER_SLOTS: usize = 64;
+
+/// A stored entry.
+pub(crate) struct Entry<K, V> {
+    pub(crate) key: K,
+    pub(crate) value: V,
+    hash: NonZeroU64,
+    pub(crate) weight: u32,
+}
+
+impl<K, V> Entry<K, V> {
+    #[inline]
+    pub(crate) fn hash(&self) -> u64 {
+        self.hash.get()
+    }
+}
+
+/// A lossy ring of recent read hits, written under the shard's read lock.
+pub(crate) struct ReadBuffer {
+    /// Total hits recorded; also the next write position.
+    head: AtomicU64,
+    slots: [AtomicU32; READ_BUFFER_SLOTS],
+}
+
+/// The empty slot marker in a [`ReadBuffer`].
+const EMPTY: u32 = u32::MAX;
+
+impl ReadBuffer {
+    fn new() -> Self {
+        Self {
+            head: AtomicU64::new(0),
+            slots: std::array::from_fn(|_| AtomicU32::new(EMPTY)),
+        }
+    }
+
+    /// Records a hit on `idx`; returns true when the ring just filled and
+    /// should be drained.
+    #[inline]
+    fn record(&self, idx: Idx) -> bool {
+        let pos = self.head.fetch_add(1, Ordering::Relaxed) as usize;
+        self.slots[pos % READ_BUFFER_SLOTS].store(idx, Ordering::Relaxed);
+        pos % READ_BUFFER_SLOTS == READ_BUFFER_SLOTS - 1
+    }
+
+    /// Number of hits ever recorded.
+    pub(crate) fn hits(&self) -> u64 {
+        self.head.load(Ordering::Relaxed)
+    }
+}
+
+/// Removed entries waiting to be announced and dropped outside the lock.
+pub(crate) struct Removed<K, V> {
+    first: Option<(K, V, RemovalCause)>,
+    rest: Vec<(K, V, RemovalCause)>,
+}
+
+impl<K, V> Removed<K, V> {
+    pub(crate) fn new() -> Self {
+        Self {
+            first: None,
+            rest: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, key: K, value: V, cause: RemovalCause) {
+        if self.first.is_none() {
+            self.first = Some((key, value, cause));
+        } else {
+            self.rest.push((key, value, cause));
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    /// Every removed entry, in the order removed.
+    pub(crate) fn into_iter(self) -> impl Iterator<Item = (K, V, RemovalCause)> {
+        self.first.into_iter().chain(self.rest)
+    }
+}
+
+/// Counters kept under the shard lock.
+#[derive(Default, Clone, Copy, Debug)]
+pub(crate) struct CoreCounters {
+    pub(crate) inserts: u64,
+    pub(crate) updates: u64,
+    pub(crate) evictions: u64,
+    pub(crate) evicted_weight: u64,
+    pub(crate) removals: u64,
+    pub(crate) rejections: u64,
+}
+
+/// The single-threaded part of a shard: table, slab and policy.
+pub(crate) struct Core<K, V> {
+    table: HashTable<Idx>,
+    slots: Vec<Option<Entry<K, V>>>,
+    free: Vec<Idx>,
+    policy: AnyPolicy,
+    capacity: u64,
+    weight: u64,
+    pub(crate) counters: CoreCounters,
+}
+
+impl<K, V> Core<K, V> {
+    fn new(policy: Policy, capacity: u64, seed: u64) -> Self {
+        Self {
+            table: HashTable::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            policy: AnyPolicy::new(policy, capacity, seed),
+            capacity,
+            weight: 0,
+            counters: CoreCounters::default(),
+        }
+    }
+
+    /// Number of entries stored.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Total weight stored.
+    #[inline]
+    pub(crate) fn weight(&self) -> u64 {
+        self.weight
+    }
+
+    /// Maximum weight this shard holds.
+    #[inline]
+    pub(crate) fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    #[inline]
+    fn entry(&self, idx: Idx) -> &Entry<K, V> {
+        match &self.slots[idx as usize] {
+            Some(entry) => entry,
+            None => unreachable!("table points at an empty slot"),
+        }
+    }
+
+    /// Looks up `key`; `hash` must be the cache's hash of it.
+    #[inline]
+    pub(crate) fn find<Q>(&self, hash: u64, key: &Q) -> Option<Idx>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let slots = &self.slots;
+        self.table
+            .find(hash, |&idx| match &slots[idx as usize] {
+                Some(e) => e.key.borrow() == key,
+                None => false,
+            })
+            .copied()
+    }
+
+    /// The entry at `idx`, which must be live.
+    #[inline]
+    pub(crate) fn get_entry(&self, idx: Idx) -> &Entry<K, V> {
+        self.entry(idx)
+    }
+
+    /// Replays buffered read hits into the policy, oldest first.
+    fn drain(&mut self, buffer: &ReadBuffer) {
+        let start = buffer.head.load(Ordering::Relaxed) as usize;
+        for i in 0..READ_BUFFER_SLOTS {
+            let slot = &buffer.slots[(start + i) % READ_BUFFER_SLOTS];
+            if slot.load(Ordering::Relaxed) == EMPTY {
+                continue;
+            }
+            let idx = slot.swap(EMPTY, Ordering::Relaxed);
+            if let Some(Some(entry)) = self.slots.get(idx as usize) {
+                let hash = entry.hash();
+                self.policy.on_access(idx, hash);
+            }
+        }
+    }
+
+    /// Inserts or replaces `key`. Returns true if the value was stored
+    /// (false when it was heavier than the shard's capacity).
+    pub(crate) fn insert(
+        &mut self,
+        hash: u64,
+        key: K,
+        value: V,
+        weight: u32,
+        removed: &mut Removed<K, V>,
+    ) -> bool
+    where
+        K: Eq,
+    {
+        let existing = self.find(hash, &key);
+        if self.capacity == 0 || u64::from(weight) > self.capacity {
+            // Never stored. A value it replaces must not be served either.
+            if let Some(idx) = existing {
+                self.policy.on_remove(idx);
+                let old = self.unlink(idx);
+                self.counters.removals += 1;
+                removed.push(old.key, old.value, RemovalCause::Replaced);
+            }
+            self.counters.rejections += 1;
+            self.counters.evictions += 1;
+            self.counters.evicted_weight += u64::from(weight);
+            removed.push(key, value, RemovalCause::Evicted);
+            return false;
+        }
+        match existing {
+            Some(idx) => {
+                let slot = self.slots[idx as usize].as_mut().expect("live slot");
+                let old_value = std::mem::replace(&mut slot.value, value);
+                let old_weight = std::mem::replace(&mut slot.weight, weight);
+                self.weight = self.weight - u64::from(old_weight) + u64::from(weight);
+                self.policy.on_update(idx, hash, weight);
+                self.counters.updates += 1;
+                removed.push(key, old_value, RemovalCause::Replaced);
+            }
+            None => {
+                let hash = NonZeroU64::new(hash | HASH_MARK).expect("marked hash is non-zero");
+                let entry = Entry {
+                    key,
+                    value,
+                    hash,
+                    weight,
+                };
+                let idx = match self.free.pop() {
+                    Some(idx) => {
+                        self.slots[idx as usize] = Some(entry);
+                        idx
+                    }
+                    None => {
+                        let idx = self.slots.len() as Idx;
+                        self.slots.push(Some(entry));
+                        idx
+                    }
+                };
+                let slots = &self.slots;
+                self.table.insert_unique(hash.get(), idx, |&i| match &slots[i as usize] {
+                    Some(e) => e.hash(),
+                    None => unreachable!("table points at an empty slot"),
+                });
+                self.weight += u64::from(weight);
+                self.policy.on_insert(idx, hash.get(), weight);
+                self.counters.inserts += 1;
+            }
+        }
+        self.evict_to_capacity(removed);
+        true
+    }
+
+    /// Evicts until the stored weight is within capacity.
+    fn evict_to_capacity(&mut self, removed: &mut Removed<K, V>) {
+        while self.weight > self.capacity {
+            let slots = &self.slots;
+            let hash_of = |i: Idx| match &slots[i as usize] {
+                Some(e) => e.hash(),
+                None => 0,
+            };
+            let Some(victim) = self.policy.evict(&hash_of) else {
+                debug_assert!(false, "policy empty while over capacity");
+                break;
+            };
+            let entry = self.unlink(victim);
+            self.counters.evictions += 1;
+            self.counters.evicted_weight += u64::from(entry.weight);
+            removed.push(entry.key, entry.value, RemovalCause::Evicted);
+        }
+    }
+
+    /// Removes the entry at `idx` from the table and the slab (not from the
+    /// policy) and returns it.
+    fn unlink(&mut self, idx: Idx) -> Entry<K, V> {
+        let hash = self.entry(idx).hash();
+        match self.table.find_entry(hash, |&i| i == idx) {
+            Ok(found) => {
+                found.remove();
+            }
+            Err(_) => unreachable!("live entry missing from the table"),
+        }
+        let entry = self.slots[idx as usize].take().expect("live slot");
+        self.free.push(idx);
+        self.weight -= u64::from(entry.weight);
+        if self.table.is_empty() {
+            // Give memory back once the shard is empty.
+            self.slots.clear();
+            self.free.clear();
+        }
+        entry
+    }
+
+    /// Removes `key` if present.
+    pub(crate) fn remove<Q>(&mut self, hash: u64, key: &Q) -> Option<(K, V)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let idx = self.find(hash, key)?;
+        self.policy.on_remove(idx);
+        let entry = self.unlink(idx);
+        self.counters.removals += 1;
+        Some((entry.key, entry.value))
+    }
+
+    /// Keeps only the entries for which `keep` returns true.
+    pub(crate) fn retain(
+        &mut self,
+        keep: &mut dyn FnMut(&K, &V) -> bool,
+        removed: &mut Removed<K, V>,
+    ) {
+        for idx in 0..self.slots.len() as Idx {
+            let drop_it = match &self.slots[idx as usize] {
+                Some(e) => !keep(&e.key, &e.value),
+                None => false,
+            };
+            if drop_it {
+                self.policy.on_remove(idx);
+                let entry = self.unlink(idx);
+                self.counters.removals += 1;
+                removed.push(entry.key, entry.value, RemovalCause::Explicit);
+                if self.slots.is_empty() {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Removes every entry.
+    pub(crate) fn clear(&mut self, removed: &mut Removed<K, V>) {
+        self.table.clear();
+        self.policy.clear();
+        self.free.clear();
+        self.weight = 0;
+        for entry in self.slots.drain(..).flatten() {
+            self.counters.removals += 1;
+            removed.push(entry.key, entry.value, RemovalCause::Explicit);
+        }
+        self.slots.shrink_to_fit();
+    }
+
+    /// Every live entry, in slab order.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = &Entry<K, V>> {
+        self.slots.iter().flatten()
+    }
+
+    /// Heap bytes held by this core (table, slab, free list, policy).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.table.allocation_size()
+            + self.slots.capacity() * std::mem::size_of::<Option<Entry<K, V>>>()
+            + self.free.capacity() * std::mem::size_of::<Idx>()
+            + self.policy.heap_bytes()
+    }
+
+    /// Recomputes every count, weight and link; panics on a mismatch.
+    pub(crate) fn validate(&self) {
+        let live = self.slots.iter().filter(|s| s.is_some()).count();
+        assert_eq!(live, self.table.len(), "slab and table disagree on len");
+        assert_eq!(live, self.policy.len(), "policy tracks a different count");
+        let weight: u64 = self.entries().map(|e| u64::from(e.weight)).sum();
+        assert_eq!(weight, self.weight, "stored weight is off");
+        assert_eq!(weight, self.policy.weight(), "policy weight is off");
+        assert!(self.weight <= self.capacity, "over capacity");
+        for &idx in self.table.iter() {
+            let entry = self.entry(idx);
+            let found = self.table.find(entry.hash(), |&i| i == idx);
+            assert!(found.is_some(), "entry {idx} not reachable by its hash");
+        }
+        for &idx in &self.free {
+            assert!(self.slots[idx as usize].is_none(), "free slot {idx} is live");
+        }
+        self.policy.validate();
+    }
+}
+
+/// A shard: the core under its lock, plus the lock-free read side.
+pub(crate) struct Shard<K, V> {
+    core: RwLock<Core<K, V>>,
+    reads: ReadBuffer,
+    misses: AtomicU64,
+}
+
+impl<K, V> Shard<K, V> {
+    pub(crate) fn new(policy: Policy, capacity: u64, seed: u64) -> Self {
+        Self {
+            core: RwLock::new(Core::new(policy, capacity, seed)),
+            reads: ReadBuffer::new(),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes the read lock (lookups that do not touch the policy).
+    #[inline]
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Core<K, V>> {
+        self.core.read()
+    }
+
+    /// Takes the write lock and replays buffered hits first.
+    #[inline]
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Core<K, V>> {
+        let mut core = self.core.write();
+        core.drain(&self.reads);
+        core
+    }
+
+    /// Looks `key` up and, on a hit, records the access and returns
+    /// `f(&entry)`.
+    #[inline]
+    pub(crate) fn get_with<Q, R>(
+        &self,
+        hash: u64,
+        key: &Q,
+        f: impl FnOnce(&Entry<K, V>) -> R,
+    ) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let (result, drain) = {
+            let core = self.core.read();
+            let Some(idx) = core.find(hash, key) else {
+                drop(core);
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                return None;
+            };
+            let result = f(core.entry(idx));
+            (result, self.reads.record(idx))
+        };
+        if drain {
+            if let Some(mut core) = self.core.try_write() {
+                core.drain(&self.reads);
+            }
+        }
+        Some(result)
+    }
+
+    /// Counts a miss that did not go through [`Shard::get_with`].
+    pub(crate) fn record_miss(&self) {
+        self.misses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn hits(&self) -> u64 {
+        self.reads.hits()
+    }
+
+    pub(crate) fn misses(&self) -> u64 {
+        self.misses.load(Ordering::Relaxed)
+    }
+}

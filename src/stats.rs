@@ -1,0 +1,63 @@
+//! Cache statistics: a plain snapshot of counters.
+//!
+//! Hits are counted by the shards' read buffers (the same atomic that
+//! records the access, so counting them is free), misses by one relaxed
+//! atomic per shard, and everything else under the shard lock that does the
+//! work. [`Cache::stats`](crate::Cache::stats) adds them up; the snapshot is
+//! not atomic across shards, so under concurrent traffic the fields may be
+//! a few operations apart.
+
+/// A snapshot of a cache's counters since it was built.
+///
+/// # Examples
+///
+/// ```
+/// use larder::Cache;
+///
+/// let cache: Cache<u32, u32> = Cache::new(10);
+/// cache.insert(1, 10);
+/// assert_eq!(cache.get(&1), Some(10));
+/// assert_eq!(cache.get(&2), None);
+/// let stats = cache.stats();
+/// assert_eq!((stats.hits, stats.misses, stats.inserts), (1, 1, 1));
+/// assert_eq!(stats.hit_ratio(), 0.5);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Lookups (`get`, and the loading methods) that found a live value.
+    pub hits: u64,
+    /// Lookups that found nothing (or only an expired entry).
+    pub misses: u64,
+    /// Entries stored under a key that was absent.
+    pub inserts: u64,
+    /// Values replaced under a key that was present.
+    pub updates: u64,
+    /// Entries removed by the eviction policy, plus values rejected because
+    /// they weigh more than the capacity.
+    pub evictions: u64,
+    /// Total weight of the evicted entries.
+    pub evicted_weight: u64,
+    /// Entries removed by `remove`, `invalidate_all`, `retain`, or replaced
+    /// by a rejected value.
+    pub removals: u64,
+    /// Values rejected because they weigh more than their shard's capacity
+    /// (also counted in `evictions`).
+    pub rejections: u64,
+}
+
+impl Stats {
+    /// `hits / (hits + misses)`, or 1.0 when there were no lookups.
+    pub fn hit_ratio(&self) -> f64 {
+        let total = self.hits + self.misses;
+        if total == 0 {
+            1.0
+        } else {
+            self.hits as f64 / total as f64
+        }
+    }
+
+    /// `hits + misses`.
+    pub fn requests(&self) -> u64 {
+        self.hits + self.misses
+    }
+}
