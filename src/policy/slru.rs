@@ -302,7 +302,12 @@ mod tests {
         }
 
         fn tracked(&self) -> Vec<Idx> {
-            let mut all: Vec<_> = self.probation.iter().chain(&self.protected).map(|e| e.0).collect();
+            let mut all: Vec<_> = self
+                .probation
+                .iter()
+                .chain(&self.protected)
+                .map(|e| e.0)
+                .collect();
             all.sort_unstable();
             all
         }
@@ -344,11 +349,9 @@ mod tests {
             for op in ops {
                 let tracked = model.tracked();
                 match op {
-                    Op::Insert(idx, w) => {
-                        if !tracked.contains(&idx) {
-                            slru.on_insert(idx, 0, w);
-                            model.probation.push((idx, w));
-                        }
+                    Op::Insert(idx, w) if !tracked.contains(&idx) => {
+                        slru.on_insert(idx, 0, w);
+                        model.probation.push((idx, w));
                     }
                     Op::Access(s) if !tracked.is_empty() => {
                         let idx = tracked[s % tracked.len()];
