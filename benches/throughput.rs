@@ -1,0 +1,578 @@
+//! Side-by-side throughput of larder and its peers.
+//!
+//! Dimensions:
+//!
+//! | dimension  | values                                                        |
+//! |------------|---------------------------------------------------------------|
+//! | workload   | `read100`: 100% `get` on a cache pre-filled with every key    |
+//! |            | `mixed90_10`: 90% `get`, 10% `insert` (same pre-filled cache) |
+//! |            | `evict_heavy`: capacity 10% of the key space, `get` and       |
+//! |            | `insert` on a miss                                            |
+//! | threads    | 1, 2 (`std::thread::scope`, every thread a fixed op count)    |
+//! | contender  | larder with each `Policy` (all six in `evict_heavy`, W-TinyLFU |
+//! |            | and LRU elsewhere), `quick_cache::sync::Cache`,               |
+//! |            | `moka::sync::Cache`, `lru::LruCache` behind a                 |
+//! |            | `parking_lot::Mutex`, and a 16-shard                          |
+//! |            | `RwLock<hashbrown::HashMap>` with no eviction (reference only, |
+//! |            | not in `evict_heavy`, where it would just grow)               |
+//!
+//! Keys are `u64`s from a key space of 2^20, drawn from Zipf(1.0) (rank 1 is
+//! the hottest) and scattered over the key space by a fixed bijection. Each
+//! thread replays its own precomputed stream of 2^20 keys, so generating
+//! keys is not timed; successive timing runs continue where the last one
+//! stopped rather than replaying the same prefix. Values are `u64`. Every
+//! contender uses its default hasher (what a user gets).
+//!
+//! Throughput is reported in elements = operations summed over all threads
+//! (`Throughput::Elements`); one criterion iteration is [`OPS_PER_ITER`]
+//! operations per thread. The time of a batch is the slowest thread's, from
+//! a barrier to its last operation.
+//!
+//! After criterion, when run as `cargo bench`, the bench times the contenders
+//! that the acceptance bar names once more in plain fixed-op loops,
+//! interleaved round by round in this one process, and prints Mops/s and
+//! ratios: on this shared 2-core machine only ratios measured side by side
+//! mean anything.
+
+use std::hint::black_box;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Barrier, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use crossbeam_utils::CachePadded;
+use larder::Policy;
+use parking_lot::{Mutex, RwLock};
+
+/// log2 of the key space.
+const KEY_BITS: u32 = 20;
+/// Number of distinct keys (1,048,576).
+const KEY_SPACE: usize = 1 << KEY_BITS;
+/// Keys in each thread's precomputed stream (a power of two; 8 MiB each).
+const STREAM_LEN: usize = 1 << 20;
+/// Operations per thread in one criterion iteration.
+const OPS_PER_ITER: usize = 1024;
+/// Most threads a workload runs with.
+const MAX_THREADS: usize = 2;
+/// Capacity of the `evict_heavy` caches: 10% of the key space (104,857).
+const EVICT_CAPACITY: u64 = KEY_SPACE as u64 / 10;
+/// Shards of the reference `RwLock<HashMap>`.
+const BASELINE_SHARDS: usize = 16;
+
+// ---------------------------------------------------------------------------
+// Key generation: a small PRNG and a Zipf sampler.
+
+/// SplitMix64: a tiny, fast, well-mixed generator (Steele, Lea and Flood,
+/// 2014). Plenty for drawing benchmark keys.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, 1)` from the top 53 bits.
+    fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+}
+
+/// Zipf with exponent `s` over ranks `0..n`, sampled by inverting a
+/// precomputed cumulative distribution (binary search). Building it is
+/// O(n), sampling O(log n); neither is timed.
+struct Zipf {
+    cdf: Vec<f64>,
+}
+
+impl Zipf {
+    fn new(n: usize, s: f64) -> Self {
+        let mut cdf = Vec::with_capacity(n);
+        let mut sum = 0.0;
+        for rank in 1..=n {
+            sum += 1.0 / (rank as f64).powf(s);
+            cdf.push(sum);
+        }
+        for c in &mut cdf {
+            *c /= sum;
+        }
+        Self { cdf }
+    }
+
+    /// A rank in `0..n`; rank 0 is the most frequent.
+    fn sample(&self, rng: &mut SplitMix64) -> usize {
+        let u = rng.next_f64();
+        self.cdf
+            .partition_point(|&c| c <= u)
+            .min(self.cdf.len() - 1)
+    }
+}
+
+/// Maps a Zipf rank to a key: multiplication by an odd constant modulo
+/// 2^20 is a bijection on the key space, so hot keys are scattered rather
+/// than being the smallest integers.
+fn key_of(rank: usize) -> u64 {
+    (rank as u64).wrapping_mul(0x9E37_79B1) & (KEY_SPACE as u64 - 1)
+}
+
+/// One precomputed key stream per thread, built on first use.
+fn streams() -> &'static [Vec<u64>] {
+    static STREAMS: OnceLock<Vec<Vec<u64>>> = OnceLock::new();
+    STREAMS.get_or_init(|| {
+        let zipf = Zipf::new(KEY_SPACE, 1.0);
+        (0..MAX_THREADS)
+            .map(|t| {
+                let mut rng = SplitMix64(0x1A2D_E200 + t as u64);
+                (0..STREAM_LEN)
+                    .map(|_| key_of(zipf.sample(&mut rng)))
+                    .collect()
+            })
+            .collect()
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Contenders.
+
+/// The operations a workload needs, over `u64 -> u64`.
+trait Contender: Sync {
+    fn get(&self, key: u64) -> Option<u64>;
+    fn insert(&self, key: u64, value: u64);
+}
+
+impl Contender for larder::Cache<u64, u64> {
+    #[inline]
+    fn get(&self, key: u64) -> Option<u64> {
+        larder::Cache::get(self, &key)
+    }
+    #[inline]
+    fn insert(&self, key: u64, value: u64) {
+        larder::Cache::insert(self, key, value)
+    }
+}
+
+impl Contender for quick_cache::sync::Cache<u64, u64> {
+    #[inline]
+    fn get(&self, key: u64) -> Option<u64> {
+        quick_cache::sync::Cache::get(self, &key)
+    }
+    #[inline]
+    fn insert(&self, key: u64, value: u64) {
+        quick_cache::sync::Cache::insert(self, key, value)
+    }
+}
+
+impl Contender for moka::sync::Cache<u64, u64> {
+    #[inline]
+    fn get(&self, key: u64) -> Option<u64> {
+        moka::sync::Cache::get(self, &key)
+    }
+    #[inline]
+    fn insert(&self, key: u64, value: u64) {
+        moka::sync::Cache::insert(self, key, value)
+    }
+}
+
+/// `lru::LruCache` made shareable the usual way: one mutex around it.
+struct MutexLru(Mutex<lru::LruCache<u64, u64>>);
+
+impl Contender for MutexLru {
+    #[inline]
+    fn get(&self, key: u64) -> Option<u64> {
+        self.0.lock().get(&key).copied()
+    }
+    #[inline]
+    fn insert(&self, key: u64, value: u64) {
+        self.0.lock().put(key, value);
+    }
+}
+
+/// One shard of the reference map.
+type MapShard = RwLock<hashbrown::HashMap<u64, u64, ahash::RandomState>>;
+
+/// The reference point: a sharded `RwLock<HashMap>` with no eviction and no
+/// bookkeeping at all. Shards are picked by a multiplicative hash of the
+/// key (top bits), the map then hashes with ahash.
+struct ShardedMap {
+    shards: Box<[CachePadded<MapShard>]>,
+}
+
+impl ShardedMap {
+    fn new() -> Self {
+        let shards = (0..BASELINE_SHARDS)
+            .map(|_| CachePadded::new(RwLock::new(hashbrown::HashMap::default())))
+            .collect();
+        Self { shards }
+    }
+
+    #[inline]
+    fn shard(&self, key: u64) -> &MapShard {
+        let bits = BASELINE_SHARDS.trailing_zeros();
+        &self.shards[(key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize]
+    }
+}
+
+impl Contender for ShardedMap {
+    #[inline]
+    fn get(&self, key: u64) -> Option<u64> {
+        self.shard(key).read().get(&key).copied()
+    }
+    #[inline]
+    fn insert(&self, key: u64, value: u64) {
+        self.shard(key).write().insert(key, value);
+    }
+}
+
+/// Which contender to build.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Larder(Policy),
+    QuickCache,
+    Moka,
+    Lru,
+    Baseline,
+}
+
+impl Kind {
+    fn name(self) -> String {
+        match self {
+            Kind::Larder(p) => format!("larder-{p}"),
+            Kind::QuickCache => "quick_cache".into(),
+            Kind::Moka => "moka".into(),
+            Kind::Lru => "lru_mutex".into(),
+            Kind::Baseline => "rwlock_hashmap_x16".into(),
+        }
+    }
+}
+
+/// Something to do with a freshly built contender; lets one `match` build
+/// each concrete type and hand it to generic (monomorphised) code.
+trait WithContender {
+    type Out;
+    fn call<C: Contender>(self, cache: &C) -> Self::Out;
+}
+
+/// Builds `kind` with room for `capacity` entries and runs `with` on it.
+fn with_contender<W: WithContender>(kind: Kind, capacity: u64, with: W) -> W::Out {
+    match kind {
+        Kind::Larder(policy) => {
+            let cache = larder::Cache::<u64, u64>::builder()
+                .max_capacity(capacity)
+                .policy(policy)
+                .build();
+            with.call(&cache)
+        }
+        Kind::QuickCache => with.call(&quick_cache::sync::Cache::<u64, u64>::new(
+            capacity as usize,
+        )),
+        Kind::Moka => with.call(&moka::sync::Cache::<u64, u64>::new(capacity)),
+        Kind::Lru => {
+            let cap = NonZeroUsize::new(capacity as usize).expect("capacity > 0");
+            with.call(&MutexLru(Mutex::new(lru::LruCache::new(cap))))
+        }
+        Kind::Baseline => with.call(&ShardedMap::new()),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Workloads.
+
+/// What each operation does.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Workload {
+    /// 100% `get` on a cache holding every key.
+    Read100,
+    /// Every tenth operation an `insert` (an update: every key is present),
+    /// the rest `get`.
+    Mixed90,
+    /// `get`, and `insert` on a miss, with capacity 10% of the key space.
+    EvictHeavy,
+}
+
+impl Workload {
+    fn group(self) -> &'static str {
+        match self {
+            Workload::Read100 => "read100",
+            Workload::Mixed90 => "mixed90_10",
+            Workload::EvictHeavy => "evict_heavy",
+        }
+    }
+
+    fn capacity(self) -> u64 {
+        match self {
+            Workload::Read100 | Workload::Mixed90 => KEY_SPACE as u64,
+            Workload::EvictHeavy => EVICT_CAPACITY,
+        }
+    }
+
+    fn contenders(self) -> Vec<Kind> {
+        let policies: Vec<Policy> = match self {
+            Workload::EvictHeavy => Policy::ALL.to_vec(),
+            _ => vec![Policy::WTinyLfu, Policy::Lru],
+        };
+        let mut kinds: Vec<Kind> = policies.into_iter().map(Kind::Larder).collect();
+        kinds.extend([Kind::QuickCache, Kind::Moka, Kind::Lru]);
+        if self != Workload::EvictHeavy {
+            kinds.push(Kind::Baseline);
+        }
+        kinds
+    }
+
+    /// Brings a new cache to the state the workload measures: every key
+    /// present for the read workloads, a warm cache for `evict_heavy`.
+    fn prepare<C: Contender>(self, cache: &C) {
+        match self {
+            Workload::Read100 | Workload::Mixed90 => {
+                for key in 0..KEY_SPACE as u64 {
+                    cache.insert(key, key);
+                }
+            }
+            Workload::EvictHeavy => {
+                run_ops(cache, self, &streams()[0], 0, STREAM_LEN);
+            }
+        }
+    }
+}
+
+/// Runs `ops` operations of `workload` over `keys` starting at `offset`;
+/// returns the number of misses.
+#[inline(never)]
+fn run_ops<C: Contender>(
+    cache: &C,
+    workload: Workload,
+    keys: &[u64],
+    offset: usize,
+    ops: usize,
+) -> u64 {
+    let mask = keys.len() - 1;
+    let mut misses = 0;
+    match workload {
+        Workload::Read100 => {
+            for i in 0..ops {
+                let key = keys[(offset + i) & mask];
+                misses += u64::from(black_box(cache.get(key)).is_none());
+            }
+        }
+        Workload::Mixed90 => {
+            for i in 0..ops {
+                let key = keys[(offset + i) & mask];
+                if i % 10 == 9 {
+                    cache.insert(key, key);
+                } else {
+                    misses += u64::from(black_box(cache.get(key)).is_none());
+                }
+            }
+        }
+        Workload::EvictHeavy => {
+            for i in 0..ops {
+                let key = keys[(offset + i) & mask];
+                if black_box(cache.get(key)).is_none() {
+                    cache.insert(key, key);
+                    misses += 1;
+                }
+            }
+        }
+    }
+    misses
+}
+
+/// Runs `ops_per_thread` operations on each of `threads` threads, each
+/// replaying its own key stream from `offset`. Returns the slowest thread's
+/// time (barrier to last operation) and the total misses.
+fn run_threads<C: Contender>(
+    cache: &C,
+    workload: Workload,
+    threads: usize,
+    ops_per_thread: usize,
+    offset: usize,
+) -> (Duration, u64) {
+    let barrier = Barrier::new(threads);
+    let streams = streams();
+    thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let barrier = &barrier;
+                let keys = &streams[t];
+                s.spawn(move || {
+                    barrier.wait();
+                    let start = Instant::now();
+                    let misses = run_ops(cache, workload, keys, offset, ops_per_thread);
+                    (start.elapsed(), misses)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("bench thread panicked"))
+            .fold((Duration::ZERO, 0), |(t, m), (dt, dm)| (t.max(dt), m + dm))
+    })
+}
+
+/// Benchmarks one contender on one workload at 1 and 2 threads.
+struct CriterionRun<'a, 'b> {
+    group: &'a mut criterion::BenchmarkGroup<'b, criterion::measurement::WallTime>,
+    name: String,
+    workload: Workload,
+}
+
+impl WithContender for CriterionRun<'_, '_> {
+    type Out = ();
+
+    fn call<C: Contender>(self, cache: &C) {
+        self.workload.prepare(cache);
+        // Continue the key streams across timing runs instead of replaying
+        // the same prefix on every call.
+        let cursor = AtomicUsize::new(0);
+        for threads in 1..=MAX_THREADS {
+            self.group
+                .throughput(Throughput::Elements((OPS_PER_ITER * threads) as u64));
+            self.group.bench_with_input(
+                BenchmarkId::new(&self.name, format!("{threads}t")),
+                &threads,
+                |b, &threads| {
+                    b.iter_custom(|iters| {
+                        let ops = iters as usize * OPS_PER_ITER;
+                        let offset = cursor.fetch_add(ops, Ordering::Relaxed);
+                        run_threads(cache, self.workload, threads, ops, offset).0
+                    })
+                },
+            );
+        }
+    }
+}
+
+fn throughput(c: &mut Criterion) {
+    streams(); // build the key streams before any timing
+    for workload in [Workload::Read100, Workload::Mixed90, Workload::EvictHeavy] {
+        let mut group = c.benchmark_group(workload.group());
+        group
+            .sample_size(10)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(2));
+        for kind in workload.contenders() {
+            let run = CriterionRun {
+                group: &mut group,
+                name: kind.name(),
+                workload,
+            };
+            with_contender(kind, workload.capacity(), run);
+        }
+        group.finish();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The same-process ratio table.
+
+/// Rounds of the fixed-op loop; each contender's best round is reported.
+const RATIO_ROUNDS: usize = 3;
+/// Operations per thread in one fixed-op round (2,097,152).
+const RATIO_OPS: usize = 1 << 21;
+
+/// Times one fixed-op run of a workload at 2 threads on a freshly built and
+/// prepared contender; returns Mops/s and the miss ratio.
+struct FixedRun {
+    workload: Workload,
+}
+
+impl WithContender for FixedRun {
+    type Out = (f64, f64);
+
+    fn call<C: Contender>(self, cache: &C) -> (f64, f64) {
+        self.workload.prepare(cache);
+        let threads = MAX_THREADS;
+        // Start past the stretch `prepare` replayed.
+        let (elapsed, misses) = run_threads(cache, self.workload, threads, RATIO_OPS, 12_345);
+        let total = (threads * RATIO_OPS) as f64;
+        (total / elapsed.as_secs_f64() / 1e6, misses as f64 / total)
+    }
+}
+
+fn ratio_table() {
+    let workloads = [Workload::Read100, Workload::EvictHeavy];
+    let kinds = [
+        Kind::Larder(Policy::WTinyLfu),
+        Kind::Larder(Policy::Lru),
+        Kind::QuickCache,
+        Kind::Moka,
+        Kind::Baseline,
+    ];
+    // best[w][k] = (best Mops/s, miss ratio of that round)
+    let mut best = [[(0.0f64, 0.0f64); 5]; 2];
+    for round in 0..RATIO_ROUNDS {
+        eprintln!("ratio table: round {}/{RATIO_ROUNDS}", round + 1);
+        for (w, &workload) in workloads.iter().enumerate() {
+            for (k, &kind) in kinds.iter().enumerate() {
+                if workload == Workload::EvictHeavy && kind == Kind::Baseline {
+                    continue;
+                }
+                let result = with_contender(kind, workload.capacity(), FixedRun { workload });
+                if result.0 > best[w][k].0 {
+                    best[w][k] = result;
+                }
+            }
+        }
+    }
+
+    println!();
+    println!(
+        "## Same-process fixed-op loop, 2 threads ({RATIO_OPS} ops per thread, \
+         best of {RATIO_ROUNDS} interleaved rounds)"
+    );
+    println!();
+    println!("| workload | contender | Mops/s | miss ratio |");
+    println!("|---|---|---:|---:|");
+    for (w, workload) in workloads.iter().enumerate() {
+        for (k, kind) in kinds.iter().enumerate() {
+            let (mops, miss) = best[w][k];
+            if mops > 0.0 {
+                println!(
+                    "| {} | {} | {mops:.2} | {miss:.4} |",
+                    workload.group(),
+                    kind.name()
+                );
+            }
+        }
+    }
+    println!();
+    println!("| ratio (fixed-op loop, 2 threads) | value | bar |");
+    println!("|---|---:|---|");
+    let ratio = |w: usize, k: usize| best[w][0].0 / best[w][k].0;
+    println!(
+        "| read100: larder-WTinyLfu / quick_cache | {:.2}x | >= 1.0x |",
+        ratio(0, 2)
+    );
+    println!(
+        "| read100: larder-WTinyLfu / moka | {:.2}x | >= 3x |",
+        ratio(0, 3)
+    );
+    println!(
+        "| read100: larder-WTinyLfu / rwlock_hashmap_x16 | {:.2}x | (reference) |",
+        ratio(0, 4)
+    );
+    println!(
+        "| evict_heavy: larder-WTinyLfu / quick_cache | {:.2}x | >= 1.0x |",
+        ratio(1, 2)
+    );
+    println!(
+        "| evict_heavy: larder-WTinyLfu / moka | {:.2}x | (none) |",
+        ratio(1, 3)
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` does not, and
+    // then criterion runs each benchmark once and the ratio table is skipped.
+    let benching = std::env::args().any(|a| a == "--bench");
+    let mut criterion = Criterion::default().configure_from_args();
+    throughput(&mut criterion);
+    criterion.final_summary();
+    if benching && std::env::var_os("LARDER_BENCH_NO_TABLE").is_none() {
+        ratio_table();
+    }
+}

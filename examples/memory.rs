@@ -1,0 +1,174 @@
+//! Heap bytes per entry of larder and its peers, counted by a global
+//! allocator.
+//!
+//! Each contender is built with capacity 1,000,000 and filled with the keys
+//! `0..1_000_000` (`u64 -> u64`). The live heap bytes it holds are divided
+//! by the entries it actually kept (a sharded cache may evict a few keys
+//! when its shards fill unevenly), and the 16-byte payload (key + value) is
+//! subtracted for the overhead column.
+//!
+//! ```text
+//! cargo run --release --example memory
+//! ```
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+use larder::Policy;
+
+/// Wraps the system allocator and keeps a running count of live bytes.
+struct Counting;
+
+/// Bytes currently allocated through [`Counting`].
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every method forwards to `System` with the caller's arguments
+// unchanged, so `System`'s guarantees carry over; the counter is a side
+// effect that never touches the memory itself.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as is; the caller upholds `alloc`'s contract.
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as is; the caller upholds `alloc_zeroed`'s contract.
+        let ptr = unsafe { System.alloc_zeroed(layout) };
+        if !ptr.is_null() {
+            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` was allocated by this allocator (hence by `System`)
+        // with `layout`, as the caller guarantees.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded as is; the caller upholds `realloc`'s contract.
+        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            LIVE.fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
+        }
+        new
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Entries inserted, and the capacity of every cache.
+const ENTRIES: u64 = 1_000_000;
+/// Bytes of one entry's payload: a `u64` key and a `u64` value.
+const PAYLOAD: f64 = 16.0;
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+/// Builds a structure with `build`, fills it with `fill`, and returns the
+/// live heap bytes it holds and how many entries it reports keeping.
+fn measure<T>(build: impl FnOnce() -> T, fill: impl FnOnce(&mut T) -> usize) -> (isize, usize) {
+    let before = live();
+    let mut value = build();
+    let kept = fill(&mut value);
+    let bytes = live() - before;
+    drop(value);
+    (bytes, kept)
+}
+
+fn main() {
+    let mut rows: Vec<(String, isize, usize)> = Vec::new();
+
+    for policy in Policy::ALL {
+        let mut shards = 0;
+        let (bytes, kept) = measure(
+            || {
+                larder::Cache::<u64, u64>::builder()
+                    .max_capacity(ENTRIES)
+                    .policy(policy)
+                    .build()
+            },
+            |cache| {
+                for k in 0..ENTRIES {
+                    cache.insert(k, k);
+                }
+                shards = cache.shard_count();
+                cache.len()
+            },
+        );
+        rows.push((format!("larder {policy} ({shards} shards)"), bytes, kept));
+    }
+
+    let (bytes, kept) = measure(
+        || quick_cache::sync::Cache::<u64, u64>::new(ENTRIES as usize),
+        |cache| {
+            for k in 0..ENTRIES {
+                cache.insert(k, k);
+            }
+            cache.len()
+        },
+    );
+    rows.push(("quick_cache::sync::Cache".into(), bytes, kept));
+
+    let (bytes, kept) = measure(
+        || moka::sync::Cache::<u64, u64>::new(ENTRIES),
+        |cache| {
+            for k in 0..ENTRIES {
+                cache.insert(k, k);
+            }
+            cache.run_pending_tasks();
+            cache.entry_count() as usize
+        },
+    );
+    rows.push(("moka::sync::Cache".into(), bytes, kept));
+
+    // `LruCache::put` needs `&mut`; the Mutex the bench puts around it
+    // adds nothing on the heap, so it is measured bare.
+    let (bytes, kept) = measure(
+        || lru::LruCache::<u64, u64>::new(NonZeroUsize::new(ENTRIES as usize).expect("non-zero")),
+        |cache| {
+            for k in 0..ENTRIES {
+                cache.put(k, k);
+            }
+            cache.len()
+        },
+    );
+    rows.push(("lru::LruCache".into(), bytes, kept));
+
+    // Reference: the plain map with no eviction, grown by inserting (no
+    // `with_capacity`), as the sharded baseline in the bench is.
+    let (bytes, kept) = measure(
+        hashbrown::HashMap::<u64, u64, ahash::RandomState>::default,
+        |map| {
+            for k in 0..ENTRIES {
+                map.insert(k, k);
+            }
+            map.len()
+        },
+    );
+    rows.push(("hashbrown::HashMap (no eviction)".into(), bytes, kept));
+
+    println!("Heap bytes per entry, u64 -> u64, capacity {ENTRIES}, keys 0..{ENTRIES}");
+    println!();
+    println!("| structure | entries kept | heap bytes | bytes/entry | beyond 16-byte payload |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, bytes, kept) in rows {
+        let per = bytes as f64 / kept.max(1) as f64;
+        println!(
+            "| {name} | {kept} | {bytes} | {per:.1} | {:.1} |",
+            per - PAYLOAD
+        );
+    }
+}
