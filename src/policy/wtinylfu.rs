@@ -1,45 +1,776 @@
-//! PLACEHOLDER (being written): behaves as LRU for now.
-use super::lru::Lru;
+//! Window TinyLFU: a small LRU admission window in front of a segmented
+//! LRU main space, with a frequency sketch deciding who gets into main, and
+//! a hill climber sizing the window.
+//!
+//! After Einziger, Friedman and Manes, "TinyLFU: A Highly Efficient Cache
+//! Admission Policy" (ACM TOS 13(4), 2017), and Einziger, Eytan, Friedman
+//! and Manes, "Adaptive Software Cache Management" (Middleware 2018), whose
+//! designs Caffeine's `BoundedLocalCache` made popular. Written anew for
+//! larder's index-linked lists; the frequency sketch is in
+//! [`sketch`](super::sketch).
+//!
+//! # Segments
+//!
+//! Three LRU lists over one [`Nodes`] arena; [`Node::tag`](super::list::Node)
+//! says which one holds an entry:
+//!
+//! * **window** ([`WINDOW`], initially 1% of the capacity, at least one
+//!   unit): every new entry enters here, so a burst of new keys is served by
+//!   recency and a key gets a chance to prove itself before it is judged.
+//! * **probation** ([`PROBATION`]): the part of main that has not been hit
+//!   since it got in; main's victims come from its LRU end.
+//! * **protected** ([`PROTECTED`], at most 80% of main): entries hit while
+//!   in probation. When it overflows, its LRU end is demoted back to the
+//!   probation MRU end.
+//!
+//! # Admission
+//!
+//! When the window holds more than its share, its LRU entries move to the
+//! probation MRU end. If the cache is then over capacity, those moved
+//! entries are **candidates** (a cursor marks the oldest; they are the
+//! suffix of probation), and each call to [`EvictionPolicy::evict`] holds a
+//! duel: the oldest candidate against main's victim (the probation LRU
+//! entry that is not a candidate, else the protected LRU entry). The one
+//! the sketch estimates as less frequent leaves; ties go against the
+//! candidate. Without pending candidates the window's LRU entry duels
+//! instead, unless the window is below its share (after the climber grew
+//! it), in which case main's victim simply leaves.
+//!
+//! **Hash-flooding defence:** a candidate that loses while its own
+//! estimate is at least [`FLOOD_THRESHOLD`] (6) is admitted anyway with
+//! probability 1/128, from a seeded xorshift generator. An attacker who
+//! makes one victim look very popular can then not pin it in the cache
+//! against genuinely popular newcomers forever.
+//!
+//! # Adaptive window (hill climbing)
+//!
+//! The right window size depends on the workload: recency-heavy traces
+//! (sprite, corda) want a large window, frequency-heavy ones (loops, search,
+//! databases) a small one. The policy samples its own hit rate (a hit is an
+//! [`on_access`](EvictionPolicy::on_access), a miss an
+//! [`on_insert`](EvictionPolicy::on_insert): with get-or-insert usage a new
+//! key is inserted after a miss) over periods of one sketch sample
+//! (`10 x entries` accesses), starting with the first eviction. After each
+//! period it moves the window target by the current step, in the same
+//! direction if the hit rate did not drop and the other way if it did. The
+//! step starts at [`CLIMB_STEP`] (6.25%) of the capacity and decays by
+//! [`CLIMB_DECAY`] (x0.98) each period, restarting at full size when the
+//! hit rate moves by [`CLIMB_RESTART`] (5 points) or more. Changing the
+//! target moves no entry at once: a smaller window sheds its LRU entries
+//! into probation on the next insert; a bigger one fills with new entries
+//! while main's victims leave without a duel.
+//!
+//! # Cost
+//!
+//! Every operation is O(1) list surgery plus one sketch update or two
+//! sketch estimates (one 64-byte cache line each). The exceptions are
+//! amortised: one insert or access may move several entries between
+//! segments after the targets changed (a heavy entry, or a climber step),
+//! each move O(1), and each entry is moved at most once per change.
+//!
+//! # Weights
+//!
+//! Shares are in weight units. An entry heavier than the window just passes
+//! through it into probation. An entry of weight 0 is evicted in its turn
+//! like any other. Capacity 1 makes the window the whole cache (plain LRU),
+//! and the shard never calls a policy of capacity 0.
+
+use super::list::{List, Nodes, NIL};
+use super::sketch::FrequencySketch;
 use super::{EvictionPolicy, Idx};
 
+/// `Node::tag` of an entry in the admission window.
+const WINDOW: u32 = 0;
+/// `Node::tag` of an entry in main's probation segment.
+const PROBATION: u32 = 1;
+/// `Node::tag` of an entry in main's protected segment.
+const PROTECTED: u32 = 2;
+
+/// Percentage of the capacity given to main at first (the window gets the
+/// rest, 1%, rounded up so a cache of at least one unit has a window).
+const MAIN_PERCENT: u64 = 99;
+
+/// Percentage of main that the protected segment may hold.
+const PROTECTED_PERCENT: u64 = 80;
+
+/// A losing candidate whose estimate is at least this may still be
+/// admitted, with probability 1 / ([`FLOOD_MASK`] + 1).
+const FLOOD_THRESHOLD: u8 = 6;
+
+/// Mask of the random bits that must be zero to admit a losing frequent
+/// candidate: 127, a 1/128 chance.
+const FLOOD_MASK: u64 = 127;
+
+/// The hill climber's first and restart step, as a fraction of capacity
+/// (6.25%).
+const CLIMB_STEP: f64 = 0.0625;
+
+/// Factor applied to the step after each period without a restart.
+const CLIMB_DECAY: f64 = 0.98;
+
+/// A hit-rate change of at least this (5 points) restarts the step at
+/// [`CLIMB_STEP`].
+const CLIMB_RESTART: f64 = 0.05;
+
+/// Entries the sketch is sized for before the cache fills (it doubles as
+/// entries arrive, up to the capacity).
+const INITIAL_SKETCH_ENTRIES: u64 = 256;
+
+/// `floor(value x percent / 100)` without overflow.
+fn percent(value: u64, percent: u64) -> u64 {
+    value / 100 * percent + value % 100 * percent / 100
+}
+
+/// The hill climber's state: one sample period's counts and the step.
 #[derive(Debug)]
-pub(crate) struct WTinyLfu(Lru);
+struct HillClimber {
+    /// False until the first eviction: the cold start is not sampled.
+    active: bool,
+    /// Hits in the current period.
+    hits: u64,
+    /// Misses in the current period.
+    misses: u64,
+    /// Hit rate of the previous period.
+    previous: f64,
+    /// Signed step, in weight units, for the next adjustment.
+    step: f64,
+}
+
+/// W-TinyLFU for one shard.
+#[derive(Debug)]
+pub(crate) struct WTinyLfu {
+    /// Links, weights and segment tags of every tracked entry.
+    nodes: Nodes,
+    /// New entries, in recency order.
+    window: List,
+    /// Main entries not hit since they got in (or were demoted).
+    probation: List,
+    /// Main entries hit while in probation.
+    protected: List,
+    /// Popularity estimates for admission.
+    sketch: FrequencySketch,
+    /// Weight the shard holds at most.
+    capacity: u64,
+    /// The window's target, as the climber moves it (fractional).
+    window_goal: f64,
+    /// The window's share in weight units: `window_goal` rounded.
+    window_max: u64,
+    /// The protected segment's share: 80% of `capacity - window_max`.
+    protected_max: u64,
+    /// The oldest pending admission candidate in probation, or [`NIL`].
+    /// Only set between an insert or update and the eviction calls that
+    /// follow it; every other call clears it.
+    candidate: Idx,
+    /// xorshift64 state for the hash-flooding defence (never zero).
+    rng: u64,
+    /// Window sizing.
+    climber: HillClimber,
+}
 
 impl WTinyLfu {
-    pub(crate) fn new(_capacity: u64, _seed: u64) -> Self {
-        Self(Lru::new())
+    /// An empty policy for a shard holding at most `capacity` weight;
+    /// `seed` seeds the sketch's hashing and the random admissions.
+    pub(crate) fn new(capacity: u64, seed: u64) -> Self {
+        let window_max = capacity - percent(capacity, MAIN_PERCENT);
+        Self {
+            nodes: Nodes::default(),
+            window: List::default(),
+            probation: List::default(),
+            protected: List::default(),
+            sketch: FrequencySketch::new(INITIAL_SKETCH_ENTRIES, capacity, seed),
+            capacity,
+            window_goal: window_max as f64,
+            window_max,
+            protected_max: percent(capacity - window_max, PROTECTED_PERCENT),
+            candidate: NIL,
+            rng: (seed ^ 0x2545_F491_4F6C_DD1D) | 1,
+            climber: HillClimber {
+                active: false,
+                hits: 0,
+                misses: 0,
+                previous: 0.0,
+                step: CLIMB_STEP * capacity as f64,
+            },
+        }
+    }
+
+    /// Total tracked weight.
+    #[inline]
+    fn total_weight(&self) -> u64 {
+        self.window.weight() + self.probation.weight() + self.protected.weight()
+    }
+
+    /// The next xorshift64 value.
+    fn next_random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+
+    /// The list holding entries tagged `tag`.
+    fn list_mut(&mut self, tag: u32) -> &mut List {
+        match tag {
+            WINDOW => &mut self.window,
+            PROBATION => &mut self.probation,
+            _ => &mut self.protected,
+        }
+    }
+
+    /// Moves `idx` from wherever it is to the MRU end of `tag`'s list.
+    fn move_to(&mut self, idx: Idx, tag: u32) {
+        let from = self.nodes.get(idx).tag;
+        let mut nodes = std::mem::take(&mut self.nodes);
+        self.list_mut(from).unlink(&mut nodes, idx);
+        nodes.get_mut(idx).tag = tag;
+        self.list_mut(tag).push_back(&mut nodes, idx);
+        self.nodes = nodes;
+    }
+
+    /// The recency and segment effect of a hit or an update on `idx`.
+    fn touch(&mut self, idx: Idx) {
+        match self.nodes.get(idx).tag {
+            WINDOW => self.window.move_to_back(&mut self.nodes, idx),
+            PROBATION => {
+                self.move_to(idx, PROTECTED);
+                self.demote();
+            }
+            _ => self.protected.move_to_back(&mut self.nodes, idx),
+        }
+    }
+
+    /// Demotes protected LRU entries to probation until protected fits.
+    fn demote(&mut self) {
+        while self.protected.weight() > self.protected_max {
+            let Some(idx) = self.protected.front() else {
+                break;
+            };
+            self.move_to(idx, PROBATION);
+        }
+    }
+
+    /// Moves the window's overflow into probation. If the cache is then
+    /// over capacity, the moved entries become the pending candidates.
+    fn settle(&mut self) {
+        self.candidate = NIL;
+        let mut first = NIL;
+        while self.window.weight() > self.window_max {
+            let Some(idx) = self.window.front() else {
+                break;
+            };
+            self.move_to(idx, PROBATION);
+            if first == NIL {
+                first = idx;
+            }
+        }
+        if self.total_weight() > self.capacity {
+            self.candidate = first;
+        }
+    }
+
+    /// True if the candidate (by its hash) should replace the victim.
+    fn admit(&mut self, candidate: u64, victim: u64) -> bool {
+        let victim_freq = self.sketch.frequency(victim);
+        let candidate_freq = self.sketch.frequency(candidate);
+        if candidate_freq > victim_freq {
+            true
+        } else if candidate_freq >= FLOOD_THRESHOLD {
+            self.next_random() & FLOOD_MASK == 0
+        } else {
+            false
+        }
+    }
+
+    /// Counts a hit or a miss for the climber; at the end of a sample period
+    /// moves the window target.
+    fn record(&mut self, hit: bool) {
+        let c = &mut self.climber;
+        if !c.active {
+            return;
+        }
+        if hit {
+            c.hits += 1;
+        } else {
+            c.misses += 1;
+        }
+        let requests = c.hits + c.misses;
+        if requests < self.sketch.sample_size() {
+            return;
+        }
+        let rate = c.hits as f64 / requests as f64;
+        let change = rate - c.previous;
+        let amount = if change >= 0.0 { c.step } else { -c.step };
+        c.step = if change.abs() >= CLIMB_RESTART {
+            CLIMB_STEP * self.capacity as f64 * amount.signum()
+        } else {
+            CLIMB_DECAY * amount
+        };
+        c.previous = rate;
+        c.hits = 0;
+        c.misses = 0;
+        self.resize_window(self.window_goal + amount);
+    }
+
+    /// Sets the window target (clamped to the capacity) and main's shares.
+    fn resize_window(&mut self, goal: f64) {
+        self.window_goal = goal.clamp(0.0, self.capacity as f64);
+        self.window_max = (self.window_goal.round() as u64).min(self.capacity);
+        self.protected_max = percent(self.capacity - self.window_max, PROTECTED_PERCENT);
+        self.demote();
+    }
+
+    /// Unlinks `idx` from its list, moving the candidate cursor past it.
+    fn detach(&mut self, idx: Idx) {
+        if idx == self.candidate {
+            self.candidate = self.nodes.get(idx).next;
+        }
+        let tag = self.nodes.get(idx).tag;
+        let mut nodes = std::mem::take(&mut self.nodes);
+        self.list_mut(tag).unlink(&mut nodes, idx);
+        self.nodes = nodes;
+    }
+
+    /// The window's current share, for tests and the simulator's curiosity.
+    #[cfg(test)]
+    pub(crate) fn window_max(&self) -> u64 {
+        self.window_max
     }
 }
 
 impl EvictionPolicy for WTinyLfu {
     fn on_insert(&mut self, idx: Idx, hash: u64, weight: u32) {
-        self.0.on_insert(idx, hash, weight)
+        self.sketch.increment(hash);
+        self.nodes.init(idx, weight, WINDOW);
+        self.window.push_back(&mut self.nodes, idx);
+        self.sketch.ensure_capacity(self.len() as u64);
+        self.record(false);
+        self.settle();
     }
+
     fn on_access(&mut self, idx: Idx, hash: u64) {
-        self.0.on_access(idx, hash)
+        self.sketch.increment(hash);
+        self.candidate = NIL;
+        self.touch(idx);
+        self.record(true);
+        self.settle();
     }
+
     fn on_update(&mut self, idx: Idx, hash: u64, weight: u32) {
-        self.0.on_update(idx, hash, weight)
+        self.sketch.increment(hash);
+        let tag = self.nodes.get(idx).tag;
+        let mut nodes = std::mem::take(&mut self.nodes);
+        self.list_mut(tag).set_weight(&mut nodes, idx, weight);
+        self.nodes = nodes;
+        self.touch(idx);
+        self.demote();
+        self.settle();
     }
+
     fn on_remove(&mut self, idx: Idx) {
-        self.0.on_remove(idx)
+        self.candidate = NIL;
+        self.detach(idx);
     }
+
     fn evict(&mut self, hash_of: &dyn Fn(Idx) -> u64) -> Option<Idx> {
-        self.0.evict(hash_of)
+        self.climber.active = true;
+        // Main's victim: never a pending candidate.
+        let victim = match self.probation.front() {
+            Some(v) if v != self.candidate => Some(v),
+            _ => self.protected.front(),
+        };
+        let candidate = if self.candidate != NIL {
+            Some(self.candidate)
+        } else if self.window.weight() >= self.window_max || victim.is_none() {
+            self.window.front()
+        } else {
+            None // the window is growing: main sheds its victims
+        };
+        let evicted = match (candidate, victim) {
+            (Some(c), Some(v)) => {
+                if self.admit(hash_of(c), hash_of(v)) {
+                    v
+                } else {
+                    c
+                }
+            }
+            (Some(c), None) => c,
+            (None, Some(v)) => v,
+            (None, None) => return None,
+        };
+        self.detach(evicted);
+        if self.total_weight() <= self.capacity {
+            // The shard stops here: the remaining candidates are admitted.
+            self.candidate = NIL;
+        }
+        Some(evicted)
     }
+
     fn clear(&mut self) {
-        self.0.clear()
+        self.window.clear();
+        self.probation.clear();
+        self.protected.clear();
+        self.nodes.clear();
+        self.candidate = NIL;
     }
+
     fn len(&self) -> usize {
-        self.0.len()
+        self.window.len() + self.probation.len() + self.protected.len()
     }
+
     fn weight(&self) -> u64 {
-        self.0.weight()
+        self.total_weight()
     }
+
     fn heap_bytes(&self) -> usize {
-        self.0.heap_bytes()
+        self.nodes.heap_bytes() + self.sketch.heap_bytes()
     }
+
     fn validate(&self) {
-        self.0.validate()
+        for (list, tag) in [
+            (&self.window, WINDOW),
+            (&self.probation, PROBATION),
+            (&self.protected, PROTECTED),
+        ] {
+            list.validate(&self.nodes);
+            for idx in list.iter(&self.nodes) {
+                assert_eq!(self.nodes.get(idx).tag, tag, "entry {idx} has a wrong tag");
+            }
+        }
+        assert!(
+            self.window_max <= self.capacity,
+            "window share over capacity"
+        );
+        assert_eq!(
+            self.protected_max,
+            percent(self.capacity - self.window_max, PROTECTED_PERCENT),
+            "protected share is stale"
+        );
+        assert!(
+            self.protected.weight() <= self.protected_max,
+            "protected segment over its share"
+        );
+        assert!(
+            self.window.weight() <= self.window_max,
+            "window over its share"
+        );
+        assert_eq!(self.candidate, NIL, "candidate cursor left set");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// A stand-in for the shard: tracks weights and runs the eviction loop.
+    struct Harness {
+        policy: WTinyLfu,
+        /// idx -> weight of every tracked entry.
+        live: BTreeMap<Idx, u32>,
+        weight: u64,
+        capacity: u64,
+        evicted: Vec<Idx>,
+        /// New entries the policy was told about.
+        inserts: usize,
+        /// Entries removed explicitly.
+        removals: usize,
+    }
+
+    /// The key hash of entry `idx` in these tests (well spread).
+    fn hash(idx: Idx) -> u64 {
+        (u64::from(idx) + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
+
+    impl Harness {
+        fn new(capacity: u64) -> Self {
+            Self {
+                policy: WTinyLfu::new(capacity, 42),
+                live: BTreeMap::new(),
+                weight: 0,
+                capacity,
+                evicted: Vec::new(),
+                inserts: 0,
+                removals: 0,
+            }
+        }
+
+        fn evict_to_capacity(&mut self) {
+            while self.weight > self.capacity {
+                let victim = self.policy.evict(&hash).expect("over capacity but empty");
+                let w = self.live.remove(&victim).expect("victim was tracked");
+                self.weight -= u64::from(w);
+                self.evicted.push(victim);
+            }
+        }
+
+        /// Accesses `idx`, inserting it (weight 1) on a miss; true on a hit.
+        fn get_or_insert(&mut self, idx: Idx) -> bool {
+            self.get_or_insert_weighted(idx, 1)
+        }
+
+        fn get_or_insert_weighted(&mut self, idx: Idx, weight: u32) -> bool {
+            if self.live.contains_key(&idx) {
+                self.policy.on_access(idx, hash(idx));
+                true
+            } else {
+                self.insert(idx, weight);
+                false
+            }
+        }
+
+        fn insert(&mut self, idx: Idx, weight: u32) {
+            if u64::from(weight) > self.capacity {
+                return; // the shard rejects it before the policy sees it
+            }
+            if let Some(old) = self.live.insert(idx, weight) {
+                self.weight = self.weight - u64::from(old) + u64::from(weight);
+                self.policy.on_update(idx, hash(idx), weight);
+            } else {
+                self.weight += u64::from(weight);
+                self.inserts += 1;
+                self.policy.on_insert(idx, hash(idx), weight);
+            }
+            self.evict_to_capacity();
+        }
+
+        fn remove(&mut self, idx: Idx) {
+            if let Some(w) = self.live.remove(&idx) {
+                self.weight -= u64::from(w);
+                self.removals += 1;
+                self.policy.on_remove(idx);
+            }
+        }
+
+        fn check(&self) {
+            self.policy.validate();
+            assert!(self.weight <= self.capacity);
+            assert_eq!(self.policy.len(), self.live.len());
+            assert_eq!(self.policy.weight(), self.weight);
+            assert_eq!(
+                self.live.len(),
+                self.inserts - self.removals - self.evicted.len()
+            );
+        }
+    }
+
+    #[test]
+    fn fills_without_evicting_then_bounds_capacity() {
+        let mut h = Harness::new(100);
+        for i in 0..100 {
+            h.get_or_insert(i);
+            h.check();
+        }
+        assert!(h.evicted.is_empty());
+        assert_eq!(h.policy.window.len(), 1);
+        assert_eq!(h.policy.probation.len(), 99);
+        for i in 100..1000 {
+            h.get_or_insert(i);
+            h.check();
+        }
+        assert_eq!(h.live.len(), 100);
+    }
+
+    #[test]
+    fn popular_keys_survive_a_scan() {
+        let mut h = Harness::new(100);
+        // 20 hot keys, each accessed often.
+        for _ in 0..10 {
+            for i in 0..20 {
+                h.get_or_insert(i);
+            }
+        }
+        // A long scan of one-time keys, with the hot keys still in use.
+        for i in 1000..5000 {
+            h.get_or_insert(i);
+            if i % 50 == 0 {
+                for k in 0..20 {
+                    h.get_or_insert(k);
+                }
+            }
+            h.check();
+        }
+        let hot_left = (0..20).filter(|i| h.live.contains_key(i)).count();
+        assert_eq!(hot_left, 20, "the scan flushed hot keys");
+    }
+
+    #[test]
+    fn capacity_one_keeps_the_newest() {
+        let mut h = Harness::new(1);
+        for i in 0..10 {
+            h.get_or_insert(i);
+            h.check();
+            assert_eq!(h.live.keys().copied().collect::<Vec<_>>(), vec![i]);
+        }
+    }
+
+    #[test]
+    fn heavy_and_weightless_entries() {
+        let mut h = Harness::new(100);
+        for i in 0..50 {
+            h.insert(i, 0);
+            h.check();
+        }
+        // Heavier than the window (1) and than main's protected share.
+        h.insert(100, 90);
+        h.check();
+        for i in 200..260 {
+            h.insert(i, 3);
+            h.check();
+        }
+        h.insert(300, 100);
+        h.check();
+        h.insert(301, 101); // rejected by the "shard"
+        h.check();
+        // Updates that grow and shrink weights.
+        let keys: Vec<Idx> = h.live.keys().copied().collect();
+        for (n, k) in keys.into_iter().enumerate() {
+            h.insert(k, (n % 7) as u32 * 5);
+            h.check();
+        }
+    }
+
+    #[test]
+    fn flooding_defence_admits_a_frequent_loser_rarely() {
+        let mut p = WTinyLfu::new(1000, 1);
+        let (cand, victim) = (hash(1), hash(2));
+        for _ in 0..8 {
+            p.sketch.increment(cand);
+        }
+        for _ in 0..15 {
+            p.sketch.increment(victim);
+        }
+        let admitted = (0..12_800).filter(|_| p.admit(cand, victim)).count();
+        assert!(
+            (50..200).contains(&admitted),
+            "admitted {admitted} of 12800"
+        );
+        // A one-hit candidate never gets in against a popular victim.
+        assert!((0..1000).all(|_| !p.admit(hash(3), victim)));
+    }
+
+    #[test]
+    fn window_grows_on_a_recency_workload() {
+        // Half the accesses are new keys, half reuse a key used between 1
+        // and 900 accesses ago: pure recency, which LRU serves and a 1%
+        // window cannot (every key has the same low frequency). The climber
+        // must grow the window.
+        let mut h = Harness::new(1000);
+        let start = h.policy.window_max();
+        let mut history: Vec<Idx> = Vec::new();
+        let mut rng = 7u64;
+        let (mut hits, n) = (0u32, 400_000u32);
+        for i in 0..n {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let key = if rng & 1 == 0 || history.len() < 1000 {
+                i
+            } else {
+                history[history.len() - 1 - (rng >> 8) as usize % 900]
+            };
+            history.push(key);
+            hits += u32::from(h.get_or_insert(key));
+        }
+        h.check();
+        assert!(
+            h.policy.window_max() > 300,
+            "window {} (from {start})",
+            h.policy.window_max()
+        );
+        assert!(f64::from(hits) / f64::from(n) > 0.4, "hits {hits}");
+    }
+
+    #[test]
+    fn window_stays_small_on_a_frequency_workload() {
+        // A loop over 1.5x the capacity: only frequency-based admission
+        // gets hits (LRU gets none).
+        let mut h = Harness::new(1000);
+        let mut hits = 0u32;
+        for round in 0..200u32 {
+            for i in 0..1500 {
+                hits += u32::from(h.get_or_insert(i + (round / 50) * 10_000));
+            }
+        }
+        h.check();
+        assert!(
+            h.policy.window_max() < 300,
+            "window {}",
+            h.policy.window_max()
+        );
+        assert!(hits > 100_000, "hits {hits} of 300000");
+    }
+
+    #[test]
+    fn capacity_zero_constructs() {
+        let mut p = WTinyLfu::new(0, 0);
+        assert_eq!((p.window_max, p.protected_max), (0, 0));
+        assert_eq!(p.evict(&hash), None);
+        p.validate();
+    }
+
+    #[test]
+    fn clear_forgets_entries() {
+        let mut h = Harness::new(10);
+        for i in 0..20 {
+            h.get_or_insert(i);
+        }
+        h.policy.clear();
+        h.removals += h.live.len();
+        h.live.clear();
+        h.weight = 0;
+        h.check();
+        assert_eq!(h.policy.evict(&hash), None);
+    }
+
+    mod prop {
+        use super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Get(Idx),
+            Insert(Idx, u32),
+            Remove(Idx),
+            Retain(u32),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                4 => (0..64u32).prop_map(Op::Get),
+                3 => (0..64u32, prop_oneof![Just(0u32), Just(1), 0..40u32])
+                    .prop_map(|(i, w)| Op::Insert(i, w)),
+                1 => (0..64u32).prop_map(Op::Remove),
+                1 => (2..5u32).prop_map(Op::Retain),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(200))]
+            #[test]
+            fn invariants_hold(cap in 1..40u64, ops in proptest::collection::vec(op(), 1..300)) {
+                let mut h = Harness::new(cap);
+                for op in ops {
+                    match op {
+                        Op::Get(i) => {
+                            h.get_or_insert_weighted(i, 1 + i % 3);
+                        }
+                        Op::Insert(i, w) => h.insert(i, w),
+                        Op::Remove(i) => h.remove(i),
+                        Op::Retain(m) => {
+                            let gone: Vec<Idx> =
+                                h.live.keys().copied().filter(|i| i % m == 0).collect();
+                            for i in gone {
+                                h.remove(i);
+                            }
+                        }
+                    }
+                    // validate, weight <= capacity, and
+                    // tracked = inserted - removed - evicted.
+                    h.check();
+                }
+            }
+        }
     }
 }
