@@ -10,8 +10,10 @@ mod policy;
 mod shard;
 mod stats;
 mod sync;
+mod time;
 
 pub use builder::{CacheBuilder, DEFAULT_CAPACITY};
 pub use cache::Cache;
 pub use policy::{Policy, RemovalCause};
 pub use stats::Stats;
+pub use time::{Clock, Jitter, ManualClock};

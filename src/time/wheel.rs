@@ -1,0 +1,1151 @@
+//! A hierarchical timing wheel over the shard's entry indices.
+//!
+//! The algorithm is the hierarchical timing wheel of Varghese and Lauck
+//! ("Hashed and Hierarchical Timing Wheels", SOSP 1987), in the shape
+//! Caffeine's `TimerWheel` gave it for caches: a few wheels of power-of-two
+//! buckets whose spans grow by the size of the wheel below, indexed by
+//! absolute time so a bucket is found with a shift and a mask. This file is
+//! written from those descriptions; the choices below are its own.
+//!
+//! # Layout
+//!
+//! | level | bucket span          | buckets | reaches about |
+//! |-------|----------------------|---------|---------------|
+//! | 0     | 2^30 ns = 1.07 s     | 64      | 68.7 s        |
+//! | 1     | 2^36 ns = 1.15 min   | 64      | 73.3 min      |
+//! | 2     | 2^42 ns = 1.22 h     | 32      | 39.1 h        |
+//! | 3     | 2^47 ns = 1.63 d     | 4       | 6.5 d         |
+//! | 4     | 2^49 ns = 6.5 d      | 64      | 417 d (1.14 y)|
+//! | overflow | one bucket        | 1       | the rest of `u64` time (584 y) |
+//!
+//! plus a *due* bucket for entries whose deadline had already passed when
+//! they were scheduled: it is emptied by every [`TimerWheel::advance`], so
+//! "deadline <= now" expires at the next advance, not a tick later.
+//!
+//! An entry goes to the lowest level whose *tick distance* to it is below
+//! that level's bucket count: `(deadline >> shift) - (time >> shift) <
+//! buckets`. Measuring in ticks (rather than `deadline - time < reach`) means
+//! an entry never shares a bucket index with the tick the wheel is in, except
+//! on level 0, where the current tick's bucket holds what is due within it.
+//!
+//! # Advancing
+//!
+//! Each level remembers the last tick it visited (its *cursor*). When the
+//! wheel's time enters a later tick of a level, the buckets from the cursor
+//! through the new tick are visited, at most one lap (a jump of more than a
+//! lap visits every bucket once). Visiting a bucket detaches its list and
+//! looks at each entry's current deadline: due (`deadline <= now`) entries are
+//! handed to the caller and leave the wheel; the rest are placed again
+//! relative to the new time, which moves them down the levels (cascading) or,
+//! if time-to-idle moved their deadline later, to wherever it now belongs.
+//! Levels are visited lowest first so entries cascading down are not
+//! looked at twice. On level 0 the bucket being left is visited together
+//! with the one being entered, so an entry fires at the first advance whose
+//! level-0 tick is past its deadline's: **never early, and at most one level-0
+//! span (1.07 s) late** whatever level it started on, when every advance
+//! completes its work. (The shard checks deadlines on every read, so that
+//! lateness only delays reclaiming memory.)
+//!
+//! # Work budget
+//!
+//! `advance(now, budget, ..)` touches (fires or re-links) at most `budget`
+//! entries and visits at most [`MAX_BUCKET_VISITS`] (230) bucket heads, so a
+//! call is O(budget + 230) however far the clock jumped. If the budget runs
+//! out, the rest of the bucket in hand is spliced back and the level's cursor
+//! stays there; [`Advance::pending`] says so, and the next call (with any
+//! `now`) resumes before looking at anything new. A clock jump of hours over
+//! a million entries is therefore paid in slices of `budget` entries.
+//!
+//! # Nodes and concurrency
+//!
+//! The wheel owns one 16-byte [`TimerNode`] per slab index (`prev`, `next`,
+//! `deadline`), in a `Vec` indexed like the slab, grown on demand. Lists are
+//! circular and doubly linked through `u32` indices; the bucket heads are
+//! sentinels addressed by the top [`NUM_BUCKETS`] `u32` values, so unlinking
+//! needs no bucket lookup and there is no `unsafe`. The deadline is an atomic
+//! so that readers holding `&TimerWheel` (the shard's read lock) can read it
+//! and, for time-to-idle, store a later one (`Relaxed` is enough: the value is
+//! only a hint to the next maintenance, which runs under the write lock and
+//! therefore sees every store made under read locks released before it).
+
+use std::mem::size_of;
+
+use super::clock::END_OF_TIME;
+use super::NEVER;
+use crate::policy::Idx;
+use crate::sync::{AtomicU64, Ordering};
+
+/// Level 0 bucket span as a shift: 2^30 ns = 1.07 s.
+const LEVEL0_SHIFT: u32 = 30;
+/// Level 1 bucket span as a shift: 2^36 ns = 68.7 s (1.15 min).
+const LEVEL1_SHIFT: u32 = 36;
+/// Level 2 bucket span as a shift: 2^42 ns = 73.3 min (1.22 h).
+const LEVEL2_SHIFT: u32 = 42;
+/// Level 3 bucket span as a shift: 2^47 ns = 39.1 h (1.63 d).
+const LEVEL3_SHIFT: u32 = 47;
+/// Level 4 bucket span as a shift: 2^49 ns = 6.52 d.
+const LEVEL4_SHIFT: u32 = 49;
+
+/// Buckets on level 0: 64, so it reaches 2^36 ns = 68.7 s.
+const LEVEL0_BUCKETS: usize = 64;
+/// Buckets on level 1: 64, so it reaches 2^42 ns = 73.3 min.
+const LEVEL1_BUCKETS: usize = 64;
+/// Buckets on level 2: 32, so it reaches 2^47 ns = 39.1 h.
+const LEVEL2_BUCKETS: usize = 32;
+/// Buckets on level 3: 4, so it reaches 2^49 ns = 6.52 d.
+const LEVEL3_BUCKETS: usize = 4;
+/// Buckets on level 4: 64, so it reaches 2^55 ns = 417 d (1.14 years);
+/// anything further waits in the overflow bucket.
+const LEVEL4_BUCKETS: usize = 64;
+
+/// Number of levels of real buckets (the overflow bucket is not one).
+const LEVELS: usize = 5;
+/// Levels plus the overflow bucket, which is visited like a one-bucket level
+/// on level 4's ticks (every 6.52 d of wheel time).
+const RINGS: usize = LEVELS + 1;
+
+/// Per ring: the bucket span as a shift.
+const SHIFT: [u32; RINGS] = [
+    LEVEL0_SHIFT,
+    LEVEL1_SHIFT,
+    LEVEL2_SHIFT,
+    LEVEL3_SHIFT,
+    LEVEL4_SHIFT,
+    LEVEL4_SHIFT,
+];
+/// Per ring: the number of buckets (a power of two).
+const BUCKETS: [usize; RINGS] = [
+    LEVEL0_BUCKETS,
+    LEVEL1_BUCKETS,
+    LEVEL2_BUCKETS,
+    LEVEL3_BUCKETS,
+    LEVEL4_BUCKETS,
+    1,
+];
+/// Index of the bucket for entries that were already due when scheduled.
+const DUE: usize = 0;
+/// Per ring: index of its first bucket in the bucket array (after `DUE`).
+const OFFSET: [usize; RINGS] = {
+    let mut out = [0; RINGS];
+    let mut next = DUE + 1;
+    let mut r = 0;
+    while r < RINGS {
+        out[r] = next;
+        next += BUCKETS[r];
+        r += 1;
+    }
+    out
+};
+/// Index of the overflow bucket.
+const OVERFLOW: usize = OFFSET[LEVELS];
+/// Total bucket heads: 1 due + 64 + 64 + 32 + 4 + 64 + 1 overflow = 230.
+pub(crate) const NUM_BUCKETS: usize = OVERFLOW + 1;
+/// Most bucket heads one [`TimerWheel::advance`] looks at: each one once
+/// (the due bucket, at most one lap of every level, the overflow bucket).
+pub(crate) const MAX_BUCKET_VISITS: usize = NUM_BUCKETS;
+
+/// A suggested `budget` for [`TimerWheel::advance`] in routine maintenance:
+/// 1024 entries, a few tens of microseconds of wheel work (plus whatever the
+/// caller does per expired entry).
+pub(crate) const DEFAULT_BUDGET: usize = 1024;
+
+/// "Not linked": the `prev`/`next` of a node that is in no bucket.
+const NIL: u32 = u32::MAX;
+/// Link values from here up to `u32::MAX - 1` name bucket sentinels.
+const SENTINEL_BASE: u32 = u32::MAX - NUM_BUCKETS as u32;
+/// The largest entry index the wheel accepts: `u32::MAX - 231`.
+pub(crate) const MAX_IDX: Idx = SENTINEL_BASE - 1;
+
+// Each level's span is the previous level's reach, so visiting a level-i
+// bucket as its tick begins can always move its entries at least one level
+// down; and the bucket counts are powers of two, so a mask finds the bucket.
+const _: () = {
+    let mut r = 0;
+    while r + 1 < LEVELS {
+        assert!(1u64 << SHIFT[r + 1] == (1u64 << SHIFT[r]) * BUCKETS[r] as u64);
+        r += 1;
+    }
+    let mut r = 0;
+    while r < RINGS {
+        assert!(BUCKETS[r].is_power_of_two());
+        r += 1;
+    }
+    assert!(NUM_BUCKETS == 230);
+};
+
+#[inline]
+const fn sentinel(bucket: usize) -> u32 {
+    SENTINEL_BASE + bucket as u32
+}
+
+/// Per-entry timer state: list links and the deadline. 16 bytes.
+#[derive(Debug)]
+pub(crate) struct TimerNode {
+    /// Previous node or sentinel in the bucket's list; `NIL` if unlinked.
+    prev: u32,
+    /// Next node or sentinel in the bucket's list; `NIL` if unlinked.
+    next: u32,
+    /// Nanoseconds on the cache's timeline; `NEVER` if not expiring.
+    deadline: AtomicU64,
+}
+
+#[cfg(not(loom))]
+const _: () = assert!(size_of::<TimerNode>() == 16);
+
+impl TimerNode {
+    fn unlinked() -> Self {
+        Self {
+            prev: NIL,
+            next: NIL,
+            deadline: AtomicU64::new(NEVER),
+        }
+    }
+}
+
+/// The two links of a bucket head (a sentinel of its circular list).
+#[derive(Clone, Copy, Debug)]
+struct Head {
+    prev: u32,
+    next: u32,
+}
+
+/// What one [`TimerWheel::advance`] call did.
+#[must_use = "check `pending` to know whether expiry work was left for later"]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Advance {
+    /// Entries fired or re-linked (at most the budget).
+    pub(crate) touched: usize,
+    /// The budget ran out: call `advance` again to finish (the wheel also
+    /// reports it through [`TimerWheel::is_pending`]).
+    pub(crate) pending: bool,
+}
+
+/// A hierarchical timing wheel over entry indices; see the module docs.
+///
+/// Times are `u64` nanoseconds on the cache's timeline; [`NEVER`] (`u64::MAX`)
+/// means "does not expire" and keeps an entry out of the buckets.
+#[derive(Debug)]
+pub(crate) struct TimerWheel {
+    /// One node per slab index (grown on demand).
+    nodes: Vec<TimerNode>,
+    /// The bucket heads: `DUE`, the levels' buckets, `OVERFLOW`.
+    heads: Box<[Head; NUM_BUCKETS]>,
+    /// The time of the latest advance: placements are relative to it.
+    time: u64,
+    /// Per ring: the last tick visited, or the tick to resume at if behind.
+    cursor: [u64; RINGS],
+    /// Per ring: a visit is under way (budget ran out in the middle).
+    behind: [bool; RINGS],
+    /// Linked entries.
+    len: usize,
+}
+
+impl TimerWheel {
+    /// An empty wheel whose time starts at `now`.
+    pub(crate) fn new(now: u64) -> Self {
+        let now = now.min(END_OF_TIME);
+        let mut heads = Box::new(
+            [Head {
+                prev: NIL,
+                next: NIL,
+            }; NUM_BUCKETS],
+        );
+        for (b, h) in heads.iter_mut().enumerate() {
+            *h = Head {
+                prev: sentinel(b),
+                next: sentinel(b),
+            };
+        }
+        Self {
+            nodes: Vec::new(),
+            heads,
+            time: now,
+            cursor: std::array::from_fn(|r| now >> SHIFT[r]),
+            behind: [false; RINGS],
+            len: 0,
+        }
+    }
+
+    /// The wheel's time: the latest `now` given to [`advance`](Self::advance)
+    /// (or to [`new`](Self::new)).
+    #[inline]
+    pub(crate) fn time(&self) -> u64 {
+        self.time
+    }
+
+    /// Number of scheduled entries.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True if nothing is scheduled.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// True if an earlier [`advance`](Self::advance) ran out of budget and
+    /// left work to do.
+    pub(crate) fn is_pending(&self) -> bool {
+        self.behind.iter().any(|&b| b)
+            || !self.bucket_is_empty(DUE)
+            || (0..RINGS).any(|r| self.time >> SHIFT[r] > self.cursor[r])
+    }
+
+    /// Heap bytes: 16 per node slot (by capacity) plus the 230 bucket heads
+    /// (1,840 bytes).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.nodes.capacity() * size_of::<TimerNode>() + size_of::<[Head; NUM_BUCKETS]>()
+    }
+
+    /// Makes room for nodes up to index `slots - 1` without reallocating,
+    /// reserving exactly (to keep the node array in step with the slab).
+    pub(crate) fn reserve_slots(&mut self, slots: usize) {
+        if slots > self.nodes.capacity() {
+            self.nodes.reserve_exact(slots - self.nodes.len());
+        }
+    }
+
+    /// The deadline of `idx`, [`NEVER`] if it has none (or no node yet).
+    /// Callable from readers holding a shared reference.
+    #[inline]
+    pub(crate) fn deadline(&self, idx: Idx) -> u64 {
+        self.nodes
+            .get(idx as usize)
+            .map_or(NEVER, |n| n.deadline.load(Ordering::Relaxed))
+    }
+
+    /// True if `idx` sits in a bucket (it will fire or be looked at again).
+    #[inline]
+    pub(crate) fn is_scheduled(&self, idx: Idx) -> bool {
+        self.nodes.get(idx as usize).is_some_and(|n| n.prev != NIL)
+    }
+
+    /// Stores a new deadline for a scheduled entry without moving it: the
+    /// time-to-idle path, callable by readers holding a shared reference.
+    ///
+    /// The entry stays in the bucket of its old deadline; when that bucket is
+    /// visited, the entry is placed again for the new one instead of firing.
+    /// Meant for moving a deadline *later*: an earlier one is honoured only
+    /// when the old bucket comes round (the shard still hides the entry,
+    /// since it compares deadlines itself). [`NEVER`] makes the entry leave
+    /// the wheel at that visit. Does nothing for an index with no node.
+    #[inline]
+    pub(crate) fn set_deadline_relaxed(&self, idx: Idx, deadline: u64) {
+        if let Some(n) = self.nodes.get(idx as usize) {
+            debug_assert!(
+                n.prev != NIL || deadline == NEVER,
+                "set_deadline_relaxed on unscheduled entry {idx}: use reschedule"
+            );
+            n.deadline.store(deadline, Ordering::Relaxed);
+        }
+    }
+
+    /// Schedules an entry that is not scheduled: it fires at the first
+    /// advance after `deadline` (at the next advance if it has passed);
+    /// [`NEVER`] records the deadline but keeps it out of the buckets. O(1).
+    ///
+    /// # Panics
+    ///
+    /// If `idx > MAX_IDX`.
+    #[inline]
+    pub(crate) fn schedule(&mut self, idx: Idx, deadline: u64) {
+        debug_assert!(!self.is_scheduled(idx), "entry {idx} already scheduled");
+        self.reschedule(idx, deadline);
+    }
+
+    /// Gives `idx` a new deadline, moving it if it was scheduled and
+    /// scheduling it if not. O(1).
+    ///
+    /// # Panics
+    ///
+    /// If `idx > MAX_IDX`.
+    pub(crate) fn reschedule(&mut self, idx: Idx, deadline: u64) {
+        self.node_slot(idx);
+        if self.nodes[idx as usize].prev != NIL {
+            self.unlink(idx);
+        }
+        self.nodes[idx as usize]
+            .deadline
+            .store(deadline, Ordering::Relaxed);
+        if deadline != NEVER {
+            self.place(idx, deadline);
+        }
+    }
+
+    /// Takes `idx` out of the wheel (if it was in) and clears its deadline to
+    /// [`NEVER`]. O(1).
+    pub(crate) fn deschedule(&mut self, idx: Idx) {
+        let Some(node) = self.nodes.get(idx as usize) else {
+            return;
+        };
+        if node.prev != NIL {
+            self.unlink(idx);
+        }
+        self.nodes[idx as usize]
+            .deadline
+            .store(NEVER, Ordering::Relaxed);
+    }
+
+    /// Drops every node and empties the buckets (the node array keeps its
+    /// capacity). The wheel's time is kept.
+    pub(crate) fn clear(&mut self) {
+        self.nodes.clear();
+        for (b, h) in self.heads.iter_mut().enumerate() {
+            *h = Head {
+                prev: sentinel(b),
+                next: sentinel(b),
+            };
+        }
+        self.cursor = std::array::from_fn(|r| self.time >> SHIFT[r]);
+        self.behind = [false; RINGS];
+        self.len = 0;
+    }
+
+    /// Moves the wheel's time to `now` (an earlier `now` is read as the
+    /// wheel's current time) and expires what is due: `expired(idx)` is called
+    /// once for each entry whose deadline is `<= now`, after the entry has
+    /// left the wheel (its node keeps the deadline). Entries not yet due are
+    /// cascaded to lower levels; entries whose deadline moved later are
+    /// placed again.
+    ///
+    /// Touches at most `budget` entries and visits at most
+    /// [`MAX_BUCKET_VISITS`] bucket heads. Work left over is reported in
+    /// [`Advance::pending`] and resumed first by the next call. With a budget
+    /// big enough to finish, every entry with `deadline <= now` that was due
+    /// when scheduled, or whose deadline's level-0 tick (2^30 ns) is before
+    /// `now`'s, has fired.
+    ///
+    /// **Locking behaviour:** `expired` runs while the wheel is mutably
+    /// borrowed (under the shard's write lock); it cannot reach the wheel.
+    /// It should not panic: if it does, the rest of the bucket in hand is
+    /// lost to the wheel (those entries never fire and `validate` fails).
+    pub(crate) fn advance(
+        &mut self,
+        now: u64,
+        budget: usize,
+        mut expired: impl FnMut(Idx),
+    ) -> Advance {
+        let now = now.min(END_OF_TIME);
+        if now > self.time {
+            self.time = now;
+        }
+        let mut left = budget;
+        let mut done = self.visit(DUE, &mut left, &mut expired);
+        let mut r = 0;
+        while done && r < RINGS {
+            done = self.visit_ring(r, &mut left, &mut expired);
+            r += 1;
+        }
+        Advance {
+            touched: budget - left,
+            pending: !done,
+        }
+    }
+
+    /// Recounts every list and checks every link.
+    ///
+    /// # Panics
+    ///
+    /// On any inconsistency: a broken link, an entry in two buckets or
+    /// reached twice, a count that does not match, an unlinked node with a
+    /// stray link, a cursor ahead of the wheel's time.
+    pub(crate) fn validate(&self) {
+        let mut seen = vec![false; self.nodes.len()];
+        let mut count = 0usize;
+        for (b, head) in self.heads.iter().enumerate() {
+            let s = sentinel(b);
+            let mut prev = s;
+            let mut cur = head.next;
+            while cur != s {
+                assert!(
+                    (cur as usize) < self.nodes.len(),
+                    "bucket {b}: link {cur} is neither a node nor its sentinel"
+                );
+                assert!(!seen[cur as usize], "bucket {b}: node {cur} reached twice");
+                seen[cur as usize] = true;
+                let node = &self.nodes[cur as usize];
+                assert_eq!(node.prev, prev, "bucket {b}: node {cur} has a bad prev");
+                count += 1;
+                prev = cur;
+                cur = node.next;
+            }
+            assert_eq!(head.prev, prev, "bucket {b}: head.prev is not the tail");
+        }
+        assert_eq!(count, self.len, "linked nodes vs len");
+        for (i, node) in self.nodes.iter().enumerate() {
+            if !seen[i] {
+                assert!(
+                    node.prev == NIL && node.next == NIL,
+                    "node {i} is in no bucket but has links"
+                );
+            }
+        }
+        for (r, (&cursor, shift)) in self.cursor.iter().zip(SHIFT).enumerate() {
+            assert!(
+                cursor <= self.time >> shift,
+                "ring {r}: cursor ahead of time"
+            );
+        }
+    }
+
+    // ---- internals ----
+
+    /// Makes sure `idx` has a node.
+    #[inline]
+    fn node_slot(&mut self, idx: Idx) {
+        assert!(
+            idx <= MAX_IDX,
+            "entry index {idx} above the timer wheel's limit"
+        );
+        let i = idx as usize;
+        if i >= self.nodes.len() {
+            self.nodes.resize_with(i + 1, TimerNode::unlinked);
+        }
+    }
+
+    #[inline]
+    fn bucket_is_empty(&self, bucket: usize) -> bool {
+        self.heads[bucket].next == sentinel(bucket)
+    }
+
+    /// The bucket for `deadline` (not `NEVER`) at the current time.
+    #[inline]
+    fn bucket_for(&self, deadline: u64) -> usize {
+        if deadline <= self.time {
+            return DUE;
+        }
+        let mut r = 0;
+        while r < LEVELS {
+            let tick = deadline >> SHIFT[r];
+            if tick - (self.time >> SHIFT[r]) < BUCKETS[r] as u64 {
+                return OFFSET[r] + (tick as usize & (BUCKETS[r] - 1));
+            }
+            r += 1;
+        }
+        OVERFLOW
+    }
+
+    /// Links unlinked `idx` into the bucket its deadline calls for.
+    #[inline]
+    fn place(&mut self, idx: Idx, deadline: u64) {
+        let bucket = self.bucket_for(deadline);
+        self.push_back(bucket, idx);
+    }
+
+    #[inline]
+    fn set_next(&mut self, link: u32, to: u32) {
+        if link >= SENTINEL_BASE {
+            self.heads[(link - SENTINEL_BASE) as usize].next = to;
+        } else {
+            self.nodes[link as usize].next = to;
+        }
+    }
+
+    #[inline]
+    fn set_prev(&mut self, link: u32, to: u32) {
+        if link >= SENTINEL_BASE {
+            self.heads[(link - SENTINEL_BASE) as usize].prev = to;
+        } else {
+            self.nodes[link as usize].prev = to;
+        }
+    }
+
+    #[inline]
+    fn push_back(&mut self, bucket: usize, idx: Idx) {
+        let s = sentinel(bucket);
+        let tail = self.heads[bucket].prev;
+        let node = &mut self.nodes[idx as usize];
+        node.prev = tail;
+        node.next = s;
+        self.set_next(tail, idx);
+        self.heads[bucket].prev = idx;
+        self.len += 1;
+    }
+
+    #[inline]
+    fn unlink(&mut self, idx: Idx) {
+        let node = &mut self.nodes[idx as usize];
+        let (prev, next) = (node.prev, node.next);
+        node.prev = NIL;
+        node.next = NIL;
+        self.set_next(prev, next);
+        self.set_prev(next, prev);
+        self.len -= 1;
+    }
+
+    /// Visits ring `r`'s buckets from its cursor through the current tick
+    /// (at most one lap). Returns false if the budget ran out.
+    fn visit_ring(&mut self, r: usize, left: &mut usize, expired: &mut impl FnMut(Idx)) -> bool {
+        let hi = self.time >> SHIFT[r];
+        let mut tick = self.cursor[r];
+        if !self.behind[r] {
+            if hi <= tick {
+                return true;
+            }
+            self.behind[r] = true;
+        }
+        let lap = BUCKETS[r] as u64;
+        if hi - tick >= lap {
+            // More than a lap: the last `lap` ticks name every bucket once.
+            tick = hi - (lap - 1);
+        }
+        while tick <= hi {
+            let bucket = OFFSET[r] + (tick & (lap - 1)) as usize;
+            if !self.visit(bucket, left, expired) {
+                self.cursor[r] = tick;
+                return false;
+            }
+            tick += 1;
+        }
+        self.cursor[r] = hi;
+        self.behind[r] = false;
+        true
+    }
+
+    /// Empties `bucket`: fires what is due, places the rest again. Returns
+    /// false, with the untouched rest spliced back, if the budget ran out.
+    fn visit(&mut self, bucket: usize, left: &mut usize, expired: &mut impl FnMut(Idx)) -> bool {
+        let s = sentinel(bucket);
+        let Head {
+            next: first,
+            prev: last,
+        } = self.heads[bucket];
+        if first == s {
+            return true;
+        }
+        // Detach the chain first..=last: entries placed back into this bucket
+        // while we walk it land on the fresh list and are not seen again.
+        self.heads[bucket] = Head { prev: s, next: s };
+        let mut cur = first;
+        loop {
+            if *left == 0 {
+                // Splice cur..=last back at the tail of the bucket.
+                let tail = self.heads[bucket].prev;
+                self.set_next(tail, cur);
+                self.nodes[cur as usize].prev = tail;
+                self.nodes[last as usize].next = s;
+                self.heads[bucket].prev = last;
+                return false;
+            }
+            *left -= 1;
+            let node = &mut self.nodes[cur as usize];
+            let next = node.next;
+            let deadline = node.deadline.load(Ordering::Relaxed);
+            node.prev = NIL;
+            node.next = NIL;
+            self.len -= 1;
+            if deadline <= self.time {
+                expired(cur);
+            } else if deadline != NEVER {
+                self.place(cur, deadline);
+            }
+            if cur == last {
+                return true;
+            }
+            cur = next;
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    const SEC: u64 = 1_000_000_000;
+    const MIN: u64 = 60 * SEC;
+    const HOUR: u64 = 60 * MIN;
+    const DAY: u64 = 24 * HOUR;
+    const YEAR: u64 = 365 * DAY;
+    /// The lateness bound: one level-0 span.
+    const TICK0: u64 = 1 << LEVEL0_SHIFT;
+
+    /// Advances with an unlimited budget and returns what fired, sorted.
+    fn run(w: &mut TimerWheel, now: u64) -> Vec<Idx> {
+        let mut fired = Vec::new();
+        let a = w.advance(now, usize::MAX, |i| fired.push(i));
+        assert!(!a.pending);
+        assert!(!w.is_pending());
+        w.validate();
+        fired.sort_unstable();
+        fired
+    }
+
+    #[test]
+    fn layout_constants() {
+        assert_eq!(size_of::<TimerNode>(), 16);
+        assert_eq!(OFFSET, [1, 65, 129, 161, 165, 229]);
+        assert_eq!(OVERFLOW, 229);
+        assert_eq!(MAX_IDX, u32::MAX - 231);
+        assert_eq!(MAX_BUCKET_VISITS, 230);
+        let w = TimerWheel::new(0);
+        assert_eq!(w.heap_bytes(), 230 * 8);
+    }
+
+    #[test]
+    fn fires_not_before_deadline_and_within_a_tick() {
+        let start = 123_456_789;
+        let mut w = TimerWheel::new(start);
+        let d = start + 5 * SEC + 17;
+        w.schedule(7, d);
+        assert_eq!((w.len(), w.deadline(7)), (1, d));
+        assert!(w.is_scheduled(7));
+        let mut t = start;
+        while t < d {
+            assert!(run(&mut w, t).is_empty(), "fired early at {t}");
+            t += 10_000_000;
+        }
+        let mut fired_at = None;
+        while fired_at.is_none() {
+            if run(&mut w, t) == [7] {
+                fired_at = Some(t);
+            }
+            t += 10_000_000;
+        }
+        let at = fired_at.unwrap();
+        assert!(at >= d && at < d + TICK0, "fired at {at}, deadline {d}");
+        assert!(!w.is_scheduled(7));
+        assert_eq!(w.deadline(7), d, "a fired node keeps its deadline");
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn passed_deadline_fires_at_next_advance_without_a_tick() {
+        let mut w = TimerWheel::new(10 * SEC);
+        w.schedule(1, 10 * SEC); // deadline == now
+        w.schedule(2, 3 * SEC); // in the past
+        w.schedule(3, 10 * SEC + 1);
+        assert_eq!(run(&mut w, 10 * SEC), [1, 2]);
+        assert_eq!(run(&mut w, 10 * SEC + 1), Vec::<Idx>::new());
+        assert!(w.is_scheduled(3));
+    }
+
+    #[test]
+    fn never_is_not_scheduled_and_deschedule_cancels() {
+        let mut w = TimerWheel::new(0);
+        w.schedule(0, NEVER);
+        assert!(!w.is_scheduled(0));
+        assert_eq!((w.len(), w.deadline(0)), (0, NEVER));
+        w.schedule(1, SEC);
+        w.schedule(2, 2 * SEC);
+        w.deschedule(1);
+        w.deschedule(99); // no node: nothing happens
+        assert_eq!((w.len(), w.deadline(1)), (1, NEVER));
+        w.validate();
+        assert_eq!(run(&mut w, YEAR), [2]);
+    }
+
+    #[test]
+    fn reschedule_moves_both_ways() {
+        let mut w = TimerWheel::new(0);
+        w.schedule(1, HOUR);
+        w.schedule(2, SEC);
+        w.reschedule(1, 2 * SEC);
+        w.reschedule(2, DAY);
+        w.reschedule(3, 3 * SEC); // unscheduled: schedules
+        w.validate();
+        assert_eq!(run(&mut w, 5 * SEC), [1, 3]);
+        assert_eq!(run(&mut w, DAY - 1), Vec::<Idx>::new());
+        assert_eq!(run(&mut w, DAY + TICK0), [2]);
+    }
+
+    #[test]
+    fn relaxed_extension_reschedules_instead_of_firing() {
+        let mut w = TimerWheel::new(0);
+        w.schedule(4, 2 * SEC);
+        w.schedule(5, 2 * SEC);
+        w.set_deadline_relaxed(4, 90 * MIN); // time-to-idle pushed it out
+        assert_eq!(w.deadline(4), 90 * MIN);
+        assert_eq!(run(&mut w, 4 * SEC), [5]);
+        assert!(w.is_scheduled(4));
+        assert_eq!(run(&mut w, 90 * MIN - 1), Vec::<Idx>::new());
+        assert_eq!(run(&mut w, 90 * MIN + TICK0), [4]);
+        // A due entry whose deadline moves later leaves the due bucket.
+        w.schedule(6, w.time());
+        w.set_deadline_relaxed(6, w.time() + MIN);
+        let t = w.time();
+        assert_eq!(run(&mut w, t), Vec::<Idx>::new());
+        // NEVER drops it out at the next visit, without firing.
+        w.set_deadline_relaxed(6, NEVER);
+        assert_eq!(run(&mut w, t + 2 * MIN), Vec::<Idx>::new());
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn cascades_through_every_level_and_overflow() {
+        let start = 987_654_321_987;
+        let mut w = TimerWheel::new(start);
+        let offsets = [
+            SEC / 2,
+            40 * SEC,
+            30 * MIN,
+            20 * HOUR,
+            4 * DAY,
+            200 * DAY,
+            3 * YEAR,
+            100 * YEAR,
+        ];
+        for (i, off) in offsets.iter().enumerate() {
+            w.schedule(i as Idx, start + off);
+        }
+        // Walk time in uneven steps; each entry must fire within a tick.
+        let mut t = start;
+        let mut fired_at = BTreeMap::new();
+        let mut step = SEC / 3;
+        while fired_at.len() < offsets.len() {
+            t += step;
+            step = (step * 5 / 4).min(17 * HOUR);
+            for i in run(&mut w, t) {
+                fired_at.insert(i, t);
+            }
+            // Near a deadline, step finely to measure lateness.
+            if let Some(next) = offsets.iter().map(|o| start + o).filter(|&d| d > t).min() {
+                if next - t < step {
+                    step = (next - t).max(SEC / 3);
+                }
+            }
+        }
+        for (i, off) in offsets.iter().enumerate() {
+            let d = start + off;
+            let at = fired_at[&(i as Idx)];
+            assert!(at >= d, "entry {i} fired early");
+            assert!(
+                at < d + TICK0 + SEC / 3 + 1,
+                "entry {i} late: {} ns",
+                at - d
+            );
+        }
+    }
+
+    #[test]
+    fn far_future_in_one_jump() {
+        let mut w = TimerWheel::new(0);
+        w.schedule(1, 500 * YEAR);
+        w.schedule(2, END_OF_TIME);
+        assert_eq!(run(&mut w, 499 * YEAR), Vec::<Idx>::new());
+        assert_eq!(run(&mut w, 500 * YEAR), [1]);
+        assert_eq!(
+            run(&mut w, u64::MAX),
+            [2],
+            "NEVER as now reads as END_OF_TIME"
+        );
+        assert_eq!(w.time(), END_OF_TIME);
+    }
+
+    #[test]
+    fn time_does_not_go_backwards() {
+        let mut w = TimerWheel::new(HOUR);
+        w.schedule(1, HOUR + SEC);
+        assert_eq!(run(&mut w, 0), Vec::<Idx>::new());
+        assert_eq!(w.time(), HOUR);
+        w.schedule(2, HOUR / 2); // in the past relative to the wheel
+        assert_eq!(run(&mut w, 0), [2]);
+        assert_eq!(run(&mut w, HOUR + 2 * SEC + TICK0), [1]);
+    }
+
+    #[test]
+    fn budget_spreads_an_hours_long_jump() {
+        const N: u32 = 100_000;
+        const BUDGET: usize = DEFAULT_BUDGET;
+        let mut w = TimerWheel::new(0);
+        for i in 0..N {
+            // Spread over 5 hours, in every level up to 2.
+            w.schedule(i, 1 + (i as u64 * 7919 % N as u64) * (5 * HOUR / N as u64));
+        }
+        w.validate();
+        let mut fired = vec![0u8; N as usize];
+        let mut calls = 0;
+        let now = 6 * HOUR;
+        loop {
+            calls += 1;
+            let a = w.advance(now, BUDGET, |i| fired[i as usize] += 1);
+            assert!(a.touched <= BUDGET);
+            w.validate();
+            assert_eq!(a.pending, w.is_pending());
+            if !a.pending {
+                break;
+            }
+            assert_eq!(a.touched, BUDGET, "a pending call used its whole budget");
+        }
+        assert!(fired.iter().all(|&f| f == 1));
+        assert!(w.is_empty());
+        // Each entry is touched at most once per level it passes through.
+        assert!(calls <= 3 * N as usize / BUDGET + 2, "{calls} calls");
+    }
+
+    #[test]
+    fn zero_budget_only_moves_time() {
+        let mut w = TimerWheel::new(0);
+        w.schedule(1, SEC);
+        let a = w.advance(10 * SEC, 0, |_| panic!("nothing may fire"));
+        assert_eq!(
+            a,
+            Advance {
+                touched: 0,
+                pending: true
+            }
+        );
+        assert!(w.is_pending());
+        // New schedules are relative to the new time and still work.
+        w.schedule(2, 11 * SEC);
+        assert_eq!(run(&mut w, 10 * SEC), [1]);
+        assert_eq!(run(&mut w, 12 * SEC + TICK0), [2]);
+        // With nothing scheduled, no call is pending.
+        let a = w.advance(DAY, 0, |_| unreachable!());
+        assert!(!a.pending);
+    }
+
+    #[test]
+    fn clear_and_heap_bytes() {
+        let mut w = TimerWheel::new(0);
+        w.reserve_slots(100);
+        assert_eq!(w.heap_bytes(), 100 * 16 + 230 * 8);
+        for i in 0..100 {
+            w.schedule(i, (i as u64 + 1) * MIN);
+        }
+        assert_eq!(w.heap_bytes(), 100 * 16 + 230 * 8);
+        w.clear();
+        w.validate();
+        assert_eq!((w.len(), w.deadline(5)), (0, NEVER));
+        assert_eq!(run(&mut w, YEAR), Vec::<Idx>::new());
+        w.schedule(5, YEAR + SEC);
+        assert_eq!(run(&mut w, YEAR + SEC), [5]);
+    }
+
+    #[test]
+    #[should_panic(expected = "above the timer wheel's limit")]
+    fn rejects_sentinel_indices() {
+        TimerWheel::new(0).schedule(MAX_IDX + 1, SEC);
+    }
+
+    #[test]
+    #[should_panic(expected = "reached twice")]
+    fn validate_catches_a_corrupt_list() {
+        let mut w = TimerWheel::new(0);
+        w.schedule(0, SEC);
+        w.schedule(1, SEC);
+        w.nodes[1].next = 0; // a cycle
+        w.validate();
+    }
+
+    #[test]
+    fn readers_extend_deadlines_through_a_shared_reference() {
+        let mut w = TimerWheel::new(0);
+        for i in 0..64 {
+            w.schedule(i, SEC);
+        }
+        let shared = &w;
+        std::thread::scope(|s| {
+            for t in 0..2u64 {
+                s.spawn(move || {
+                    for i in 0..64 {
+                        let d = shared.deadline(i);
+                        shared.set_deadline_relaxed(i, d.max(MIN + t));
+                    }
+                });
+            }
+        });
+        assert!((0..64).all(|i| w.deadline(i) >= MIN));
+        assert_eq!(run(&mut w, 30 * SEC), Vec::<Idx>::new());
+        assert_eq!(run(&mut w, MIN + 2 * TICK0).len(), 64);
+    }
+
+    // ---- model test ----
+
+    /// How far from the wheel's time an operation reaches.
+    #[derive(Clone, Copy, Debug)]
+    enum Reach {
+        /// Already passed, by up to this much.
+        Past(u64),
+        /// This far ahead (0 = now).
+        Ahead(u64),
+        /// [`NEVER`].
+        Never,
+    }
+
+    fn reach() -> impl Strategy<Value = Reach> {
+        prop_oneof![
+            1 => (0..2 * MIN).prop_map(Reach::Past),
+            1 => Just(Reach::Ahead(0)),
+            4 => (0..4 * SEC).prop_map(Reach::Ahead),
+            3 => (0..2 * HOUR).prop_map(Reach::Ahead),
+            2 => (0..10 * DAY).prop_map(Reach::Ahead),
+            1 => (0..3 * YEAR).prop_map(Reach::Ahead),
+            1 => (0..u64::MAX / 2).prop_map(Reach::Ahead),
+            1 => Just(Reach::Never),
+        ]
+    }
+
+    #[derive(Clone, Copy, Debug)]
+    enum Op {
+        Schedule(Idx, Reach),
+        Reschedule(Idx, Reach),
+        Deschedule(Idx),
+        /// Time-to-idle: move a scheduled entry's deadline later by this much.
+        Extend(Idx, u64),
+        /// Move time forward (0 allowed) with this budget (None = unlimited).
+        Advance(u64, Option<usize>),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let idx = 0..40u32;
+        prop_oneof![
+            4 => (idx.clone(), reach()).prop_map(|(i, r)| Op::Schedule(i, r)),
+            2 => (idx.clone(), reach()).prop_map(|(i, r)| Op::Reschedule(i, r)),
+            1 => idx.clone().prop_map(Op::Deschedule),
+            2 => (idx, prop_oneof![0..10 * SEC, 0..3 * DAY]).prop_map(|(i, by)| Op::Extend(i, by)),
+            4 => (
+                prop_oneof![
+                    2 => 0..3 * SEC,
+                    2 => 0..5 * MIN,
+                    1 => 0..30 * HOUR,
+                    1 => 0..400 * DAY,
+                    1 => Just(0u64),
+                ],
+                prop_oneof![2 => Just(None), 1 => (0..6usize).prop_map(Some)],
+            )
+                .prop_map(|(by, b)| Op::Advance(by, b)),
+        ]
+    }
+
+    /// The reference: scheduled entries and their current deadlines, plus
+    /// which ones were already due when put in (they must go at the next
+    /// completed advance).
+    #[derive(Default)]
+    struct Model {
+        deadline: BTreeMap<Idx, u64>,
+        due: BTreeMap<Idx, ()>,
+    }
+
+    fn deadline_for(time: u64, r: Reach) -> u64 {
+        match r {
+            Reach::Past(by) => time.saturating_sub(by),
+            Reach::Ahead(by) => time.saturating_add(by).min(END_OF_TIME),
+            Reach::Never => NEVER,
+        }
+    }
+
+    impl Model {
+        fn set(&mut self, idx: Idx, d: u64, time: u64) {
+            self.due.remove(&idx);
+            if d == NEVER {
+                self.deadline.remove(&idx);
+            } else {
+                self.deadline.insert(idx, d);
+                if d <= time {
+                    self.due.insert(idx, ());
+                }
+            }
+        }
+    }
+
+    /// Advances the wheel by `by` and checks what fired against the model;
+    /// fired entries are then descheduled, as the shard's removal would.
+    fn advance_and_check(
+        w: &mut TimerWheel,
+        m: &mut Model,
+        by: u64,
+        budget: Option<usize>,
+    ) -> Result<(), TestCaseError> {
+        let now = w.time().saturating_add(by);
+        let mut fired = Vec::new();
+        let a = w.advance(now, budget.unwrap_or(usize::MAX), |i| fired.push(i));
+        let time = w.time();
+        prop_assert!(a.touched <= budget.unwrap_or(usize::MAX));
+        prop_assert_eq!(a.pending, w.is_pending());
+        for i in fired {
+            // Exactly once, never early.
+            let d = m.deadline.remove(&i);
+            prop_assert!(d.is_some(), "{} fired but was not scheduled", i);
+            prop_assert!(d.unwrap() <= time, "{} fired early", i);
+            prop_assert!(!w.is_scheduled(i));
+            m.due.remove(&i);
+            w.deschedule(i);
+        }
+        if !a.pending {
+            // Nothing left that was due when scheduled, nor any entry whose
+            // level-0 tick is behind time's: at most one level-0 span late.
+            prop_assert!(m.due.is_empty(), "due entries left: {:?}", m.due);
+            for (&i, &d) in &m.deadline {
+                prop_assert!(
+                    d >> LEVEL0_SHIFT >= time >> LEVEL0_SHIFT,
+                    "{} (deadline {}) still waiting at {}",
+                    i,
+                    d,
+                    time
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `ops` to a wheel and the model and checks them against each
+    /// other after every step.
+    fn check(start: u64, ops: &[Op]) -> Result<(), TestCaseError> {
+        let mut w = TimerWheel::new(start);
+        let mut m = Model::default();
+        for &op in ops {
+            let time = w.time();
+            match op {
+                Op::Schedule(i, r) => {
+                    let d = deadline_for(time, r);
+                    if m.deadline.contains_key(&i) {
+                        w.reschedule(i, d);
+                    } else {
+                        w.schedule(i, d);
+                    }
+                    m.set(i, d, time);
+                }
+                Op::Reschedule(i, r) => {
+                    let d = deadline_for(time, r);
+                    w.reschedule(i, d);
+                    m.set(i, d, time);
+                }
+                Op::Deschedule(i) => {
+                    w.deschedule(i);
+                    m.set(i, NEVER, time);
+                }
+                Op::Extend(i, by) => {
+                    if let Some(&d) = m.deadline.get(&i) {
+                        let d2 = d.saturating_add(by).min(END_OF_TIME);
+                        w.set_deadline_relaxed(i, d2);
+                        m.deadline.insert(i, d2);
+                        if d2 > time {
+                            m.due.remove(&i);
+                        }
+                    }
+                }
+                Op::Advance(by, budget) => advance_and_check(&mut w, &mut m, by, budget)?,
+            }
+            w.validate();
+            prop_assert_eq!(w.len(), m.deadline.len());
+            for i in 0..40 {
+                prop_assert_eq!(w.deadline(i) == NEVER, !m.deadline.contains_key(&i));
+                if let Some(&d) = m.deadline.get(&i) {
+                    prop_assert_eq!(w.deadline(i), d);
+                    prop_assert!(w.is_scheduled(i));
+                }
+            }
+        }
+        // Drain: everything finite fires exactly once.
+        advance_and_check(&mut w, &mut m, u64::MAX, None)?;
+        prop_assert!(m.deadline.is_empty());
+        prop_assert!(w.is_empty());
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn wheel_matches_model(
+            start in prop_oneof![Just(0u64), 0..u64::MAX / 4, Just(END_OF_TIME - 5 * YEAR)],
+            ops in prop::collection::vec(op(), 1..200),
+        ) {
+            check(start, &ops)?;
+        }
+    }
+}
