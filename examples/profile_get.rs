@@ -1,0 +1,178 @@
+//! A small, steady load for a profiler: the `read100` or `evict_heavy`
+//! workload of `benches/throughput.rs` on one contender, for a fixed time.
+//!
+//! ```text
+//! cargo build --profile bench --example profile_get
+//! perf record -g --call-graph dwarf target/release/examples/profile_get read 2 5 larder-WTinyLfu
+//! perf report --no-children
+//! ```
+//!
+//! Arguments (all optional, in order): workload `read` | `evict`
+//! (default `read`), threads (default 2), seconds (default 5), contender
+//! `larder-<Policy>` | `quick_cache` (default `larder-WTinyLfu`).
+//! It prints the throughput it reached and the miss ratio.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Barrier;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use larder::Policy;
+
+/// Number of distinct keys (1,048,576).
+const KEY_SPACE: usize = 1 << 20;
+/// Keys in each thread's precomputed stream (a power of two).
+const STREAM_LEN: usize = 1 << 20;
+/// Operations between two looks at the stop flag.
+const CHUNK: usize = 4096;
+
+/// SplitMix64 (Steele, Lea and Flood, 2014), for drawing keys.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// A Zipf(1.0) stream over the key space, the same distribution and key
+/// scattering as the throughput bench.
+fn zipf_stream(seed: u64) -> Vec<u64> {
+    let mut cdf = Vec::with_capacity(KEY_SPACE);
+    let mut sum = 0.0;
+    for rank in 1..=KEY_SPACE {
+        sum += 1.0 / rank as f64;
+        cdf.push(sum);
+    }
+    let mut rng = SplitMix64(seed);
+    (0..STREAM_LEN)
+        .map(|_| {
+            let u = (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64) * sum;
+            let rank = cdf.partition_point(|&c| c <= u).min(KEY_SPACE - 1);
+            (rank as u64).wrapping_mul(0x9E37_79B1) & (KEY_SPACE as u64 - 1)
+        })
+        .collect()
+}
+
+/// `get` and `insert` over `u64 -> u64`.
+trait Contender: Sync {
+    fn get(&self, key: u64) -> Option<u64>;
+    fn insert(&self, key: u64, value: u64);
+}
+
+impl Contender for larder::Cache<u64, u64> {
+    fn get(&self, key: u64) -> Option<u64> {
+        larder::Cache::get(self, &key)
+    }
+    fn insert(&self, key: u64, value: u64) {
+        larder::Cache::insert(self, key, value)
+    }
+}
+
+impl Contender for quick_cache::sync::Cache<u64, u64> {
+    fn get(&self, key: u64) -> Option<u64> {
+        quick_cache::sync::Cache::get(self, &key)
+    }
+    fn insert(&self, key: u64, value: u64) {
+        quick_cache::sync::Cache::insert(self, key, value)
+    }
+}
+
+/// Fills or warms `cache`, then runs the workload on `threads` threads for
+/// `secs` seconds; prints Mops/s and the miss ratio.
+fn run<C: Contender>(cache: &C, evict: bool, threads: usize, secs: u64, streams: &[Vec<u64>]) {
+    if evict {
+        for &k in &streams[0] {
+            if cache.get(k).is_none() {
+                cache.insert(k, k);
+            }
+        }
+    } else {
+        // Coldest rank first, as the bench does, so that a shard that
+        // overflows drops cold keys.
+        for rank in (0..KEY_SPACE as u64).rev() {
+            let k = rank.wrapping_mul(0x9E37_79B1) & (KEY_SPACE as u64 - 1);
+            cache.insert(k, k);
+        }
+    }
+    let stop = AtomicBool::new(false);
+    let barrier = Barrier::new(threads + 1);
+    let (ops, misses) = thread::scope(|s| {
+        let handles: Vec<_> = streams
+            .iter()
+            .map(|keys| {
+                let (stop, barrier) = (&stop, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    let (mut ops, mut misses, mut pos) = (0u64, 0u64, 0usize);
+                    while !stop.load(Ordering::Relaxed) {
+                        for _ in 0..CHUNK {
+                            let k = keys[pos & (STREAM_LEN - 1)];
+                            pos += 1;
+                            if black_box(cache.get(k)).is_none() {
+                                misses += 1;
+                                if evict {
+                                    cache.insert(k, k);
+                                }
+                            }
+                        }
+                        ops += CHUNK as u64;
+                    }
+                    (ops, misses)
+                })
+            })
+            .collect();
+        barrier.wait();
+        thread::sleep(Duration::from_secs(secs));
+        stop.store(true, Ordering::Relaxed);
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("worker panicked"))
+            .fold((0, 0), |(a, b), (c, d)| (a + c, b + d))
+    });
+    println!(
+        "{:.2} Mops/s, miss ratio {:.4}",
+        ops as f64 / secs as f64 / 1e6,
+        misses as f64 / ops as f64
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or_else(|| default.into());
+    let evict = match arg(0, "read").as_str() {
+        "read" => false,
+        "evict" => true,
+        other => panic!("workload must be read or evict, not {other:?}"),
+    };
+    let threads: usize = arg(1, "2").parse().expect("threads");
+    let secs: u64 = arg(2, "5").parse().expect("seconds");
+    let contender = arg(3, "larder-WTinyLfu");
+    let capacity = if evict {
+        KEY_SPACE as u64 / 10
+    } else {
+        KEY_SPACE as u64
+    };
+    let streams: Vec<Vec<u64>> = (0..threads)
+        .map(|t| zipf_stream(0x1A2D_E200 + t as u64))
+        .collect();
+    let started = Instant::now();
+    if contender == "quick_cache" {
+        let cache = quick_cache::sync::Cache::<u64, u64>::new(capacity as usize);
+        run(&cache, evict, threads, secs, &streams);
+    } else {
+        let name = contender.strip_prefix("larder-").unwrap_or(&contender);
+        let policy: Policy = name.parse().expect("policy");
+        let cache = larder::Cache::<u64, u64>::builder()
+            .max_capacity(capacity)
+            .policy(policy)
+            .build();
+        run(&cache, evict, threads, secs, &streams);
+    }
+    eprintln!("total {:.1} s", started.elapsed().as_secs_f64());
+}
