@@ -3,9 +3,11 @@
 
 use std::hash::BuildHasher;
 use std::marker::PhantomData;
+use std::time::Duration;
 
-use crate::cache::{Cache, Listener, Weigher};
+use crate::cache::{Cache, ExpireAfter, Listener, Weigher};
 use crate::policy::{Policy, RemovalCause};
+use crate::time::{Clock, Jitter};
 
 /// Most shards a cache will use (a power of two).
 pub(crate) const MAX_SHARDS: usize = 1 << 16; // 65,536
@@ -46,6 +48,11 @@ pub struct CacheBuilder<K, V, S = ahash::RandomState> {
     pub(crate) listener: Option<Listener<K, V>>,
     pub(crate) hasher: S,
     pub(crate) seed: Option<u64>,
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) tti: Option<Duration>,
+    pub(crate) jitter: Jitter,
+    pub(crate) expire_after: Option<ExpireAfter<K, V>>,
+    pub(crate) clock: Option<Box<dyn Clock>>,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -69,6 +76,11 @@ impl<K, V> CacheBuilder<K, V> {
             listener: None,
             hasher: ahash::RandomState::new(),
             seed: None,
+            ttl: None,
+            tti: None,
+            jitter: Jitter::None,
+            expire_after: None,
+            clock: None,
             _types: PhantomData,
         }
     }
@@ -137,6 +149,75 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
+    /// Every entry expires this long after it was inserted or last updated
+    /// (spread by [`ttl_jitter`](Self::ttl_jitter)). `Duration::ZERO`
+    /// expires entries at once; `Duration::MAX` means never. A per-entry
+    /// TTL ([`Cache::insert_with_ttl`]) or [`expire_after`](Self::expire_after)
+    /// overrides it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use larder::{Cache, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache: Cache<u32, u32> = Cache::builder()
+    ///     .time_to_live(Duration::from_secs(60))
+    ///     .clock(clock.clone())
+    ///     .build();
+    /// cache.insert(1, 1);
+    /// clock.advance(Duration::from_secs(59));
+    /// assert_eq!(cache.get(&1), Some(1));
+    /// clock.advance(Duration::from_secs(1));
+    /// assert_eq!(cache.get(&1), None);
+    /// ```
+    pub fn time_to_live(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Every entry expires when it has not been read (`get`, or a loading
+    /// method's hit) or written for this long. `peek` and `contains_key` do
+    /// not count as access. Combined with a time to live, an entry expires at
+    /// the earlier of the two deadlines.
+    pub fn time_to_idle(mut self, tti: Duration) -> Self {
+        self.tti = Some(tti);
+        self
+    }
+
+    /// Spreads every time to live (cache-wide, per entry and from
+    /// [`expire_after`](Self::expire_after)) so that entries written together
+    /// do not expire together. `0.1` (a [`Jitter::Fraction`]) draws each TTL
+    /// uniformly from `[0.9, 1.1] x TTL`; [`Jitter::Up`] adds a uniform
+    /// `[0, d]`. Time to idle is never jittered. The draws come from a
+    /// per-shard generator seeded by [`seed`](Self::seed).
+    pub fn ttl_jitter(mut self, jitter: impl Into<Jitter>) -> Self {
+        self.jitter = jitter.into();
+        self
+    }
+
+    /// Computes each entry's time to live from its key and value when it is
+    /// inserted or updated: `Some(d)` overrides the cache-wide TTL, `None`
+    /// keeps it (or no expiry when there is none).
+    ///
+    /// **Locking behaviour:** runs on the inserting thread before any lock is
+    /// taken; it may call back into the cache.
+    pub fn expire_after(
+        mut self,
+        f: impl Fn(&K, &V) -> Option<Duration> + Send + Sync + 'static,
+    ) -> Self {
+        self.expire_after = Some(Box::new(f));
+        self
+    }
+
+    /// The clock expiry reads (default: a monotonic clock). Pass a
+    /// [`ManualClock`](crate::ManualClock) to control time in tests.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Box::new(clock));
+        self
+    }
+
     /// Uses `hasher` instead of ahash's randomly seeded one.
     pub fn hasher<S2: BuildHasher>(self, hasher: S2) -> CacheBuilder<K, V, S2> {
         CacheBuilder {
@@ -147,6 +228,11 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             listener: self.listener,
             hasher,
             seed: self.seed,
+            ttl: self.ttl,
+            tti: self.tti,
+            jitter: self.jitter,
+            expire_after: self.expire_after,
+            clock: self.clock,
             _types: PhantomData,
         }
     }

@@ -3,17 +3,22 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
+use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
 use crate::builder::CacheBuilder;
 use crate::policy::{Policy, RemovalCause};
-use crate::shard::{Removed, Shard};
+use crate::shard::{Lookup, Removed, Shard, TimeSettings, WriteTime};
 use crate::stats::Stats;
-use crate::sync::Arc;
+use crate::sync::{Arc, AtomicBool, Ordering};
+use crate::time::clock::MonotonicClock;
+use crate::time::wheel::DEFAULT_BUDGET;
+use crate::time::Clock;
 
 pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync>;
 pub(crate) type Listener<K, V> = Box<dyn Fn(&K, &V, RemovalCause) + Send + Sync>;
+pub(crate) type ExpireAfter<K, V> = Box<dyn Fn(&K, &V) -> Option<Duration> + Send + Sync>;
 
 /// A bounded, thread-safe, in-process cache.
 ///
@@ -45,6 +50,13 @@ pub(crate) struct Inner<K, V, S> {
     listener: Option<Listener<K, V>>,
     capacity: u64,
     policy: Policy,
+    clock: Box<dyn Clock>,
+    ttl: Option<Duration>,
+    expire_after: Option<ExpireAfter<K, V>>,
+    /// Some entry may have a deadline, so reads must read the clock. Set at
+    /// build time when expiry is configured, or by the first
+    /// `insert_with_ttl`.
+    uses_time: AtomicBool,
 }
 
 impl<K, V, S> Clone for Cache<K, V, S> {
@@ -92,12 +104,20 @@ where
             .map(|i| {
                 let cap = base + u64::from((i as u64) < extra);
                 let shard_seed = seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                CachePadded::new(Shard::new(builder.policy, cap, shard_seed))
+                let time = TimeSettings {
+                    tti: builder.tti,
+                    jitter: builder.jitter,
+                    eager: builder.ttl.is_some()
+                        || builder.tti.is_some()
+                        || builder.expire_after.is_some(),
+                };
+                CachePadded::new(Shard::new(builder.policy, cap, shard_seed, time))
             })
             .collect();
         // The shard index comes from the bits just below hashbrown's 7-bit
         // tag (bits 57..64); hashbrown's bucket index uses the low bits.
         let bits = n.trailing_zeros();
+        let eager = builder.ttl.is_some() || builder.tti.is_some() || builder.expire_after.is_some();
         Self {
             inner: Arc::new(Inner {
                 shards,
@@ -108,7 +128,64 @@ where
                 listener: builder.listener,
                 capacity,
                 policy: builder.policy,
+                clock: builder.clock.unwrap_or_else(|| Box::new(MonotonicClock::new())),
+                ttl: builder.ttl,
+                expire_after: builder.expire_after,
+                uses_time: AtomicBool::new(eager),
             }),
+        }
+    }
+
+    /// The shard's time for a read (0 when no entry can have a deadline).
+    #[inline]
+    fn read_now(&self, shard: &Shard<K, V>) -> u64 {
+        if self.inner.uses_time.load(Ordering::Relaxed) {
+            shard.floor.clamp(self.inner.clock.now_nanos())
+        } else {
+            0
+        }
+    }
+
+    /// The shard's time for a write or maintenance (recorded in the floor).
+    #[inline]
+    fn write_now(&self, shard: &Shard<K, V>) -> u64 {
+        if self.inner.uses_time.load(Ordering::Relaxed) {
+            shard.floor.observe(self.inner.clock.now_nanos())
+        } else {
+            0
+        }
+    }
+
+    /// Opportunistic maintenance after a read: replays buffered hits and
+    /// removes expired entries, if the shard's lock is free.
+    #[cold]
+    #[inline(never)]
+    fn maintain(&self, shard: &Shard<K, V>) {
+        let now = self.write_now(shard);
+        let mut removed = Removed::new();
+        if let Some(mut core) = shard.try_write() {
+            core.expire(now, DEFAULT_BUDGET, &mut removed);
+        }
+        self.notify(removed);
+    }
+
+    /// Runs the maintenance that operations otherwise do a little at a time:
+    /// replays buffered reads into the policy and removes every expired entry
+    /// (in bounded steps, releasing each shard's lock between steps).
+    ///
+    /// Never required for correctness: expired entries are never returned,
+    /// whether or not they have been removed yet.
+    pub fn run_pending_tasks(&self) {
+        for shard in self.inner.shards.iter() {
+            loop {
+                let now = self.write_now(shard);
+                let mut removed = Removed::new();
+                let more = shard.write().expire(now, DEFAULT_BUDGET, &mut removed);
+                self.notify(removed);
+                if !more {
+                    break;
+                }
+            }
         }
     }
 
@@ -141,8 +218,22 @@ where
         V: Clone,
     {
         let hash = self.hash(key);
-        self.shard(hash)
-            .get_with(hash, key, |entry| entry.value.clone())
+        let shard = self.shard(hash);
+        let now = self.read_now(shard);
+        match shard.lookup(hash, key, now, |entry| entry.value.clone()) {
+            Lookup::Hit(value, drain) => {
+                if drain {
+                    self.maintain(shard);
+                }
+                Some(value)
+            }
+            Lookup::Miss { expired } => {
+                if expired {
+                    self.maintain(shard);
+                }
+                None
+            }
+        }
     }
 
     /// Returns a clone of the value for `key` without touching the policy or
@@ -154,8 +245,11 @@ where
         V: Clone,
     {
         let hash = self.hash(key);
-        let core = self.shard(hash).read();
-        core.find(hash, key).map(|idx| core.get_entry(idx).value.clone())
+        let shard = self.shard(hash);
+        let now = self.read_now(shard);
+        let core = shard.read();
+        let idx = core.find(hash, key)?;
+        (!core.is_expired(idx, now)).then(|| core.get_entry(idx).value.clone())
     }
 
     /// True if `key` has a value (does not touch the policy or statistics).
@@ -165,19 +259,58 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash(key);
-        self.shard(hash).read().find(hash, key).is_some()
+        let shard = self.shard(hash);
+        let now = self.read_now(shard);
+        let core = shard.read();
+        core.find(hash, key).is_some_and(|idx| !core.is_expired(idx, now))
     }
 
     /// Stores `value` under `key`, replacing any previous value, then evicts
     /// as needed to stay within capacity. A value heavier than its shard's
     /// capacity is not stored (see [`CacheBuilder::max_capacity`]).
     pub fn insert(&self, key: K, value: V) {
+        let ttl = match &self.inner.expire_after {
+            Some(f) => f(&key, &value).or(self.inner.ttl),
+            None => self.inner.ttl,
+        };
+        self.insert_inner(key, value, ttl);
+    }
+
+    /// Like [`insert`](Self::insert), with this entry's own time to live
+    /// (overriding the cache-wide one and `expire_after`; jitter still
+    /// applies). Works on any cache, with or without expiry configured.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use larder::{Cache, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let cache: Cache<&str, u32> = Cache::builder().clock(clock.clone()).build();
+    /// cache.insert_with_ttl("session", 1, Duration::from_secs(5));
+    /// clock.advance(Duration::from_secs(6));
+    /// cache.run_pending_tasks();
+    /// assert_eq!(cache.get("session"), None);
+    /// assert_eq!(cache.stats().expirations, 1);
+    /// ```
+    pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) {
+        self.inner.uses_time.store(true, Ordering::Relaxed);
+        self.insert_inner(key, value, Some(ttl));
+    }
+
+    fn insert_inner(&self, key: K, value: V, ttl: Option<Duration>) {
         let weight = self.weigh(&key, &value);
         let hash = self.hash(&key);
+        let shard = self.shard(hash);
+        let write = WriteTime {
+            now: self.write_now(shard),
+            ttl,
+        };
         let mut removed = Removed::new();
         {
-            let mut core = self.shard(hash).write();
-            core.insert(hash, key, value, weight, &mut removed);
+            let mut core = shard.write();
+            core.insert(hash, key, value, weight, write, &mut removed);
         }
         self.notify(removed);
     }
@@ -189,7 +322,12 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash(key);
-        let (k, v) = self.shard(hash).write().remove(hash, key)?;
+        let shard = self.shard(hash);
+        let now = self.write_now(shard);
+        let mut removed = Removed::new();
+        let found = shard.write().remove(hash, key, now, &mut removed);
+        self.notify(removed);
+        let (k, v) = found?;
         if let Some(listener) = &self.inner.listener {
             listener(&k, &v, RemovalCause::Explicit);
         }
@@ -227,8 +365,12 @@ where
     {
         let mut out = Vec::new();
         for shard in self.inner.shards.iter() {
+            let now = self.read_now(shard);
             let core = shard.read();
-            out.extend(core.entries().map(|e| (e.key.clone(), e.value.clone())));
+            out.extend(
+                core.live_entries(now)
+                    .map(|e| (e.key.clone(), e.value.clone())),
+            );
         }
         out.into_iter()
     }
@@ -307,6 +449,7 @@ impl<K, V, S> Cache<K, V, S> {
             stats.evicted_weight += c.evicted_weight;
             stats.removals += c.removals;
             stats.rejections += c.rejections;
+            stats.expirations += c.expirations;
         }
         stats
     }

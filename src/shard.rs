@@ -42,8 +42,14 @@ use std::num::NonZeroU64;
 
 use hashbrown::HashTable;
 
+use std::time::Duration;
+
 use crate::policy::{AnyPolicy, EvictionPolicy, Idx, Policy, RemovalCause};
 use crate::sync::{AtomicU32, AtomicU64, Ordering, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use crate::time::clock::TimeFloor;
+use crate::time::expiry::{self, Jitter, Rng};
+use crate::time::wheel::{TimerWheel, DEFAULT_BUDGET};
+use crate::time::NEVER;
 
 /// Bit forced on in every stored hash so that `Option<Entry>` needs no tag
 /// (the hash becomes a `NonZeroU64`). Bit 40 lies above any bucket index
@@ -143,6 +149,7 @@ pub(crate) struct CoreCounters {
     pub(crate) evicted_weight: u64,
     pub(crate) removals: u64,
     pub(crate) rejections: u64,
+    pub(crate) expirations: u64,
 }
 
 /// The single-threaded part of a shard: table, slab and policy.
@@ -153,20 +160,155 @@ pub(crate) struct Core<K, V> {
     policy: AnyPolicy,
     capacity: u64,
     weight: u64,
+    /// Expiry state; `None` until some entry has a deadline.
+    timers: Option<Box<Timers>>,
+    /// Time settings shared by every entry of the shard.
+    time: TimeSettings,
+    /// Reused buffer of indices the wheel fired.
+    fired: Vec<Idx>,
     pub(crate) counters: CoreCounters,
 }
 
+/// The cache-wide time settings a shard needs under its lock.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct TimeSettings {
+    /// Time to idle, if any.
+    pub(crate) tti: Option<Duration>,
+    /// Spread applied to every time to live.
+    pub(crate) jitter: Jitter,
+    /// Create the wheel up front (some expiry is configured cache-wide).
+    pub(crate) eager: bool,
+}
+
+/// A shard's expiry machinery (see `crate::time`).
+struct Timers {
+    wheel: TimerWheel,
+    rng: Rng,
+    /// Each entry's time-to-live deadline, kept only when time to idle is
+    /// also on (the wheel then holds the earlier of the two, and an access
+    /// may push it no later than this).
+    hard: Vec<u64>,
+}
+
+/// When an entry being written should expire.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WriteTime {
+    /// The shard's current time (nanoseconds on the cache clock).
+    pub(crate) now: u64,
+    /// Its time to live, if it has one.
+    pub(crate) ttl: Option<Duration>,
+}
+
+impl WriteTime {
+    /// No expiry and no clock reading.
+    pub(crate) const NONE: WriteTime = WriteTime { now: 0, ttl: None };
+}
+
 impl<K, V> Core<K, V> {
-    fn new(policy: Policy, capacity: u64, seed: u64) -> Self {
-        Self {
+    fn new(policy: Policy, capacity: u64, seed: u64, time: TimeSettings) -> Self {
+        let mut core = Self {
             table: HashTable::new(),
             slots: Vec::new(),
             free: Vec::new(),
             policy: AnyPolicy::new(policy, capacity, seed),
             capacity,
             weight: 0,
+            timers: None,
+            time,
+            fired: Vec::new(),
             counters: CoreCounters::default(),
+        };
+        if time.eager {
+            core.timers(0, seed);
         }
+        core
+    }
+
+    /// The expiry machinery, created on first use.
+    fn timers(&mut self, now: u64, seed: u64) -> &mut Timers {
+        self.timers.get_or_insert_with(|| {
+            Box::new(Timers {
+                wheel: TimerWheel::new(now),
+                rng: Rng::new(seed),
+                hard: Vec::new(),
+            })
+        })
+    }
+
+    /// True if the entry at `idx` has expired at `now`.
+    #[inline]
+    pub(crate) fn is_expired(&self, idx: Idx, now: u64) -> bool {
+        match &self.timers {
+            Some(t) => t.wheel.deadline(idx) <= now,
+            None => false,
+        }
+    }
+
+    /// True if this shard keeps deadlines (readers must then pass `now`).
+    #[inline]
+    pub(crate) fn has_timers(&self) -> bool {
+        self.timers.is_some()
+    }
+
+    /// Time to idle: an access at `now` pushes the entry's deadline to
+    /// `now + tti` (never past its time-to-live deadline). Callable under
+    /// the read lock.
+    #[inline]
+    pub(crate) fn touch(&self, idx: Idx, now: u64) {
+        if let (Some(tti), Some(t)) = (self.time.tti, &self.timers) {
+            let hard = t.hard.get(idx as usize).copied().unwrap_or(NEVER);
+            let new = expiry::idle_deadline(now, tti).min(hard);
+            if new > t.wheel.deadline(idx) {
+                t.wheel.set_deadline_relaxed(idx, new);
+            }
+        }
+    }
+
+    /// Gives the entry at `idx` its deadline for a write at `write`.
+    fn schedule(&mut self, idx: Idx, write: WriteTime, seed: u64) {
+        if write.ttl.is_none() && self.timers.is_none() {
+            return;
+        }
+        let tti = self.time.tti;
+        let jitter = self.time.jitter;
+        let t = self.timers(write.now, seed);
+        let hard = match write.ttl {
+            Some(ttl) => expiry::deadline(write.now, ttl, jitter, &mut t.rng),
+            None => NEVER,
+        };
+        let deadline = match tti {
+            Some(tti) => {
+                let i = idx as usize;
+                if t.hard.len() <= i {
+                    t.hard.resize(i + 1, NEVER);
+                }
+                t.hard[i] = hard;
+                expiry::idle_deadline(write.now, tti).min(hard)
+            }
+            None => hard,
+        };
+        t.wheel.reschedule(idx, deadline);
+    }
+
+    /// Removes entries whose deadline has passed at `now`, touching at most
+    /// `budget` wheel entries. Returns true if more work is left.
+    pub(crate) fn expire(&mut self, now: u64, budget: usize, removed: &mut Removed<K, V>) -> bool {
+        let Some(t) = self.timers.as_mut() else {
+            return false;
+        };
+        let mut fired = std::mem::take(&mut self.fired);
+        let pending = t.wheel.advance(now, budget, |idx| fired.push(idx)).pending;
+        for &idx in &fired {
+            if self.slots.get(idx as usize).is_some_and(Option::is_some) {
+                self.policy.on_remove(idx);
+                let entry = self.unlink(idx);
+                self.counters.expirations += 1;
+                removed.push(entry.key, entry.value, RemovalCause::Expired);
+            }
+        }
+        fired.clear();
+        self.fired = fired;
+        pending
     }
 
     /// Number of entries stored.
@@ -241,19 +383,24 @@ impl<K, V> Core<K, V> {
         key: K,
         value: V,
         weight: u32,
+        write: WriteTime,
         removed: &mut Removed<K, V>,
     ) -> bool
     where
         K: Eq,
     {
-        let existing = self.find(hash, &key);
+        let mut existing = self.find(hash, &key);
+        if let Some(idx) = existing {
+            if self.is_expired(idx, write.now) {
+                // An expired value is gone, whatever replaces it.
+                self.detach(idx, RemovalCause::Expired, removed);
+                existing = None;
+            }
+        }
         if self.capacity == 0 || u64::from(weight) > self.capacity {
             // Never stored. A value it replaces must not be served either.
             if let Some(idx) = existing {
-                self.policy.on_remove(idx);
-                let old = self.unlink(idx);
-                self.counters.removals += 1;
-                removed.push(old.key, old.value, RemovalCause::Replaced);
+                self.detach(idx, RemovalCause::Replaced, removed);
             }
             self.counters.rejections += 1;
             self.counters.evictions += 1;
@@ -268,6 +415,7 @@ impl<K, V> Core<K, V> {
                 let old_weight = std::mem::replace(&mut slot.weight, weight);
                 self.weight = self.weight - u64::from(old_weight) + u64::from(weight);
                 self.policy.on_update(idx, hash, weight);
+                self.schedule(idx, write, hash);
                 self.counters.updates += 1;
                 removed.push(key, old_value, RemovalCause::Replaced);
             }
@@ -297,11 +445,32 @@ impl<K, V> Core<K, V> {
                 });
                 self.weight += u64::from(weight);
                 self.policy.on_insert(idx, hash.get(), weight);
+                self.schedule(idx, write, hash.get());
                 self.counters.inserts += 1;
             }
         }
+        if self.timers.is_some() {
+            // Expired entries leave before the policy picks victims.
+            self.expire(write.now, DEFAULT_BUDGET, removed);
+        }
         self.evict_to_capacity(removed);
         true
+    }
+
+    /// Removes the live entry at `idx` from everything, counting it under
+    /// `cause` (`Replaced` and `Explicit` count as removals).
+    fn detach(&mut self, idx: Idx, cause: RemovalCause, removed: &mut Removed<K, V>) {
+        self.policy.on_remove(idx);
+        let entry = self.unlink(idx);
+        match cause {
+            RemovalCause::Expired => self.counters.expirations += 1,
+            RemovalCause::Evicted => {
+                self.counters.evictions += 1;
+                self.counters.evicted_weight += u64::from(entry.weight);
+            }
+            RemovalCause::Explicit | RemovalCause::Replaced => self.counters.removals += 1,
+        }
+        removed.push(entry.key, entry.value, cause);
     }
 
     /// Evicts until the stored weight is within capacity.
@@ -334,6 +503,9 @@ impl<K, V> Core<K, V> {
             Err(_) => unreachable!("live entry missing from the table"),
         }
         let entry = self.slots[idx as usize].take().expect("live slot");
+        if let Some(t) = self.timers.as_mut() {
+            t.wheel.deschedule(idx);
+        }
         self.free.push(idx);
         self.weight -= u64::from(entry.weight);
         if self.table.is_empty() {
@@ -344,13 +516,25 @@ impl<K, V> Core<K, V> {
         entry
     }
 
-    /// Removes `key` if present.
-    pub(crate) fn remove<Q>(&mut self, hash: u64, key: &Q) -> Option<(K, V)>
+    /// Removes `key` if present. An entry that had expired at `now` is
+    /// removed too, but reported in `removed` (as expired) instead of
+    /// returned.
+    pub(crate) fn remove<Q>(
+        &mut self,
+        hash: u64,
+        key: &Q,
+        now: u64,
+        removed: &mut Removed<K, V>,
+    ) -> Option<(K, V)>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
         let idx = self.find(hash, key)?;
+        if self.is_expired(idx, now) {
+            self.detach(idx, RemovalCause::Expired, removed);
+            return None;
+        }
         self.policy.on_remove(idx);
         let entry = self.unlink(idx);
         self.counters.removals += 1;
@@ -369,10 +553,7 @@ impl<K, V> Core<K, V> {
                 None => false,
             };
             if drop_it {
-                self.policy.on_remove(idx);
-                let entry = self.unlink(idx);
-                self.counters.removals += 1;
-                removed.push(entry.key, entry.value, RemovalCause::Explicit);
+                self.detach(idx, RemovalCause::Explicit, removed);
                 if self.slots.is_empty() {
                     break;
                 }
@@ -385,6 +566,10 @@ impl<K, V> Core<K, V> {
         self.table.clear();
         self.policy.clear();
         self.free.clear();
+        if let Some(t) = self.timers.as_mut() {
+            t.wheel.clear();
+            t.hard.clear();
+        }
         self.weight = 0;
         for entry in self.slots.drain(..).flatten() {
             self.counters.removals += 1;
@@ -393,9 +578,17 @@ impl<K, V> Core<K, V> {
         self.slots.shrink_to_fit();
     }
 
-    /// Every live entry, in slab order.
+    /// Every stored entry, in slab order.
     pub(crate) fn entries(&self) -> impl Iterator<Item = &Entry<K, V>> {
         self.slots.iter().flatten()
+    }
+
+    /// Every entry not expired at `now`, in slab order.
+    pub(crate) fn live_entries(&self, now: u64) -> impl Iterator<Item = &Entry<K, V>> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, s)| s.as_ref().filter(|_| !self.is_expired(i as Idx, now)))
     }
 
     /// Heap bytes held by this core (table, slab, free list, policy).
@@ -404,6 +597,11 @@ impl<K, V> Core<K, V> {
             + self.slots.capacity() * std::mem::size_of::<Option<Entry<K, V>>>()
             + self.free.capacity() * std::mem::size_of::<Idx>()
             + self.policy.heap_bytes()
+            + self.timers.as_ref().map_or(0, |t| {
+                std::mem::size_of::<Timers>()
+                    + t.wheel.heap_bytes()
+                    + t.hard.capacity() * std::mem::size_of::<u64>()
+            })
     }
 
     /// Recomputes every count, weight and link; panics on a mismatch.
@@ -424,6 +622,14 @@ impl<K, V> Core<K, V> {
             assert!(self.slots[idx as usize].is_none(), "free slot {idx} is live");
         }
         self.policy.validate();
+        if let Some(t) = &self.timers {
+            t.wheel.validate();
+            for (i, slot) in self.slots.iter().enumerate() {
+                if slot.is_none() {
+                    assert!(!t.wheel.is_scheduled(i as Idx), "free slot {i} is scheduled");
+                }
+            }
+        }
     }
 }
 
@@ -432,15 +638,34 @@ pub(crate) struct Shard<K, V> {
     core: RwLock<Core<K, V>>,
     reads: ReadBuffer,
     misses: AtomicU64,
+    /// The shard's time never goes backwards (see `TimeFloor`).
+    pub(crate) floor: TimeFloor,
+}
+
+/// What a lookup found.
+pub(crate) enum Lookup<R> {
+    /// A live entry; `drain` asks the caller to run maintenance.
+    Hit(R, bool),
+    /// Nothing live; `expired` if an expired entry is still stored.
+    Miss { expired: bool },
 }
 
 impl<K, V> Shard<K, V> {
-    pub(crate) fn new(policy: Policy, capacity: u64, seed: u64) -> Self {
+    pub(crate) fn new(policy: Policy, capacity: u64, seed: u64, time: TimeSettings) -> Self {
         Self {
-            core: RwLock::new(Core::new(policy, capacity, seed)),
+            core: RwLock::new(Core::new(policy, capacity, seed, time)),
             reads: ReadBuffer::new(),
             misses: AtomicU64::new(0),
+            floor: TimeFloor::new(0),
         }
+    }
+
+    /// Takes the write lock if nobody holds the shard (for opportunistic
+    /// maintenance), replaying buffered hits first.
+    pub(crate) fn try_write(&self) -> Option<RwLockWriteGuard<'_, Core<K, V>>> {
+        let mut core = self.core.try_write()?;
+        core.drain(&self.reads);
+        Some(core)
     }
 
     /// Takes the read lock (lookups that do not touch the policy).
@@ -457,38 +682,40 @@ impl<K, V> Shard<K, V> {
         core
     }
 
-    /// Looks `key` up and, on a hit, records the access and returns
-    /// `f(&entry)`.
+    /// Looks `key` up and, on a live hit, records the access and returns
+    /// `f(&entry)`. `now` (the shard's time, or anything when the cache has
+    /// no expiry) decides what has expired.
     #[inline]
-    pub(crate) fn get_with<Q, R>(
+    pub(crate) fn lookup<Q, R>(
         &self,
         hash: u64,
         key: &Q,
+        now: u64,
         f: impl FnOnce(&Entry<K, V>) -> R,
-    ) -> Option<R>
+    ) -> Lookup<R>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        let (result, drain) = {
-            let core = self.core.read();
-            let Some(idx) = core.find(hash, key) else {
+        let core = self.core.read();
+        let found = core.find(hash, key);
+        let expired = found.is_some_and(|idx| core.is_expired(idx, now));
+        match found {
+            Some(idx) if !expired => {
+                core.touch(idx, now);
+                let result = f(core.entry(idx));
+                let drain = self.reads.record(idx);
+                Lookup::Hit(result, drain)
+            }
+            _ => {
                 drop(core);
                 self.misses.fetch_add(1, Ordering::Relaxed);
-                return None;
-            };
-            let result = f(core.entry(idx));
-            (result, self.reads.record(idx))
-        };
-        if drain {
-            if let Some(mut core) = self.core.try_write() {
-                core.drain(&self.reads);
+                Lookup::Miss { expired }
             }
         }
-        Some(result)
     }
 
-    /// Counts a miss that did not go through [`Shard::get_with`].
+    /// Counts a miss that did not go through [`Shard::lookup`].
     pub(crate) fn record_miss(&self) {
         self.misses.fetch_add(1, Ordering::Relaxed);
     }

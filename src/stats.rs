@@ -43,6 +43,9 @@ pub struct Stats {
     /// Values rejected because they weigh more than their shard's capacity
     /// (also counted in `evictions`).
     pub rejections: u64,
+    /// Entries removed because their time to live or time to idle ran out
+    /// (not counted in `evictions`).
+    pub expirations: u64,
 }
 
 impl Stats {

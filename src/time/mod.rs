@@ -33,7 +33,7 @@
 // The shard integrates this layer separately; until it does, parts of the
 // crate-private API are only exercised by the unit tests here (which loom
 // builds leave out).
-#![cfg_attr(any(not(test), loom), allow(dead_code))]
+
 
 pub(crate) mod clock;
 pub(crate) mod expiry;
