@@ -53,6 +53,7 @@ pub struct CacheBuilder<K, V, S = ahash::RandomState> {
     pub(crate) jitter: Jitter,
     pub(crate) expire_after: Option<ExpireAfter<K, V>>,
     pub(crate) clock: Option<Box<dyn Clock>>,
+    pub(crate) negative_ttl: Option<Duration>,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -81,6 +82,7 @@ impl<K, V> CacheBuilder<K, V> {
             jitter: Jitter::None,
             expire_after: None,
             clock: None,
+            negative_ttl: None,
             _types: PhantomData,
         }
     }
@@ -211,6 +213,18 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
+    /// Remembers for `ttl` that a key does not exist when the loader of
+    /// [`Cache::optionally_get_with`] returns `None` (negative caching).
+    /// While remembered, `optionally_get_with` returns `None` without
+    /// calling its loader, and `get` reports a miss. Any `insert` or
+    /// `remove` of the key forgets it. At most `capacity / shards` keys per
+    /// shard are remembered (oldest dropped first); they do not count toward
+    /// capacity.
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = Some(ttl);
+        self
+    }
+
     /// The clock expiry reads (default: a monotonic clock). Pass a
     /// [`ManualClock`](crate::ManualClock) to control time in tests.
     pub fn clock(mut self, clock: impl Clock) -> Self {
@@ -233,6 +247,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             jitter: self.jitter,
             expire_after: self.expire_after,
             clock: self.clock,
+            negative_ttl: self.negative_ttl,
             _types: PhantomData,
         }
     }

@@ -53,6 +53,7 @@ pub(crate) struct Inner<K, V, S> {
     clock: Box<dyn Clock>,
     ttl: Option<Duration>,
     expire_after: Option<ExpireAfter<K, V>>,
+    negative_ttl: Option<Duration>,
     /// Some entry may have a deadline, so reads must read the clock. Set at
     /// build time when expiry is configured, or by the first
     /// `insert_with_ttl`.
@@ -117,7 +118,10 @@ where
         // The shard index comes from the bits just below hashbrown's 7-bit
         // tag (bits 57..64); hashbrown's bucket index uses the low bits.
         let bits = n.trailing_zeros();
-        let eager = builder.ttl.is_some() || builder.tti.is_some() || builder.expire_after.is_some();
+        let eager = builder.ttl.is_some()
+            || builder.tti.is_some()
+            || builder.expire_after.is_some()
+            || builder.negative_ttl.is_some();
         Self {
             inner: Arc::new(Inner {
                 shards,
@@ -131,6 +135,7 @@ where
                 clock: builder.clock.unwrap_or_else(|| Box::new(MonotonicClock::new())),
                 ttl: builder.ttl,
                 expire_after: builder.expire_after,
+                negative_ttl: builder.negative_ttl,
                 uses_time: AtomicBool::new(eager),
             }),
         }
@@ -148,7 +153,7 @@ where
 
     /// The shard's time for a write or maintenance (recorded in the floor).
     #[inline]
-    fn write_now(&self, shard: &Shard<K, V>) -> u64 {
+    pub(crate) fn write_now(&self, shard: &Shard<K, V>) -> u64 {
         if self.inner.uses_time.load(Ordering::Relaxed) {
             shard.floor.observe(self.inner.clock.now_nanos())
         } else {
@@ -269,11 +274,21 @@ where
     /// as needed to stay within capacity. A value heavier than its shard's
     /// capacity is not stored (see [`CacheBuilder::max_capacity`]).
     pub fn insert(&self, key: K, value: V) {
-        let ttl = match &self.inner.expire_after {
-            Some(f) => f(&key, &value).or(self.inner.ttl),
-            None => self.inner.ttl,
-        };
+        let ttl = self.entry_ttl(&key, &value);
         self.insert_inner(key, value, ttl);
+    }
+
+    /// The time to live of a new value: `expire_after`'s, else the cache's.
+    pub(crate) fn entry_ttl(&self, key: &K, value: &V) -> Option<Duration> {
+        match &self.inner.expire_after {
+            Some(f) => f(key, value).or(self.inner.ttl),
+            None => self.inner.ttl,
+        }
+    }
+
+    /// How long a "does not exist" answer is remembered, if at all.
+    pub(crate) fn negative_ttl(&self) -> Option<Duration> {
+        self.inner.negative_ttl
     }
 
     /// Like [`insert`](Self::insert), with this entry's own time to live
@@ -310,6 +325,7 @@ where
         let mut removed = Removed::new();
         {
             let mut core = shard.write();
+            core.invalidate(hash, &key);
             core.insert(hash, key, value, weight, write, &mut removed);
         }
         self.notify(removed);
@@ -375,7 +391,7 @@ where
         out.into_iter()
     }
 
-    fn weigh(&self, key: &K, value: &V) -> u32 {
+    pub(crate) fn weigh(&self, key: &K, value: &V) -> u32 {
         match &self.inner.weigher {
             Some(weigher) => weigher(key, value),
             None => 1,
@@ -450,6 +466,10 @@ impl<K, V, S> Cache<K, V, S> {
             stats.removals += c.removals;
             stats.rejections += c.rejections;
             stats.expirations += c.expirations;
+            stats.loads += c.loads;
+            stats.load_failures += c.load_failures;
+            stats.total_load_time += Duration::from_nanos(c.load_nanos);
+            stats.negative_hits += c.negative_hits;
         }
         stats
     }

@@ -44,6 +44,8 @@ use hashbrown::HashTable;
 
 use std::time::Duration;
 
+use crate::load::flight::FlightTable;
+use crate::load::negative::NegativeTable;
 use crate::policy::{AnyPolicy, EvictionPolicy, Idx, Policy, RemovalCause};
 use crate::sync::{AtomicU32, AtomicU64, Ordering, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::time::clock::TimeFloor;
@@ -150,6 +152,10 @@ pub(crate) struct CoreCounters {
     pub(crate) removals: u64,
     pub(crate) rejections: u64,
     pub(crate) expirations: u64,
+    pub(crate) loads: u64,
+    pub(crate) load_failures: u64,
+    pub(crate) load_nanos: u64,
+    pub(crate) negative_hits: u64,
 }
 
 /// The single-threaded part of a shard: table, slab and policy.
@@ -166,6 +172,10 @@ pub(crate) struct Core<K, V> {
     time: TimeSettings,
     /// Reused buffer of indices the wheel fired.
     fired: Vec<Idx>,
+    /// Loads in progress (see `crate::load::flight`).
+    pub(crate) flights: FlightTable<K, V>,
+    /// Keys known not to exist (see `crate::load::negative`).
+    pub(crate) negatives: NegativeTable<K>,
     pub(crate) counters: CoreCounters,
 }
 
@@ -216,6 +226,8 @@ impl<K, V> Core<K, V> {
             timers: None,
             time,
             fired: Vec::new(),
+            flights: FlightTable::default(),
+            negatives: NegativeTable::default(),
             counters: CoreCounters::default(),
         };
         if time.eager {
@@ -516,6 +528,18 @@ impl<K, V> Core<K, V> {
         entry
     }
 
+    /// A write or removal of `key` from outside a load: a load in flight
+    /// for it must not store its value, and a negative mark is void.
+    #[inline]
+    pub(crate) fn invalidate<Q>(&mut self, hash: u64, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        self.flights.invalidate(hash, key);
+        self.negatives.remove(hash, key);
+    }
+
     /// Removes `key` if present. An entry that had expired at `now` is
     /// removed too, but reported in `removed` (as expired) instead of
     /// returned.
@@ -530,6 +554,7 @@ impl<K, V> Core<K, V> {
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
+        self.invalidate(hash, key);
         let idx = self.find(hash, key)?;
         if self.is_expired(idx, now) {
             self.detach(idx, RemovalCause::Expired, removed);
@@ -547,6 +572,7 @@ impl<K, V> Core<K, V> {
         keep: &mut dyn FnMut(&K, &V) -> bool,
         removed: &mut Removed<K, V>,
     ) {
+        self.flights.invalidate_all();
         for idx in 0..self.slots.len() as Idx {
             let drop_it = match &self.slots[idx as usize] {
                 Some(e) => !keep(&e.key, &e.value),
@@ -563,6 +589,8 @@ impl<K, V> Core<K, V> {
 
     /// Removes every entry.
     pub(crate) fn clear(&mut self, removed: &mut Removed<K, V>) {
+        self.flights.invalidate_all();
+        self.negatives.clear();
         self.table.clear();
         self.policy.clear();
         self.free.clear();

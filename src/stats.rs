@@ -23,6 +23,7 @@
 /// assert_eq!(stats.hit_ratio(), 0.5);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Lookups (`get`, and the loading methods) that found a live value.
     pub hits: u64,
@@ -46,6 +47,16 @@ pub struct Stats {
     /// Entries removed because their time to live or time to idle ran out
     /// (not counted in `evictions`).
     pub expirations: u64,
+    /// Loader calls that completed (`get_with` and friends), successful or
+    /// not. A batch load counts once per key.
+    pub loads: u64,
+    /// Loader calls that returned an error.
+    pub load_failures: u64,
+    /// Time spent in loader calls, summed over loads.
+    pub total_load_time: std::time::Duration,
+    /// Lookups answered by a remembered "does not exist" (see
+    /// [`CacheBuilder::negative_ttl`](crate::CacheBuilder::negative_ttl)).
+    pub negative_hits: u64,
 }
 
 impl Stats {
