@@ -6,6 +6,7 @@
 
 mod builder;
 mod cache;
+mod load;
 mod policy;
 mod shard;
 mod stats;
