@@ -209,11 +209,6 @@ pub(crate) struct WriteTime {
     pub(crate) ttl: Option<Duration>,
 }
 
-impl WriteTime {
-    /// No expiry and no clock reading.
-    pub(crate) const NONE: WriteTime = WriteTime { now: 0, ttl: None };
-}
-
 impl<K, V> Core<K, V> {
     fn new(policy: Policy, capacity: u64, seed: u64, time: TimeSettings) -> Self {
         let mut core = Self {
@@ -256,10 +251,631 @@ impl<K, V> Core<K, V> {
         }
     }
 
-    /// True if this shard keeps deadlines (readers must then pass `now`).
+    /// Time to idle: an access at `now` pushes the entry's deadline to
+    /// `now + tti` (never past its time-to-live deadline). Callable under
+    /// the read lock.
     #[inline]
-    pub(crate) fn has_timers(&self) -> bool {
-        self.timers.is_some()
+    pub(crate) fn touch(&self, idx: Idx, now: u64) {
+        if let (Some(tti), Some(t)) = (self.time.tti, &self.timers) {
+            let hard = t.hard.get(idx as usize).copied().unwrap_or(NEVER);
+            let new = expiry::idle_deadline(now, tti).min(hard);
+            if new > t.wheel.deadline(idx) {
+                t.wheel.set_deadline_relaxed(idx, new);
+            }
+        }
+    }
+
+    /// Gives the entry at `idx` its deadline for a write at `write`.
+    fn schedule(&mut self, idx: Idx, write: WriteTime, seed: u64) {
+        if write.ttl.is_none() && self.timers.is_none() {
+            return;
+        }
+        let tti = self.time.tti;
+        let jitter = self.time.jitter;
+        let t = self.timers(write.now, seed);
+        let hard = match write.ttl {
+            Some(ttl) => expiry::deadline(write.now, ttl, jitter, &mut t.rng),
+            None => NEVER,
+        };
+        let deadline = match tti {
+            Some(tti) => {
+                let i = idx as usize;
+                if t.hard.len() <= i {
+                    t.hard.resize(i + 1, NEVER);
+                }
+                t.hard[i] = hard;
+                expiry::idle_deadline(write.now, tti).min(hard)
+            }
+            None => hard,
+        };
+        t.wheel.reschedule(idx, deadline);
+    }
+
+    /// Removes entries whose deadline has passed at `now`, touching at most
+    /// `budget` wheel entries. Returns true if more work is left.
+    pub(crate) fn expire(&mut self, now: u64, budget: usize, removed: &mut Removed<K, V>) -> bool {
+        let Some(t) = self.timers.as_mut() else {
+            return false;
+        };
+        let mut fired = std::mem::take(&mut self.fired);
+        let pending = t.wheel.advance(now, budget, |idx| fired.push(idx)).pending;
+        for &idx in &fired {
+            if self.slots.get(idx as usize).is_some_and(Option::is_some) {
+                self.policy.on_remove(idx);
+                let entry = self.unlink(idx);
+                self.counters.expirations += 1;
+                removed.push(entry.key, entry.value, RemovalCause::Expired);
+            }
+        }
+        fired.clear();
+        self.fired = fired;
+        pending
+    }
+
+    /// Number of entries stored.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Total weight stored.
+    #[inline]
+    pub(crate) fn weight(&self) -> u64 {
+        self.weight
+    }
+
+    /// Maximum weight this shard holds.
+    #[inline]
+    pub(crate) fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    #[inline]
+    fn entry(&self, idx: Idx) -> &Entry<K, V> {
+        match &self.slots[idx as usize] {
+            Some(entry) => entry,
+            None => unreachable!("table points at an empty slot"),
+        }
+    }
+
+    /// Looks up `key`; `hash` must be the cache's hash of it.
+    #[inline]
+    pub(crate) fn find<Q>(&self, hash: u64, key: &Q) -> Option<Idx>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let slots = &self.slots;
+        self.table
+            .find(hash, |&idx| match &slots[idx as usize] {
+                Some(e) => e.key.borrow() == key,
+                None => false,
+            })
+            .copied()
+    }
+
+    /// The entry at `idx`, which must be live.
+    #[inline]
+    pub(crate) fn get_entry(&self, idx: Idx) -> &Entry<K, V> {
+        self.entry(idx)
+    }
+
+    /// Replays buffered read hits into the policy, oldest first.
+    fn drain(&mut self, buffer: &ReadBuffer) {
+        let start = buffer.head.load(Ordering::Relaxed) as usize;
+        for i in 0..READ_BUFFER_SLOTS {
+            let slot = &buffer.slots[(start + i) % READ_BUFFER_SLOTS];
+            if slot.load(Ordering::Relaxed) == EMPTY {
+                continue;
+            }
+            let idx = slot.swap(EMPTY, Ordering::Relaxed);
+            if let Some(Some(entry)) = self.slots.get(idx as usize) {
+                let hash = entry.hash();
+                self.policy.on_access(idx, hash);
+            }
+        }
+    }
+
+    /// Inserts or replaces `key`. Returns true if the value was stored
+    /// (false when it was heavier than the shard's capacity).
+    pub(crate) fn insert(
+        &mut self,
+        hash: u64,
+        key: K,
+        value: V,
+        weight: u32,
+        write: WriteTime,
+        removed: &mut Removed<K, V>,
+    ) -> bool
+    where
+        K: Eq,
+    {
+        let mut existing = self.find(hash, &key);
+        if let Some(idx) = existing {
+            if self.is_expired(idx, write.now) {
+                // An expired value is gone, whatever replaces it.
+                self.detach(idx, RemovalCause::Expired, removed);
+                existing = None;
+            }
+        }
+        if self.capacity == 0 || u64::from(weight) > self.capacity {
+            // Never stored. A value it replaces must not be served either.
+            if let Some(idx) = existing {
+                self.detach(idx, RemovalCause::Replaced, removed);
+            }
+            self.counters.rejections += 1;
+            self.counters.evictions += 1;
+            self.counters.evicted_weight += u64::from(weight);
+            removed.push(key, value, RemovalCause::Evicted);
+            return false;
+        }
+        match existing {
+            Some(idx) => {
+                let slot = self.slots[idx as usize].as_mut().expect("live slot");
+                let old_value = std::mem::replace(&mut slot.value, value);
+                let old_weight = std::mem::replace(&mut slot.weight, weight);
+                self.weight = self.weight - u64::from(old_weight) + u64::from(weight);
+                self.policy.on_update(idx, hash, weight);
+                self.schedule(idx, write, hash);
+                self.counters.updates += 1;
+                removed.push(key, old_value, RemovalCause::Replaced);
+            }
+            None => {
+                let hash = NonZeroU64::new(hash | HASH_MARK).expect("marked hash is non-zero");
+                let entry = Entry {
+                    key,
+                    value,
+                    hash,
+                    weight,
+                };
+                let idx = match self.free.pop() {
+                    Some(idx) => {
+                        self.slots[idx as usize] = Some(entry);
+                        idx
+                    }
+                    None => {
+                        let idx = self.slots.len() as Idx;
+                        self.slots.push(Some(entry));
+                        idx
+                    }
+                };
+                let slots = &self.slots;
+                self.table.insert_unique(hash.get(), idx, |&i| match &slots[i as usize] {
+                    Some(e) => e.hash(),
+                    None => unreachable!("table points at an empty slot"),
+                });
+                self.weight += u64::from(weight);
+                self.policy.on_insert(idx, hash.get(), weight);
+                self.schedule(idx, write, hash.get());
+                self.counters.inserts += 1;
+            }
+        }
+        if self.timers.is_some() {
+            // Expired entries leave before the policy picks victims.
+            self.expire(write.now, DEFAULT_BUDGET, removed);
+        }
+        self.evict_to_capacity(removed);
+        true
+    }
+
+    /// Removes the live entry at `idx` from everything, counting it under
+    /// `cause` (`Replaced` and `Explicit` count as removals).
+    fn detach(&mut self, idx: Idx, cause: RemovalCause, removed: &mut Removed<K, V>) {
+        self.policy.on_remove(idx);
+        let entry = self.unlink(idx);
+        match cause {
+            RemovalCause::Expired => self.counters.expirations += 1,
+            RemovalCause::Evicted => {
+                self.counters.evictions += 1;
+                self.counters.evicted_weight += u64::from(entry.weight);
+            }
+            RemovalCause::Explicit | RemovalCause::Replaced => self.counters.removals += 1,
+        }
+        removed.push(entry.key, entry.value, cause);
+    }
+
+    /// Evicts until the stored weight is within capacity.
+    fn evict_to_capacity(&mut self, removed: &mut Removed<K, V>) {
+        while self.weight > self.capacity {
+            let slots = &self.slots;
+            let hash_of = |i: Idx| match &slots[i as usize] {
+                Some(e) => e.hash(),
+                None => 0,
+            };
+            let Some(victim) = self.policy.evict(&hash_of) else {
+                debug_assert!(false, "policy empty while over capacity");
+                break;
+            };
+            let entry = self.unlink(victim);
+            self.counters.evictions += 1;
+            self.counters.evicted_weight += u64::from(entry.weight);
+            removed.push(entry.key, entry.value, RemovalCause::Evicted);
+        }
+    }
+
+    /// Removes the entry at `idx` from the table and the slab (not from the
+    /// policy) and returns it.
+    fn unlink(&mut self, idx: Idx) -> Entry<K, V> {
+        let hash = self.entry(idx).hash();
+        match self.table.find_entry(hash, |&i| i == idx) {
+            Ok(found) => {
+                found.remove();
+            }
+            Err(_) => unreachable!("live entry missing from the table"),
+        }
+        let entry = self.slots[idx as usize].take().expect("live slot");
+        if let Some(t) = self.timers.as_mut() {
+            t.wheel.deschedule(idx);
+        }
+        self.free.push(idx);
+        self.weight -= u64::from(entry.weight);
+        if self.table.is_empty() {
+            // Give memory back once the shard is empty.
+            self.slots.clear();
+            self.free.clear();
+        }
+        entry
+    }
+
+    /// A write or removal of `key` from outside a load: a load in flight
+    /// for it must not store its value, and a negative mark is void.
+    #[inline]
+    pub(crate) fn invalidate<Q>(&mut self, hash: u64, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        self.flights.invalidate(hash, key);
+        self.negatives.remove(hash, key);
+    }
+
+    /// Removes `key` if present. An entry that had expired at `now` is
+    /// removed too, but reported in `removed` (as expired) instead of
+    /// returned.
+    pub(crate) fn remove<Q>(
+        &mut self,
+        hash: u64,
+        key: &Q,
+        now: u64,
+        removed: &mut Removed<K, V>,
+    ) -> Option<(K, V)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        self.invalidate(hash, key);
+        let idx = self.find(hash, key)?;
+        if self.is_expired(idx, now) {
+            self.detach(idx, RemovalCause::Expired, removed);
+            return None;
+        }
+        self.policy.on_remove(idx);
+        let entry = self.unlink(idx);
+        self.counters.removals += 1;
+        Some((entry.key, entry.value))
+    }
+
+    /// Keeps only the entries for which `keep` returns true.
+    pub(crate) fn retain(
+        &mut self,
+        keep: &mut dyn FnMut(&K, &V) -> bool,
+        removed: &mut Removed<K, V>,
+    ) {
+        self.flights.invalidate_all();
+        for idx in 0..self.slots.len() as Idx {
+            let drop_it = match &self.slots[idx as usize] {
+                Some(e) => !keep(&e.key, &e.value),
+                None => false,
+            };
+            if drop_it {
+                self.detach(idx, RemovalCause::Explicit, removed);
+                if self.slots.is_empty() {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Removes every entry.
+    pub(crate) fn clear(&mut self, removed: &mut Removed<K, V>) {
+        self.flights.invalidate_all();
+        self.negatives.clear();
+        self.table.clear();
+        self.policy.clear();
+        self.free.clear();
+        if let Some(t) = self.timers.as_mut() {
+            t.wheel.clear();
+            t.hard.clear();
+        }
+        self.weight = 0;
+        for entry in self.slots.drain(..).flatten() {
+            self.counters.removals += 1;
+            removed.push(entry.key, entry.value, RemovalCause::Explicit);
+        }
+        self.slots.shrink_to_fit();
+    }
+
+    /// Every stored entry, in slab order.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = &Entry<K, V>> {
+        self.slots.iter().flatten()
+    }
+
+    /// Every entry not expired at `now`, in slab order.
+    pub(crate) fn live_entries(&self, now: u64) -> impl Iterator<Item = &Entry<K, V>> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, s)| s.as_ref().filter(|_| !self.is_expired(i as Idx, now)))
+    }
+
+    /// Heap bytes held by this core (table, slab, free list, policy).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.table.allocation_size()
+            + self.slots.capacity() * std::mem::size_of::<Option<Entry<K, V>>>()
+            + self.free.capacity() * std::mem::size_of::<Idx>()
+            + self.policy.heap_bytes()
+            + self.timers.as_ref().map_or(0, |t| {
+                std::mem::size_of::<Timers>()
+                    + t.wheel.heap_bytes()
+                    + t.hard.capacity() * std::mem::size_of::<u64>()
+            })
+    }
+
+    /// Recomputes every count, weight and link; panics on a mismatch.
+    pub(crate) fn validate(&self) {
+        let live = self.slots.iter().filter(|s| s.is_some()).count();
+        assert_eq!(live, self.table.len(), "slab and table disagree on len");
+        assert_eq!(live, self.policy.len(), "policy tracks a different count");
+        let weight: u64 = self.entries().map(|e| u64::from(e.weight)).sum();
+        assert_eq!(weight, self.weight, "stored weight is off");
+        assert_eq!(weight, self.policy.weight(), "policy weight is off");
+        assert!(self.weight <= self.capacity, "over capacity");
+        for &idx in self.table.iter() {
+            let entry = self.entry(idx);
+            let found = self.table.find(entry.hash(), |&i| i == idx);
+            assert!(found.is_some(), "entry {idx} not reachable by its hash");
+        }
+        for &idx in &self.free {
+            assert!(self.slots[idx as usize].is_none(), "free slot {idx} is live");
+        }
+        self.policy.validate();
+        if let Some(t) = &self.timers {
+            t.wheel.validate();
+            for (i, slot) in self.slots.iter().enumerate() {
+                if slot.is_none() {
+                    assert!(!t.wheel.is_scheduled(i as Idx), "free slot {i} is scheduled");
+                }
+            }
+        }
+    }
+}
+
+/// A shard: the core under its lock, plus the lock-free read side.
+pub(crate) struct Shard<K, V> {
+    core: RwLock<Core<K, V>>,
+    reads: ReadBuffer,
+    misses: AtomicU64,
+    /// The shard's time never goes backwards (see `TimeFloor`).
+    pub(crate) floor: TimeFloor,
+}
+
+/// What a lookup found.
+pub(crate) enum Lookup<R> {
+    /// A live entry; `drain` asks the caller to run maintenance.
+    Hit(R, bool),
+    /// Nothing live; `expired` if an expired entry is still stored.
+    Miss { expired: bool },
+}
+
+impl<K, V> Shard<K, V> {
+    pub(crate) fn new(policy: Policy, capacity: u64, seed: u64, time: TimeSettings) -> Self {
+        Self {
+            core: RwLock::new(Core::new(policy, capacity, seed, time)),
+            reads: ReadBuffer::new(),
+            misses: AtomicU64::new(0),
+            floor: TimeFloor::new(0),
+        }
+    }
+
+    /// Takes the write lock if nobody holds the shard (for opportunistic
+    /// maintenance), replaying buffered hits first.
+    pub(crate) fn try_write(&self) -> Option<RwLockWriteGuard<'_, Core<K, V>>> {
+        let mut core = self.core.try_write()?;
+        core.drain(&self.reads);
+        Some(core)
+    }
+
+    /// Takes the read lock (lookups that do not touch the policy).
+    #[inline]
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Core<K, V>> {
+        self.core.read()
+    }
+
+    /// Takes the write lock and replays buffered hits first.
+    #[inline]
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Core<K, V>> {
+        let mut core = self.core.write();
+        core.drain(&self.reads);
+        core
+    }
+
+    /// Looks `key` up and, on a live hit, records the access and returns
+    /// `f(&entry)`. `now` (the shard's time, or anything when the cache has
+    /// no expiry) decides what has expired.
+    #[inline]
+    pub(crate) fn lookup<Q, R>(
+        &self,
+        hash: u64,
+        key: &Q,
+        now: u64,
+        f: impl FnOnce(&Entry<K, V>) -> R,
+    ) -> Lookup<R>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let core = self.core.read();
+        let found = core.find(hash, key);
+        let expired = found.is_some_and(|idx| core.is_expired(idx, now));
+        match found {
+            Some(idx) if !expired => {
+                core.touch(idx, now);
+                let result = f(core.entry(idx));
+                let drain = self.reads.record(idx);
+                Lookup::Hit(result, drain)
+            }
+            _ => {
+                drop(core);
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                Lookup::Miss { expired }
+            }
+        }
+    }
+
+    pub(crate) fn hits(&self) -> u64 {
+        self.head.load(Ordering::Relaxed)
+    }
+}
+
+/// Removed entries waiting to be announced and dropped outside the lock.
+pub(crate) struct Removed<K, V> {
+    first: Option<(K, V, RemovalCause)>,
+    rest: Vec<(K, V, RemovalCause)>,
+}
+
+impl<K, V> Removed<K, V> {
+    pub(crate) fn new() -> Self {
+        Self {
+            first: None,
+            rest: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, key: K, value: V, cause: RemovalCause) {
+        if self.first.is_none() {
+            self.first = Some((key, value, cause));
+        } else {
+            self.rest.push((key, value, cause));
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    /// Every removed entry, in the order removed.
+    pub(crate) fn into_iter(self) -> impl Iterator<Item = (K, V, RemovalCause)> {
+        self.first.into_iter().chain(self.rest)
+    }
+}
+
+/// Counters kept under the shard lock.
+#[derive(Default, Clone, Copy, Debug)]
+pub(crate) struct CoreCounters {
+    pub(crate) inserts: u64,
+    pub(crate) updates: u64,
+    pub(crate) evictions: u64,
+    pub(crate) evicted_weight: u64,
+    pub(crate) removals: u64,
+    pub(crate) rejections: u64,
+    pub(crate) expirations: u64,
+    pub(crate) loads: u64,
+    pub(crate) load_failures: u64,
+    pub(crate) load_nanos: u64,
+    pub(crate) negative_hits: u64,
+}
+
+/// The single-threaded part of a shard: table, slab and policy.
+pub(crate) struct Core<K, V> {
+    table: HashTable<Idx>,
+    slots: Vec<Option<Entry<K, V>>>,
+    free: Vec<Idx>,
+    policy: AnyPolicy,
+    capacity: u64,
+    weight: u64,
+    /// Expiry state; `None` until some entry has a deadline.
+    timers: Option<Box<Timers>>,
+    /// Time settings shared by every entry of the shard.
+    time: TimeSettings,
+    /// Reused buffer of indices the wheel fired.
+    fired: Vec<Idx>,
+    /// Loads in progress (see `crate::load::flight`).
+    pub(crate) flights: FlightTable<K, V>,
+    /// Keys known not to exist (see `crate::load::negative`).
+    pub(crate) negatives: NegativeTable<K>,
+    pub(crate) counters: CoreCounters,
+}
+
+/// The cache-wide time settings a shard needs under its lock.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct TimeSettings {
+    /// Time to idle, if any.
+    pub(crate) tti: Option<Duration>,
+    /// Spread applied to every time to live.
+    pub(crate) jitter: Jitter,
+    /// Create the wheel up front (some expiry is configured cache-wide).
+    pub(crate) eager: bool,
+}
+
+/// A shard's expiry machinery (see `crate::time`).
+struct Timers {
+    wheel: TimerWheel,
+    rng: Rng,
+    /// Each entry's time-to-live deadline, kept only when time to idle is
+    /// also on (the wheel then holds the earlier of the two, and an access
+    /// may push it no later than this).
+    hard: Vec<u64>,
+}
+
+/// When an entry being written should expire.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WriteTime {
+    /// The shard's current time (nanoseconds on the cache clock).
+    pub(crate) now: u64,
+    /// Its time to live, if it has one.
+    pub(crate) ttl: Option<Duration>,
+}
+
+impl<K, V> Core<K, V> {
+    fn new(policy: Policy, capacity: u64, seed: u64, time: TimeSettings) -> Self {
+        let mut core = Self {
+            table: HashTable::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            policy: AnyPolicy::new(policy, capacity, seed),
+            capacity,
+            weight: 0,
+            timers: None,
+            time,
+            fired: Vec::new(),
+            flights: FlightTable::default(),
+            negatives: NegativeTable::default(),
+            counters: CoreCounters::default(),
+        };
+        if time.eager {
+            core.timers(0, seed);
+        }
+        core
+    }
+
+    /// The expiry machinery, created on first use.
+    fn timers(&mut self, now: u64, seed: u64) -> &mut Timers {
+        self.timers.get_or_insert_with(|| {
+            Box::new(Timers {
+                wheel: TimerWheel::new(now),
+                rng: Rng::new(seed),
+                hard: Vec::new(),
+            })
+        })
+    }
+
+    /// True if the entry at `idx` has expired at `now`.
+    #[inline]
+    pub(crate) fn is_expired(&self, idx: Idx, now: u64) -> bool {
+        match &self.timers {
+            Some(t) => t.wheel.deadline(idx) <= now,
+            None => false,
+        }
     }
 
     /// Time to idle: an access at `now` pushes the entry's deadline to

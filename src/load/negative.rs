@@ -103,6 +103,7 @@ impl<K> NegativeTable<K> {
     }
 
     /// Number of marks (expired ones included until they are met).
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.table.len()
     }

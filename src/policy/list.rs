@@ -117,12 +117,6 @@ impl List {
         (self.head != NIL).then_some(self.head)
     }
 
-    /// The newest node, if any.
-    #[inline]
-    pub(crate) fn back(&self) -> Option<Idx> {
-        (self.tail != NIL).then_some(self.tail)
-    }
-
     /// Appends `idx` (not on any list) at the newest end.
     #[inline]
     pub(crate) fn push_back(&mut self, nodes: &mut Nodes, idx: Idx) {
@@ -252,6 +246,6 @@ mod tests {
         list.set_weight(&mut nodes, 4, 10);
         list.validate(&nodes);
         assert_eq!(list.weight(), 4 + 10 + 1);
-        assert_eq!((list.front(), list.back(), list.len()), (Some(3), Some(0), 3));
+        assert_eq!((list.front(), list.len()), (Some(3), 3));
     }
 }
