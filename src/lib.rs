@@ -12,9 +12,14 @@ mod shard;
 mod stats;
 mod sync;
 mod time;
+mod write;
 
 pub use builder::{CacheBuilder, DEFAULT_CAPACITY};
 pub use cache::Cache;
 pub use policy::{Policy, RemovalCause};
 pub use stats::Stats;
 pub use time::{Clock, Jitter, ManualClock};
+pub use write::{
+    FlushError, Full, Op, Store, StoreError, WriteBehind, WriteBehindBuilder, WriteBehindStats,
+    WriteThrough,
+};
