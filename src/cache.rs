@@ -182,10 +182,23 @@ where
     /// whether or not they have been removed yet.
     pub fn run_pending_tasks(&self) {
         for shard in self.inner.shards.iter() {
+            // Once the wheel has caught up, also take what is due in its
+            // current 1.07 s tick (routine maintenance leaves that until
+            // the tick ends); once only, as it walks the whole tick.
+            let mut tick_done = false;
             loop {
                 let now = self.write_now(shard);
                 let mut removed = Removed::new();
-                let more = shard.write().expire(now, DEFAULT_BUDGET, &mut removed);
+                let more = {
+                    let mut core = shard.write();
+                    let more = core.expire(now, DEFAULT_BUDGET, &mut removed);
+                    if more || tick_done {
+                        more
+                    } else {
+                        tick_done = true;
+                        core.expire_current_tick(DEFAULT_BUDGET, &mut removed)
+                    }
+                };
                 self.notify(removed);
                 if !more {
                     break;
@@ -234,6 +247,9 @@ where
             }
             Lookup::Miss { expired } => {
                 if expired {
+                    // Remember the time this entry was judged expired at, so
+                    // a clock set back later cannot bring it back.
+                    shard.floor.observe(now);
                     self.maintain(shard);
                 }
                 None
@@ -254,7 +270,11 @@ where
         let now = self.read_now(shard);
         let core = shard.read();
         let idx = core.find(hash, key)?;
-        (!core.is_expired(idx, now)).then(|| core.get_entry(idx).value.clone())
+        if core.is_expired(idx, now) {
+            shard.floor.observe(now); // as in `get`: stays expired
+            return None;
+        }
+        Some(core.get_entry(idx).value.clone())
     }
 
     /// True if `key` has a value (does not touch the policy or statistics).
@@ -267,7 +287,14 @@ where
         let shard = self.shard(hash);
         let now = self.read_now(shard);
         let core = shard.read();
-        core.find(hash, key).is_some_and(|idx| !core.is_expired(idx, now))
+        let Some(idx) = core.find(hash, key) else {
+            return false;
+        };
+        if core.is_expired(idx, now) {
+            shard.floor.observe(now); // as in `get`: stays expired
+            return false;
+        }
+        true
     }
 
     /// Stores `value` under `key`, replacing any previous value, then evicts
@@ -325,6 +352,12 @@ where
         let mut removed = Removed::new();
         {
             let mut core = shard.write();
+            // Under the lock, the time is at least what any earlier writer
+            // of this shard acted on (they observed it before locking).
+            let write = WriteTime {
+                now: shard.floor.observe(write.now),
+                ..write
+            };
             core.invalidate(hash, &key);
             core.insert(hash, key, value, weight, write, &mut removed);
         }
@@ -341,7 +374,11 @@ where
         let shard = self.shard(hash);
         let now = self.write_now(shard);
         let mut removed = Removed::new();
-        let found = shard.write().remove(hash, key, now, &mut removed);
+        let found = {
+            let mut core = shard.write();
+            let now = shard.floor.observe(now); // see `insert_inner`
+            core.remove(hash, key, now, &mut removed)
+        };
         self.notify(removed);
         let (k, v) = found?;
         if let Some(listener) = &self.inner.listener {
@@ -383,10 +420,14 @@ where
         for shard in self.inner.shards.iter() {
             let now = self.read_now(shard);
             let core = shard.read();
+            let before = out.len();
             out.extend(
                 core.live_entries(now)
                     .map(|e| (e.key.clone(), e.value.clone())),
             );
+            if out.len() - before < core.len() {
+                shard.floor.observe(now); // as in `get`: stays expired
+            }
         }
         out.into_iter()
     }

@@ -50,7 +50,7 @@ use crate::policy::{AnyPolicy, EvictionPolicy, Idx, Policy, RemovalCause};
 use crate::sync::{AtomicU32, AtomicU64, Ordering, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::time::clock::TimeFloor;
 use crate::time::expiry::{self, Jitter, Rng};
-use crate::time::wheel::{TimerWheel, DEFAULT_BUDGET};
+use crate::time::wheel::{Advance, TimerWheel, DEFAULT_BUDGET};
 use crate::time::NEVER;
 
 /// Bit forced on in every stored hash so that `Option<Entry>` needs no tag
@@ -172,6 +172,9 @@ pub(crate) struct Core<K, V> {
     time: TimeSettings,
     /// Reused buffer of indices the wheel fired.
     fired: Vec<Idx>,
+    /// The shard's seed, for the jitter generator when the wheel is created
+    /// lazily (so `CacheBuilder::seed` also covers `insert_with_ttl`).
+    seed: u64,
     /// Loads in progress (see `crate::load::flight`).
     pub(crate) flights: FlightTable<K, V>,
     /// Keys known not to exist (see `crate::load::negative`).
@@ -221,18 +224,20 @@ impl<K, V> Core<K, V> {
             timers: None,
             time,
             fired: Vec::new(),
+            seed,
             flights: FlightTable::default(),
             negatives: NegativeTable::default(),
             counters: CoreCounters::default(),
         };
         if time.eager {
-            core.timers(0, seed);
+            core.timers(0);
         }
         core
     }
 
     /// The expiry machinery, created on first use.
-    fn timers(&mut self, now: u64, seed: u64) -> &mut Timers {
+    fn timers(&mut self, now: u64) -> &mut Timers {
+        let seed = self.seed;
         self.timers.get_or_insert_with(|| {
             Box::new(Timers {
                 wheel: TimerWheel::new(now),
@@ -266,13 +271,13 @@ impl<K, V> Core<K, V> {
     }
 
     /// Gives the entry at `idx` its deadline for a write at `write`.
-    fn schedule(&mut self, idx: Idx, write: WriteTime, seed: u64) {
+    fn schedule(&mut self, idx: Idx, write: WriteTime) {
         if write.ttl.is_none() && self.timers.is_none() {
             return;
         }
         let tti = self.time.tti;
         let jitter = self.time.jitter;
-        let t = self.timers(write.now, seed);
+        let t = self.timers(write.now);
         let hard = match write.ttl {
             Some(ttl) => expiry::deadline(write.now, ttl, jitter, &mut t.rng),
             None => NEVER,
@@ -294,11 +299,34 @@ impl<K, V> Core<K, V> {
     /// Removes entries whose deadline has passed at `now`, touching at most
     /// `budget` wheel entries. Returns true if more work is left.
     pub(crate) fn expire(&mut self, now: u64, budget: usize, removed: &mut Removed<K, V>) -> bool {
+        self.expire_with(removed, |wheel, fire| wheel.advance(now, budget, fire))
+    }
+
+    /// Like [`expire`](Self::expire) at the time it last ran, but also
+    /// removes what is due in the wheel's current 1.07 s tick, which
+    /// `expire` leaves until the tick ends. Costs a walk of that tick's
+    /// entries, so it is for explicit maintenance (`run_pending_tasks`),
+    /// once `expire` has nothing pending. Returns true if more work is left
+    /// (for `expire`).
+    pub(crate) fn expire_current_tick(
+        &mut self,
+        budget: usize,
+        removed: &mut Removed<K, V>,
+    ) -> bool {
+        self.expire_with(removed, |wheel, fire| wheel.fire_current_tick(budget, fire))
+    }
+
+    /// Runs `step` on the wheel and removes the entries it fires.
+    fn expire_with(
+        &mut self,
+        removed: &mut Removed<K, V>,
+        step: impl FnOnce(&mut TimerWheel, &mut dyn FnMut(Idx)) -> Advance,
+    ) -> bool {
         let Some(t) = self.timers.as_mut() else {
             return false;
         };
         let mut fired = std::mem::take(&mut self.fired);
-        let pending = t.wheel.advance(now, budget, |idx| fired.push(idx)).pending;
+        let pending = step(&mut t.wheel, &mut |idx| fired.push(idx)).pending;
         for &idx in &fired {
             if self.slots.get(idx as usize).is_some_and(Option::is_some) {
                 self.policy.on_remove(idx);
@@ -416,7 +444,7 @@ impl<K, V> Core<K, V> {
                 let old_weight = std::mem::replace(&mut slot.weight, weight);
                 self.weight = self.weight - u64::from(old_weight) + u64::from(weight);
                 self.policy.on_update(idx, hash, weight);
-                self.schedule(idx, write, hash);
+                self.schedule(idx, write);
                 self.counters.updates += 1;
                 removed.push(key, old_value, RemovalCause::Replaced);
             }
@@ -446,7 +474,7 @@ impl<K, V> Core<K, V> {
                 });
                 self.weight += u64::from(weight);
                 self.policy.on_insert(idx, hash.get(), weight);
-                self.schedule(idx, write, hash.get());
+                self.schedule(idx, write);
                 self.counters.inserts += 1;
             }
         }

@@ -44,17 +44,30 @@
 //! level-0 tick is past its deadline's: **never early, and at most one level-0
 //! span (1.07 s) late** whatever level it started on, when every advance
 //! completes its work. (The shard checks deadlines on every read, so that
-//! lateness only delays reclaiming memory.)
+//! lateness only delays reclaiming memory.) [`TimerWheel::fire_current_tick`]
+//! removes that lateness on demand, for an explicit "expire everything due
+//! now": it also visits the bucket of the tick the wheel is in.
 //!
 //! # Work budget
 //!
 //! `advance(now, budget, ..)` touches (fires or re-links) at most `budget`
-//! entries and visits at most [`MAX_BUCKET_VISITS`] (230) bucket heads, so a
-//! call is O(budget + 230) however far the clock jumped. If the budget runs
-//! out, the rest of the bucket in hand is spliced back and the level's cursor
-//! stays there; [`Advance::pending`] says so, and the next call (with any
-//! `now`) resumes before looking at anything new. A clock jump of hours over
-//! a million entries is therefore paid in slices of `budget` entries.
+//! entries and visits at most [`MAX_BUCKET_VISITS`] (231) bucket heads, so a
+//! call is O(budget + 231) however far the clock jumped. If the budget runs
+//! out, the entries of the bucket in hand that were not looked at yet move to
+//! a *resume* list and the level's cursor stays on that bucket;
+//! [`Advance::pending`] says so, and the next call (with any `now`) finishes
+//! the resume list before looking at anything new, then carries on with the
+//! level's next bucket. A clock jump of hours over a million entries is
+//! therefore paid in slices of `budget` entries.
+//!
+//! The resume list is what makes every call progress. Visiting a bucket can
+//! put entries straight back into it: on level 0, entries of the current
+//! tick that are not due yet; on any level, entries whose time-to-idle
+//! deadline moved a whole lap later. Were the untouched rest spliced back
+//! into the bucket and the bucket walked again, those re-placed entries
+//! would be met first and use up the budget again; with more of them than
+//! one budget (thousands of entries written together with one TTL), no call
+//! would ever get past them and expiry would stall until their deadline.
 //!
 //! # Nodes and concurrency
 //!
@@ -138,10 +151,15 @@ const OFFSET: [usize; RINGS] = {
 };
 /// Index of the overflow bucket.
 const OVERFLOW: usize = OFFSET[LEVELS];
-/// Total bucket heads: 1 due + 64 + 64 + 32 + 4 + 64 + 1 overflow = 230.
-pub(crate) const NUM_BUCKETS: usize = OVERFLOW + 1;
+/// Index of the resume list: the entries of a bucket whose visit ran out of
+/// budget and that were not looked at yet (see "Work budget").
+const RESUME: usize = OVERFLOW + 1;
+/// Total bucket heads: 1 due + 64 + 64 + 32 + 4 + 64 + 1 overflow + 1
+/// resume = 231.
+pub(crate) const NUM_BUCKETS: usize = RESUME + 1;
 /// Most bucket heads one [`TimerWheel::advance`] looks at: each one once
-/// (the due bucket, at most one lap of every level, the overflow bucket).
+/// (the resume list, the due bucket, at most one lap of every level, the
+/// overflow bucket).
 pub(crate) const MAX_BUCKET_VISITS: usize = NUM_BUCKETS;
 
 /// A suggested `budget` for [`TimerWheel::advance`] in routine maintenance:
@@ -153,7 +171,7 @@ pub(crate) const DEFAULT_BUDGET: usize = 1024;
 const NIL: u32 = u32::MAX;
 /// Link values from here up to `u32::MAX - 1` name bucket sentinels.
 const SENTINEL_BASE: u32 = u32::MAX - NUM_BUCKETS as u32;
-/// The largest entry index the wheel accepts: `u32::MAX - 231`.
+/// The largest entry index the wheel accepts: `u32::MAX - 232`.
 pub(crate) const MAX_IDX: Idx = SENTINEL_BASE - 1;
 
 // Each level's span is the previous level's reach, so visiting a level-i
@@ -170,7 +188,7 @@ const _: () = {
         assert!(BUCKETS[r].is_power_of_two());
         r += 1;
     }
-    assert!(NUM_BUCKETS == 230);
+    assert!(NUM_BUCKETS == 231);
 };
 
 #[inline]
@@ -228,14 +246,20 @@ pub(crate) struct Advance {
 pub(crate) struct TimerWheel {
     /// One node per slab index (grown on demand).
     nodes: Vec<TimerNode>,
-    /// The bucket heads: `DUE`, the levels' buckets, `OVERFLOW`.
+    /// The bucket heads: `DUE`, the levels' buckets, `OVERFLOW`, `RESUME`.
     heads: Box<[Head; NUM_BUCKETS]>,
     /// The time of the latest advance: placements are relative to it.
     time: u64,
-    /// Per ring: the last tick visited, or the tick to resume at if behind.
+    /// Per ring: the last tick visited; if behind, the tick whose visit ran
+    /// out of budget.
     cursor: [u64; RINGS],
-    /// Per ring: a visit is under way (budget ran out in the middle).
+    /// Per ring: the visit of the cursor's bucket ran out of budget (its
+    /// unvisited rest went to `RESUME`); the ring's visit is unfinished.
     behind: [bool; RINGS],
+    /// Per ring, when behind: the cursor's tick was the current one when its
+    /// visit was cut short, so its bucket is visited again once time leaves
+    /// that tick (as an uninterrupted visit of the current tick would be).
+    cut_current: [bool; RINGS],
     /// Linked entries.
     len: usize,
 }
@@ -262,6 +286,7 @@ impl TimerWheel {
             time: now,
             cursor: std::array::from_fn(|r| now >> SHIFT[r]),
             behind: [false; RINGS],
+            cut_current: [false; RINGS],
             len: 0,
         }
     }
@@ -289,12 +314,13 @@ impl TimerWheel {
     /// left work to do.
     pub(crate) fn is_pending(&self) -> bool {
         self.behind.iter().any(|&b| b)
+            || !self.bucket_is_empty(RESUME)
             || !self.bucket_is_empty(DUE)
             || (0..RINGS).any(|r| self.time >> SHIFT[r] > self.cursor[r])
     }
 
-    /// Heap bytes: 16 per node slot (by capacity) plus the 230 bucket heads
-    /// (1,840 bytes).
+    /// Heap bytes: 16 per node slot (by capacity) plus the 231 bucket heads
+    /// (1,848 bytes).
     pub(crate) fn heap_bytes(&self) -> usize {
         self.nodes.capacity() * size_of::<TimerNode>() + size_of::<[Head; NUM_BUCKETS]>()
     }
@@ -400,6 +426,7 @@ impl TimerWheel {
         }
         self.cursor = std::array::from_fn(|r| self.time >> SHIFT[r]);
         self.behind = [false; RINGS];
+        self.cut_current = [false; RINGS];
         self.len = 0;
     }
 
@@ -432,11 +459,49 @@ impl TimerWheel {
             self.time = now;
         }
         let mut left = budget;
-        let mut done = self.visit(DUE, &mut left, &mut expired);
+        let mut done =
+            self.visit(RESUME, &mut left, &mut expired) && self.visit(DUE, &mut left, &mut expired);
         let mut r = 0;
         while done && r < RINGS {
             done = self.visit_ring(r, &mut left, &mut expired);
             r += 1;
+        }
+        Advance {
+            touched: budget - left,
+            pending: !done,
+        }
+    }
+
+    /// Fires what is due in the bucket of the wheel's current level-0 tick,
+    /// which [`advance`](Self::advance) leaves until time moves past that
+    /// tick (up to 1.07 s): after a completed `advance(now)`, this makes
+    /// every entry with `deadline <= now` fire. Entries of the tick that are
+    /// not due stay where they are, so this costs a walk of the bucket; it
+    /// is meant for explicit maintenance, not for every operation.
+    ///
+    /// Does nothing while an earlier call is pending (finish that with
+    /// `advance` first). Touches at most `budget` entries; if that is not
+    /// enough the rest is left for the next `advance`, as `pending` says.
+    pub(crate) fn fire_current_tick(
+        &mut self,
+        budget: usize,
+        mut expired: impl FnMut(Idx),
+    ) -> Advance {
+        if self.is_pending() {
+            return Advance {
+                touched: 0,
+                pending: true,
+            };
+        }
+        let tick = self.time >> SHIFT[0];
+        let bucket = OFFSET[0] + (tick as usize & (BUCKETS[0] - 1));
+        let mut left = budget;
+        let done = self.visit(bucket, &mut left, &mut expired);
+        if !done {
+            // The rest is in RESUME; the ring is behind on its current tick.
+            self.cursor[0] = tick;
+            self.behind[0] = true;
+            self.cut_current[0] = true;
         }
         Advance {
             touched: budget - left,
@@ -486,6 +551,10 @@ impl TimerWheel {
             assert!(
                 cursor <= self.time >> shift,
                 "ring {r}: cursor ahead of time"
+            );
+            assert!(
+                self.behind[r] || !self.cut_current[r],
+                "ring {r}: stale cut"
             );
         }
     }
@@ -576,15 +645,25 @@ impl TimerWheel {
     }
 
     /// Visits ring `r`'s buckets from its cursor through the current tick
-    /// (at most one lap). Returns false if the budget ran out.
+    /// (at most one lap). Returns false if the budget ran out. Call only with
+    /// `RESUME` empty: a cut-short visit resumes from there.
     fn visit_ring(&mut self, r: usize, left: &mut usize, expired: &mut impl FnMut(Idx)) -> bool {
         let hi = self.time >> SHIFT[r];
         let mut tick = self.cursor[r];
-        if !self.behind[r] {
-            if hi <= tick {
+        if self.behind[r] {
+            // The cursor's bucket was visited up to the budget and the rest
+            // finished from RESUME: it is done, unless it was the current
+            // tick then and time has left it since.
+            self.behind[r] = false;
+            let revisit = std::mem::take(&mut self.cut_current[r]);
+            if tick == hi {
                 return true;
             }
-            self.behind[r] = true;
+            if !revisit {
+                tick += 1;
+            }
+        } else if hi <= tick {
+            return true;
         }
         let lap = BUCKETS[r] as u64;
         if hi - tick >= lap {
@@ -595,17 +674,19 @@ impl TimerWheel {
             let bucket = OFFSET[r] + (tick & (lap - 1)) as usize;
             if !self.visit(bucket, left, expired) {
                 self.cursor[r] = tick;
+                self.behind[r] = true;
+                self.cut_current[r] = tick == hi;
                 return false;
             }
             tick += 1;
         }
         self.cursor[r] = hi;
-        self.behind[r] = false;
         true
     }
 
     /// Empties `bucket`: fires what is due, places the rest again. Returns
-    /// false, with the untouched rest spliced back, if the budget ran out.
+    /// false, with the untouched rest moved to `RESUME`, if the budget ran
+    /// out. `RESUME` must be empty unless it is the bucket visited.
     fn visit(&mut self, bucket: usize, left: &mut usize, expired: &mut impl FnMut(Idx)) -> bool {
         let s = sentinel(bucket);
         let Head {
@@ -621,12 +702,17 @@ impl TimerWheel {
         let mut cur = first;
         loop {
             if *left == 0 {
-                // Splice cur..=last back at the tail of the bucket.
-                let tail = self.heads[bucket].prev;
-                self.set_next(tail, cur);
-                self.nodes[cur as usize].prev = tail;
-                self.nodes[last as usize].next = s;
-                self.heads[bucket].prev = last;
+                // Move cur..=last to RESUME (empty: nothing is ever placed
+                // there), not back into this bucket, where entries placed
+                // again by this visit may already sit.
+                debug_assert!(self.bucket_is_empty(RESUME));
+                let r = sentinel(RESUME);
+                self.nodes[cur as usize].prev = r;
+                self.nodes[last as usize].next = r;
+                self.heads[RESUME] = Head {
+                    prev: last,
+                    next: cur,
+                };
                 return false;
             }
             *left -= 1;
@@ -679,10 +765,10 @@ mod tests {
         assert_eq!(size_of::<TimerNode>(), 16);
         assert_eq!(OFFSET, [1, 65, 129, 161, 165, 229]);
         assert_eq!(OVERFLOW, 229);
-        assert_eq!(MAX_IDX, u32::MAX - 231);
-        assert_eq!(MAX_BUCKET_VISITS, 230);
+        assert_eq!(MAX_IDX, u32::MAX - 232);
+        assert_eq!(MAX_BUCKET_VISITS, 231);
         let w = TimerWheel::new(0);
-        assert_eq!(w.heap_bytes(), 230 * 8);
+        assert_eq!(w.heap_bytes(), 231 * 8);
     }
 
     #[test]
@@ -902,11 +988,11 @@ mod tests {
     fn clear_and_heap_bytes() {
         let mut w = TimerWheel::new(0);
         w.reserve_slots(100);
-        assert_eq!(w.heap_bytes(), 100 * 16 + 230 * 8);
+        assert_eq!(w.heap_bytes(), 100 * 16 + 231 * 8);
         for i in 0..100 {
             w.schedule(i, (i as u64 + 1) * MIN);
         }
-        assert_eq!(w.heap_bytes(), 100 * 16 + 230 * 8);
+        assert_eq!(w.heap_bytes(), 100 * 16 + 231 * 8);
         w.clear();
         w.validate();
         assert_eq!((w.len(), w.deadline(5)), (0, NEVER));
@@ -953,6 +1039,57 @@ mod tests {
         assert_eq!(run(&mut w, MIN + 2 * TICK0).len(), 64);
     }
 
+    #[test]
+    fn a_crowded_current_tick_does_not_stall_a_small_budget() {
+        // 5,000 entries due mid-tick; the wheel enters the tick first. Each
+        // budgeted call must make progress past the entries it put back.
+        const N: u32 = 5_000;
+        let mut w = TimerWheel::new(0);
+        let d = 10 * SEC + SEC / 2; // tick 9 (9.78)
+        for i in 0..N {
+            w.schedule(i, d);
+        }
+        let mut calls = 0;
+        while w.advance(10 * SEC, 100, |_| panic!("not due yet")).pending {
+            calls += 1;
+            w.validate();
+            assert!(calls <= N as usize / 100 + 2, "stalled after {calls} calls");
+        }
+        assert_eq!(w.len(), N as usize);
+        // fire_current_tick, budgeted: nothing is due, and it finishes.
+        let mut calls = 0;
+        let mut a = w.fire_current_tick(100, |_| panic!("not due yet"));
+        while a.pending {
+            calls += 1;
+            assert!(calls <= N as usize / 100 + 2, "stalled after {calls} calls");
+            a = w.advance(10 * SEC, 100, |_| panic!("not due yet"));
+        }
+        // Now due, still inside the same tick: advance alone waits for the
+        // tick to end; fire_current_tick fires them, in budgeted slices.
+        assert!(run(&mut w, d).is_empty());
+        let mut fired = vec![0u8; N as usize];
+        let mut a = w.fire_current_tick(1000, |i| fired[i as usize] += 1);
+        while a.pending {
+            a = w.advance(d, 1000, |i| fired[i as usize] += 1);
+        }
+        w.validate();
+        assert!(fired.iter().all(|&f| f == 1));
+        assert!(w.is_empty());
+    }
+
+    #[test]
+    fn an_interrupted_current_tick_is_revisited_when_time_leaves_it() {
+        let mut w = TimerWheel::new(0);
+        for i in 0..10 {
+            w.schedule(i, SEC / 2 + u64::from(i)); // tick 0, not due at 0.1 s
+        }
+        let a = w.advance(SEC / 10, 4, |_| panic!("not due"));
+        assert!(!a.pending, "the current tick is not visited on entry");
+        // Cut the current tick's visit short, then leave the tick.
+        assert!(w.fire_current_tick(4, |_| panic!("not due")).pending);
+        assert_eq!(run(&mut w, 2 * TICK0).len(), 10);
+    }
+
     // ---- model test ----
 
     /// How far from the wheel's time an operation reaches.
@@ -988,6 +1125,8 @@ mod tests {
         Extend(Idx, u64),
         /// Move time forward (0 allowed) with this budget (None = unlimited).
         Advance(u64, Option<usize>),
+        /// `fire_current_tick` with this budget (None = unlimited).
+        FireCurrent(Option<usize>),
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -1008,6 +1147,8 @@ mod tests {
                 prop_oneof![2 => Just(None), 1 => (0..6usize).prop_map(Some)],
             )
                 .prop_map(|(by, b)| Op::Advance(by, b)),
+            1 => prop_oneof![2 => Just(None), 1 => (0..6usize).prop_map(Some)]
+                .prop_map(Op::FireCurrent),
         ]
     }
 
@@ -1056,15 +1197,7 @@ mod tests {
         let time = w.time();
         prop_assert!(a.touched <= budget.unwrap_or(usize::MAX));
         prop_assert_eq!(a.pending, w.is_pending());
-        for i in fired {
-            // Exactly once, never early.
-            let d = m.deadline.remove(&i);
-            prop_assert!(d.is_some(), "{} fired but was not scheduled", i);
-            prop_assert!(d.unwrap() <= time, "{} fired early", i);
-            prop_assert!(!w.is_scheduled(i));
-            m.due.remove(&i);
-            w.deschedule(i);
-        }
+        check_fired(w, m, fired)?;
         if !a.pending {
             // Nothing left that was due when scheduled, nor any entry whose
             // level-0 tick is behind time's: at most one level-0 span late.
@@ -1077,6 +1210,49 @@ mod tests {
                     d,
                     time
                 );
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that `fired` fired exactly once and never early, then
+    /// deschedules them, as the shard's removal would.
+    fn check_fired(
+        w: &mut TimerWheel,
+        m: &mut Model,
+        fired: Vec<Idx>,
+    ) -> Result<(), TestCaseError> {
+        for i in fired {
+            let d = m.deadline.remove(&i);
+            prop_assert!(d.is_some(), "{} fired but was not scheduled", i);
+            prop_assert!(d.unwrap() <= w.time(), "{} fired early", i);
+            prop_assert!(!w.is_scheduled(i));
+            m.due.remove(&i);
+            w.deschedule(i);
+        }
+        Ok(())
+    }
+
+    /// `fire_current_tick`: after a completed call that found nothing
+    /// pending, nothing due is left at all (no level-0 lateness).
+    fn fire_current_and_check(
+        w: &mut TimerWheel,
+        m: &mut Model,
+        budget: Option<usize>,
+    ) -> Result<(), TestCaseError> {
+        let was_pending = w.is_pending();
+        let mut fired = Vec::new();
+        let a = w.fire_current_tick(budget.unwrap_or(usize::MAX), |i| fired.push(i));
+        prop_assert!(a.touched <= budget.unwrap_or(usize::MAX));
+        prop_assert_eq!(a.pending, w.is_pending());
+        if was_pending {
+            prop_assert_eq!(a.touched, 0);
+        }
+        check_fired(w, m, fired)?;
+        if !was_pending && !a.pending {
+            let time = w.time();
+            for (&i, &d) in &m.deadline {
+                prop_assert!(d > time, "{} (deadline {}) still waiting at {}", i, d, time);
             }
         }
         Ok(())
@@ -1119,6 +1295,7 @@ mod tests {
                     }
                 }
                 Op::Advance(by, budget) => advance_and_check(&mut w, &mut m, by, budget)?,
+                Op::FireCurrent(budget) => fire_current_and_check(&mut w, &mut m, budget)?,
             }
             w.validate();
             prop_assert_eq!(w.len(), m.deadline.len());
