@@ -1,6 +1,88 @@
 //! larder: an embeddable in-process cache.
 //!
-//! TODO crate docs.
+//! A bounded, thread-safe map that keeps hot data in your own process:
+//! wrap an expensive function (a database query, a remote call) in a loader
+//! closure, and larder runs it once per missing key however many threads ask,
+//! keeps the entries most worth keeping, expires stale ones, and tells you
+//! how it is doing.
+//!
+//! ```
+//! use std::time::Duration;
+//! use larder::{Cache, Policy};
+//!
+//! let cache: Cache<u64, String> = Cache::builder()
+//!     .max_capacity(10_000)
+//!     .policy(Policy::WTinyLfu) // the default
+//!     .time_to_live(Duration::from_secs(300))
+//!     .build();
+//!
+//! // One load per missing key, however many threads ask at once.
+//! let name = cache.get_with(42, || format!("user {}", 42)); // e.g. a SELECT
+//! assert_eq!(name, "user 42");
+//! assert_eq!(cache.get(&42).as_deref(), Some("user 42"));
+//! println!("hit ratio {:.2}", cache.stats().hit_ratio());
+//! ```
+//!
+//! # Eviction policies
+//!
+//! Capacity is a number of entries, or a total weight once a
+//! [`weigher`](CacheBuilder::weigher) is set, and it is a hard bound after
+//! every operation. When it is reached, the [`Policy`] picks the victim:
+//! [`Lru`](Policy::Lru), [`Lfu`](Policy::Lfu), [`Fifo`](Policy::Fifo),
+//! [`Random`](Policy::Random), [`Slru`](Policy::Slru) or
+//! [`WTinyLfu`](Policy::WTinyLfu) (the default: a small LRU window in front
+//! of a segmented LRU, with a frequency sketch deciding what is admitted;
+//! the best hit ratio on most real workloads). A value heavier than its
+//! shard's share of the capacity is rejected (the listener is told
+//! [`RemovalCause::Evicted`]); a capacity of zero stores nothing.
+//!
+//! # Concurrency
+//!
+//! The cache is split into shards, each a hash table, a slab of entries and
+//! a policy under one `RwLock`. A key is hashed once; the hash picks the
+//! shard. Reads take the shared lock and record the hit in a small lossy
+//! ring that is replayed into the policy in batches, so readers do not queue
+//! behind each other on every `get`. Writes take the exclusive lock. The
+//! shard count follows the core count but never makes a shard smaller than
+//! 64 entries, so a small cache is one cache, not many tiny ones. No user
+//! callback (hasher aside) runs under a lock except `retain`'s predicate:
+//! listeners, loaders, weighers and drops of removed values run after the
+//! lock is released, so they may call back into the cache.
+//!
+//! # Expiration
+//!
+//! [`time_to_live`](CacheBuilder::time_to_live) (with
+//! [`ttl_jitter`](CacheBuilder::ttl_jitter) so entries written together do
+//! not expire together), [`time_to_idle`](CacheBuilder::time_to_idle),
+//! per-entry TTLs ([`Cache::insert_with_ttl`],
+//! [`expire_after`](CacheBuilder::expire_after)). Deadlines live on a
+//! hierarchical timer wheel per shard; expired entries are never returned and
+//! are removed a bounded amount at a time by ordinary operations (no
+//! background thread), or all at once by [`Cache::run_pending_tasks`]. A
+//! [`ManualClock`] lets tests control time.
+//!
+//! # Loading
+//!
+//! [`Cache::get_with`], [`Cache::try_get_with`] and
+//! [`Cache::optionally_get_with`] load a missing value once per key (single
+//! flight); errors are shared with every waiter and not cached; a panicking
+//! loader poisons nothing; an `insert`, `remove`, `invalidate_all` or
+//! `retain` during a load wins over it. [`Cache::get_all_with`] loads many
+//! keys in one batch call; [`negative_ttl`](CacheBuilder::negative_ttl)
+//! remembers keys that do not exist.
+//!
+//! # Observability
+//!
+//! [`Cache::stats`] returns hits, misses, loads, evictions, expirations and
+//! more; the [eviction listener](CacheBuilder::eviction_listener) is told
+//! every removal and its [`RemovalCause`], on the thread that caused it,
+//! before that operation returns.
+//!
+//! # Cargo features
+//!
+//! larder has no cargo features yet: everything above is always built. Its
+//! runtime dependencies are parking_lot, hashbrown, ahash and
+//! crossbeam-utils.
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn, unreachable_pub, rust_2018_idioms)]
 
@@ -18,8 +100,14 @@ pub use builder::{CacheBuilder, DEFAULT_CAPACITY};
 pub use cache::Cache;
 pub use policy::{Policy, RemovalCause};
 pub use stats::Stats;
+
 pub use time::{Clock, Jitter, ManualClock};
 pub use write::{
     FlushError, Full, Op, Store, StoreError, WriteBehind, WriteBehindBuilder, WriteBehindStats,
     WriteThrough,
 };
+
+/// The README's examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

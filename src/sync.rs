@@ -80,14 +80,31 @@ mod imp {
     /// loom's Mutex behind parking_lot's API (no poisoning).
     #[derive(Debug)]
     pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
-    pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+    /// A guard that a [`Condvar`] can take out and put back while it waits
+    /// (loom's `wait` consumes the guard; parking_lot's borrows it). It is
+    /// `None` only inside `Condvar::wait`.
+    pub(crate) struct MutexGuard<'a, T>(Option<loom::sync::MutexGuard<'a, T>>);
 
     impl<T> Mutex<T> {
         pub(crate) fn new(value: T) -> Self {
             Self(loom::sync::Mutex::new(value))
         }
         pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
-            self.0.lock().unwrap_or_else(|e| e.into_inner())
+            MutexGuard(Some(self.0.lock().unwrap_or_else(|e| e.into_inner())))
+        }
+    }
+
+    impl<T> std::ops::Deref for MutexGuard<'_, T> {
+        type Target = T;
+        fn deref(&self) -> &T {
+            self.0.as_deref().expect("guard held")
+        }
+    }
+
+    impl<T> std::ops::DerefMut for MutexGuard<'_, T> {
+        fn deref_mut(&mut self) -> &mut T {
+            self.0.as_deref_mut().expect("guard held")
         }
     }
 
@@ -102,7 +119,8 @@ mod imp {
             Self(loom::sync::Condvar::new())
         }
         pub(crate) fn wait<T>(&self, guard: &mut MutexGuard<'_, T>) {
-            replace_with_guard(guard, |g| self.0.wait(g).unwrap_or_else(|e| e.into_inner()));
+            let inner = guard.0.take().expect("guard held");
+            guard.0 = Some(self.0.wait(inner).unwrap_or_else(|e| e.into_inner()));
         }
         pub(crate) fn wait_for<T>(
             &self,
@@ -118,33 +136,6 @@ mod imp {
         pub(crate) fn notify_one(&self) {
             self.0.notify_one();
         }
-    }
-
-    /// loom's `wait` consumes the guard; parking_lot's borrows it. Bridge the two
-    /// by moving the guard out and back. If `f` unwinds the process aborts
-    /// rather than leave `slot` logically moved-from (loom models never unwind
-    /// here).
-    fn replace_with_guard<'a, T>(
-        slot: &mut MutexGuard<'a, T>,
-        f: impl FnOnce(MutexGuard<'a, T>) -> MutexGuard<'a, T>,
-    ) {
-        struct AbortOnUnwind;
-        impl Drop for AbortOnUnwind {
-            fn drop(&mut self) {
-                std::process::abort();
-            }
-        }
-        let bomb = AbortOnUnwind;
-        // SAFETY: `slot` is a valid, initialised guard. We read it out, hand it
-        // to `f`, and write `f`'s result back before anyone can observe `slot`
-        // again; if `f` unwinds, `bomb` aborts the process so the moved-out
-        // guard is never dropped twice.
-        unsafe {
-            let guard = std::ptr::read(slot);
-            let new = f(guard);
-            std::ptr::write(slot, new);
-        }
-        std::mem::forget(bomb);
     }
 }
 

@@ -39,8 +39,10 @@ use hashbrown::HashTable;
 use crate::sync::{Arc, AtomicBool, Condvar, Mutex, Ordering};
 
 /// A shared load error, type-erased so that callers with different error
-/// types can share one flight (each downcasts to its own type).
-pub(crate) type AnyError = Arc<dyn Any + Send + Sync>;
+/// types can share one flight (each downcasts to its own type). A std `Arc`
+/// even under loom: the error is immutable, and loom's `Arc` can neither
+/// hold an unsized value nor downcast.
+pub(crate) type AnyError = std::sync::Arc<dyn Any + Send + Sync>;
 
 /// How a load ended.
 pub(crate) enum Outcome<V> {

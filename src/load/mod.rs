@@ -3,11 +3,18 @@
 //! The methods here ([`Cache::get_with`], [`Cache::try_get_with`],
 //! [`Cache::optionally_get_with`], [`Cache::get_all_with`]) share one
 //! single-flight protocol, described in [`flight`]. Adapters built on them
-//! live beside it: [`LoadingCache`](crate::LoadingCache) (read-through, with
-//! refresh-ahead).
+//! live beside it: [`LoadingCache`](crate::LoadingCache) (read-through, in
+//! [`read_through`]) with refresh-ahead and stale-while-revalidate (in
+//! [`refresh`], running on the small thread [`pool`] or the user's
+//! executor).
 
 pub(crate) mod flight;
 pub(crate) mod negative;
+pub(crate) mod pool;
+pub(crate) mod read_through;
+pub(crate) mod refresh;
+
+pub use read_through::LoadingCache;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -26,6 +33,14 @@ enum Loaded<V, E> {
     Value(V),
     Absent,
     Failed(StdArc<E>),
+}
+
+/// Why a loader runs: for a caller that missed, or to refresh a present
+/// value in the background (counted separately in the stats).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LoadKind {
+    Foreground,
+    Refresh,
 }
 
 /// Message of the panic raised when a loader asks for its own key.
@@ -205,7 +220,8 @@ where
                     Some(v) => Outcome::Value(v),
                     None => Outcome::Absent,
                 };
-                if let Outcome::Value(v) = self.complete(guard, key.clone(), outcome, nanos) {
+                let done = self.complete(guard, key.clone(), outcome, nanos, LoadKind::Foreground);
+                if let Outcome::Value(v) = done {
                     found.insert(key, v);
                 }
             }
@@ -246,6 +262,34 @@ where
         if let Some(v) = self.get(&key) {
             return Loaded::Value(v);
         }
+        self.load_missing(key, accept_absent, init)
+    }
+
+    /// [`try_get_with`](Self::try_get_with) for a caller that has already
+    /// looked `key` up and missed (the lookup counted the miss).
+    pub(crate) fn try_load_missing<E>(
+        &self,
+        key: K,
+        init: impl FnOnce() -> Result<V, E>,
+    ) -> Result<V, StdArc<E>>
+    where
+        E: Send + Sync + 'static,
+    {
+        match self.load_missing::<E>(key, false, || init().map(Some)) {
+            Loaded::Value(v) => Ok(v),
+            Loaded::Failed(e) => Err(e),
+            Loaded::Absent => unreachable!("loader cannot return absent"),
+        }
+    }
+
+    /// The single-flight protocol for a key the caller found missing: join
+    /// the key's flight or register one and load.
+    fn load_missing<E: Send + Sync + 'static>(
+        &self,
+        key: K,
+        accept_absent: bool,
+        init: impl FnOnce() -> Result<Option<V>, E>,
+    ) -> Loaded<V, E> {
         let hash = self.hash(&key);
         let shard = self.shard(hash);
         let mut init = Some(init);
@@ -270,7 +314,7 @@ where
                         drop(core);
                         let guard = Abandon::new(self, f);
                         let init = init.take().expect("loader runs once");
-                        return self.run_load(guard, key, init);
+                        return self.run_load(guard, key, init, LoadKind::Foreground);
                     }
                 }
             };
@@ -298,6 +342,7 @@ where
         guard: Abandon<'_, K, V, S>,
         key: K,
         init: impl FnOnce() -> Result<Option<V>, E>,
+        kind: LoadKind,
     ) -> Loaded<V, E> {
         let mark = LoadingMark::new(guard.flight());
         let start = Instant::now();
@@ -309,11 +354,11 @@ where
             Ok(None) => (Outcome::Absent, None),
             Err(e) => {
                 let e = StdArc::new(e);
-                let any: flight::AnyError = crate::sync::Arc::new(e.clone());
+                let any: flight::AnyError = StdArc::new(e.clone());
                 (Outcome::Failed(any), Some(e))
             }
         };
-        match self.complete(guard, key, outcome, nanos) {
+        match self.complete(guard, key, outcome, nanos, kind) {
             Outcome::Value(v) => Loaded::Value(v),
             Outcome::Absent => Loaded::Absent,
             Outcome::Failed(_) => Loaded::Failed(error.expect("error kept")),
@@ -321,15 +366,18 @@ where
         }
     }
 
-    /// Completes a load: unregisters the flight, stores the value unless an
-    /// invalidation made the flight stale, wakes the waiters. Returns the
-    /// outcome (the caller's copy).
+    /// Completes a load or a refresh: unregisters the flight, stores the
+    /// value unless an invalidation made the flight stale (a refresh's value
+    /// then replaces the old one), wakes the waiters. Returns the outcome
+    /// (the caller's copy). A failure stores nothing, so a failed refresh
+    /// leaves the old value in place.
     fn complete(
         &self,
         guard: Abandon<'_, K, V, S>,
         key: K,
         outcome: Outcome<V>,
         nanos: u64,
+        kind: LoadKind,
     ) -> Outcome<V> {
         let flight = guard.disarm();
         let hash = flight.hash;
@@ -345,8 +393,11 @@ where
             core.flights.unregister(&flight);
             core.counters.loads += 1;
             core.counters.load_nanos += nanos;
-            if matches!(outcome, Outcome::Failed(_)) {
-                core.counters.load_failures += 1;
+            let failed = matches!(outcome, Outcome::Failed(_));
+            core.counters.load_failures += u64::from(failed);
+            if kind == LoadKind::Refresh {
+                core.counters.refreshes += 1;
+                core.counters.refresh_failures += u64::from(failed);
             }
             if !flight.is_stale() {
                 match &outcome {
