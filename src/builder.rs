@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use crate::cache::{Cache, ExpireAfter, Listener, Weigher};
+use crate::load::refresh::RefreshSettings;
 use crate::policy::{Policy, RemovalCause};
 use crate::time::{Clock, Jitter};
 
@@ -54,6 +55,8 @@ pub struct CacheBuilder<K, V, S = ahash::RandomState> {
     pub(crate) expire_after: Option<ExpireAfter<K, V>>,
     pub(crate) clock: Option<Box<dyn Clock>>,
     pub(crate) negative_ttl: Option<Duration>,
+    /// Refresh-ahead settings (methods in `crate::load::refresh`).
+    pub(crate) refresh: RefreshSettings,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -83,6 +86,7 @@ impl<K, V> CacheBuilder<K, V> {
             expire_after: None,
             clock: None,
             negative_ttl: None,
+            refresh: RefreshSettings::default(),
             _types: PhantomData,
         }
     }
@@ -248,6 +252,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             expire_after: self.expire_after,
             clock: self.clock,
             negative_ttl: self.negative_ttl,
+            refresh: self.refresh,
             _types: PhantomData,
         }
     }

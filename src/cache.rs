@@ -9,7 +9,8 @@ use crossbeam_utils::CachePadded;
 
 use crate::builder::CacheBuilder;
 use crate::policy::{Policy, RemovalCause};
-use crate::shard::{Lookup, Removed, Shard, TimeSettings, WriteTime};
+use crate::policy::Idx;
+use crate::shard::{Core, Lookup, Removed, Shard, TimeSettings, WriteTime};
 use crate::stats::Stats;
 use crate::sync::{Arc, AtomicBool, Ordering};
 use crate::time::clock::MonotonicClock;
@@ -110,7 +111,9 @@ where
                     jitter: builder.jitter,
                     eager: builder.ttl.is_some()
                         || builder.tti.is_some()
-                        || builder.expire_after.is_some(),
+                        || builder.expire_after.is_some()
+                        || builder.refresh.is_on(),
+                    refresh: builder.refresh.times(),
                 };
                 CachePadded::new(Shard::new(builder.policy, cap, shard_seed, time))
             })
@@ -121,7 +124,8 @@ where
         let eager = builder.ttl.is_some()
             || builder.tti.is_some()
             || builder.expire_after.is_some()
-            || builder.negative_ttl.is_some();
+            || builder.negative_ttl.is_some()
+            || builder.refresh.is_on();
         Self {
             inner: Arc::new(Inner {
                 shards,
@@ -236,9 +240,25 @@ where
         V: Clone,
     {
         let hash = self.hash(key);
+        self.get_by(hash, key, |core, idx, _| core.get_entry(idx).value.clone())
+    }
+
+    /// [`get`](Self::get) with a custom read: `f(core, idx, now)` runs under
+    /// the shard's read lock on a live hit (which is recorded as one).
+    #[inline]
+    pub(crate) fn get_by<Q, R>(
+        &self,
+        hash: u64,
+        key: &Q,
+        f: impl FnOnce(&Core<K, V>, Idx, u64) -> R,
+    ) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
         let shard = self.shard(hash);
         let now = self.read_now(shard);
-        match shard.lookup(hash, key, now, |entry| entry.value.clone()) {
+        match shard.lookup_with(hash, key, now, |core, idx| f(core, idx, now)) {
             Lookup::Hit(value, drain) => {
                 if drain {
                     self.maintain(shard);
@@ -511,6 +531,8 @@ impl<K, V, S> Cache<K, V, S> {
             stats.load_failures += c.load_failures;
             stats.total_load_time += Duration::from_nanos(c.load_nanos);
             stats.negative_hits += c.negative_hits;
+            stats.refreshes += c.refreshes;
+            stats.refresh_failures += c.refresh_failures;
         }
         stats
     }

@@ -98,6 +98,7 @@ mod write;
 
 pub use builder::{CacheBuilder, DEFAULT_CAPACITY};
 pub use cache::Cache;
+pub use load::LoadingCache;
 pub use policy::{Policy, RemovalCause};
 pub use stats::Stats;
 

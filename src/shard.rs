@@ -46,6 +46,7 @@ use std::time::Duration;
 
 use crate::load::flight::FlightTable;
 use crate::load::negative::NegativeTable;
+use crate::load::refresh::RefreshTimes;
 use crate::policy::{AnyPolicy, EvictionPolicy, Idx, Policy, RemovalCause};
 use crate::sync::{AtomicU32, AtomicU64, Ordering, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::time::clock::TimeFloor;
@@ -156,6 +157,8 @@ pub(crate) struct CoreCounters {
     pub(crate) load_failures: u64,
     pub(crate) load_nanos: u64,
     pub(crate) negative_hits: u64,
+    pub(crate) refreshes: u64,
+    pub(crate) refresh_failures: u64,
 }
 
 /// The single-threaded part of a shard: table, slab and policy.
@@ -191,6 +194,8 @@ pub(crate) struct TimeSettings {
     pub(crate) jitter: Jitter,
     /// Create the wheel up front (some expiry is configured cache-wide).
     pub(crate) eager: bool,
+    /// Refresh-ahead and stale-while-revalidate (`crate::load::refresh`).
+    pub(crate) refresh: RefreshTimes,
 }
 
 /// A shard's expiry machinery (see `crate::time`).
@@ -201,6 +206,10 @@ struct Timers {
     /// also on (the wheel then holds the earlier of the two, and an access
     /// may push it no later than this).
     hard: Vec<u64>,
+    /// Each entry's refresh point, kept only when refresh is configured
+    /// (written under the write lock, claimed by readers with a CAS under
+    /// the read lock; see `crate::load::refresh`).
+    refresh_at: Vec<AtomicU64>,
 }
 
 /// When an entry being written should expire.
@@ -243,6 +252,7 @@ impl<K, V> Core<K, V> {
                 wheel: TimerWheel::new(now),
                 rng: Rng::new(seed),
                 hard: Vec::new(),
+                refresh_at: Vec::new(),
             })
         })
     }
@@ -254,6 +264,17 @@ impl<K, V> Core<K, V> {
             Some(t) => t.wheel.deadline(idx) <= now,
             None => false,
         }
+    }
+
+    /// Refresh-ahead: true if the entry at `idx` is due for a refresh at
+    /// `now` and this caller claimed it (see `crate::load::refresh`).
+    /// Callable under the read lock.
+    #[inline]
+    pub(crate) fn claim_refresh(&self, idx: Idx, now: u64) -> bool {
+        let refresh = &self.time.refresh;
+        self.timers
+            .as_ref()
+            .is_some_and(|t| refresh.claim(&t.refresh_at, idx, now))
     }
 
     /// Time to idle: an access at `now` pushes the entry's deadline to
@@ -277,11 +298,14 @@ impl<K, V> Core<K, V> {
         }
         let tti = self.time.tti;
         let jitter = self.time.jitter;
+        let refresh = self.time.refresh;
         let t = self.timers(write.now);
         let hard = match write.ttl {
             Some(ttl) => expiry::deadline(write.now, ttl, jitter, &mut t.rng),
             None => NEVER,
         };
+        // Records the refresh point; a stale window extends the deadline.
+        let hard = refresh.schedule(idx, write.now, hard, &mut t.refresh_at);
         let deadline = match tti {
             Some(tti) => {
                 let i = idx as usize;
@@ -614,6 +638,7 @@ impl<K, V> Core<K, V> {
         if let Some(t) = self.timers.as_mut() {
             t.wheel.clear();
             t.hard.clear();
+            t.refresh_at.clear();
         }
         self.weight = 0;
         for entry in self.slots.drain(..).flatten() {
@@ -646,6 +671,7 @@ impl<K, V> Core<K, V> {
                 std::mem::size_of::<Timers>()
                     + t.wheel.heap_bytes()
                     + t.hard.capacity() * std::mem::size_of::<u64>()
+                    + t.refresh_at.capacity() * std::mem::size_of::<AtomicU64>()
             })
     }
 
@@ -728,15 +754,16 @@ impl<K, V> Shard<K, V> {
     }
 
     /// Looks `key` up and, on a live hit, records the access and returns
-    /// `f(&entry)`. `now` (the shard's time, or anything when the cache has
-    /// no expiry) decides what has expired.
+    /// `f(core, idx)` (run under the read lock, for the entry and any
+    /// per-entry state kept beside it). `now` (the shard's time, or anything
+    /// when the cache has no expiry) decides what has expired.
     #[inline]
-    pub(crate) fn lookup<Q, R>(
+    pub(crate) fn lookup_with<Q, R>(
         &self,
         hash: u64,
         key: &Q,
         now: u64,
-        f: impl FnOnce(&Entry<K, V>) -> R,
+        f: impl FnOnce(&Core<K, V>, Idx) -> R,
     ) -> Lookup<R>
     where
         K: Borrow<Q>,
@@ -748,7 +775,7 @@ impl<K, V> Shard<K, V> {
         match found {
             Some(idx) if !expired => {
                 core.touch(idx, now);
-                let result = f(core.entry(idx));
+                let result = f(&core, idx);
                 let drain = self.reads.record(idx);
                 Lookup::Hit(result, drain)
             }

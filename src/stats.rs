@@ -57,6 +57,15 @@ pub struct Stats {
     /// Lookups answered by a remembered "does not exist" (see
     /// [`CacheBuilder::negative_ttl`](crate::CacheBuilder::negative_ttl)).
     pub negative_hits: u64,
+    /// Background refreshes that ran (see
+    /// [`CacheBuilder::refresh_after`](crate::CacheBuilder::refresh_after)),
+    /// successful or not. One whose loader returned (a value or an error)
+    /// also counts in `loads` (and an error in `load_failures`), as a
+    /// foreground load would; a skipped refresh counts nowhere.
+    pub refreshes: u64,
+    /// Refreshes whose loader returned an error or panicked: the old value
+    /// was kept.
+    pub refresh_failures: u64,
 }
 
 impl Stats {

@@ -158,8 +158,7 @@ impl<K, V> FlightTable<K, V> {
 
     /// Registers `flight` (there must be none for its key).
     pub(crate) fn register(&mut self, flight: Arc<Flight<K, V>>) {
-        self.table
-            .insert_unique(flight.hash, flight, |f| f.hash);
+        self.table.insert_unique(flight.hash, flight, |f| f.hash);
     }
 
     /// Removes `flight` if it is still the registered one.

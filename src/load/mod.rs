@@ -234,7 +234,8 @@ where
                 Outcome::Absent => {}
                 Outcome::Failed(_) | Outcome::Abandoned => {
                     let k2 = key.clone();
-                    if let Some(v) = self.optionally_get_with(key, || load(&[k2.clone()]).remove(&k2))
+                    if let Some(v) = self
+                        .optionally_get_with(key, || load(std::slice::from_ref(&k2)).remove(&k2))
                     {
                         found.insert(k2, v);
                     }
