@@ -28,7 +28,7 @@
 //! The whole run takes well under a minute in release mode.
 
 use std::cell::RefCell;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, OnceLock};
 use std::thread;
@@ -179,9 +179,9 @@ fn create_database() -> PathBuf {
 }
 
 /// Deletes the database file and its WAL companions.
-fn remove_database(path: &PathBuf) {
+fn remove_database(path: &Path) {
     for suffix in ["", "-wal", "-shm"] {
-        let mut p = path.clone().into_os_string();
+        let mut p = path.as_os_str().to_owned();
         p.push(suffix);
         let _ = std::fs::remove_file(p);
     }
