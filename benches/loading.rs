@@ -17,8 +17,9 @@
 //!    loader never runs, measured alternately (and `LoadingCache::get`,
 //!    with and without refresh configured, a `get` on a cache with a time
 //!    to live, which also reads the clock as refresh does, and moka's
-//!    `get` / `get_with` for reference). Bar: a `get_with` hit costs at most 1.2x a `get` hit.
-//!    Median ns per read over 9 alternating rounds of 2^21 reads.
+//!    `get` / `get_with` for reference). Bar: a `get_with` hit costs at
+//!    most 1.2x a `get` hit. Median ns per read over 9 alternating rounds
+//!    of 2^21 reads.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -71,6 +71,14 @@
 //! keys in one batch call; [`negative_ttl`](CacheBuilder::negative_ttl)
 //! remembers keys that do not exist.
 //!
+//! [`LoadingCache`] (from [`build_with_loader`](CacheBuilder::build_with_loader))
+//! is read-through: the cache owns the loader and `get` loads what is
+//! missing. With [`refresh_after`](CacheBuilder::refresh_after) or
+//! [`stale_while_revalidate`](CacheBuilder::stale_while_revalidate) it
+//! reloads values that are getting old in the background, on up to two
+//! threads started on first use (or on your
+//! [`executor`](CacheBuilder::executor)), so readers do not wait for them.
+//!
 //! # Observability
 //!
 //! [`Cache::stats`] returns hits, misses, loads, evictions, expirations and

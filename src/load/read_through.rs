@@ -32,8 +32,10 @@ pub(crate) type Loader<K, V, E> = StdArc<dyn Fn(&K) -> Result<V, E> + Send + Syn
 /// parallel, and an invalidation during a load wins over it.
 ///
 /// `LoadingCache` is a cheap handle: clones share the cache, the loader and
-/// the refresh threads. The built-in refresh threads stop (and are joined)
-/// when the last clone is dropped.
+/// the refresh threads. The built-in refresh threads stop (and are joined,
+/// after the refreshes they are running) when the last clone is dropped. A
+/// loader that keeps a clone of its own `LoadingCache` would keep it alive
+/// forever (a reference cycle); let it use the inner [`Cache`] instead.
 ///
 /// # Examples
 ///

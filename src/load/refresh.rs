@@ -43,8 +43,10 @@
 //! The task runs the loader with no lock held and completes the flight with
 //! the same code as a foreground load (`Cache::complete`): under the write
 //! lock, unless the flight is stale, the new value replaces the old one
-//! (counted as an update, with a fresh time to live and refresh point); the
-//! waiters, if any, get the value either way.
+//! (counted as an update, with a fresh time to live and refresh point; the
+//! eviction listener sees the old value as
+//! [`Replaced`](crate::RemovalCause::Replaced)); the waiters, if any, get
+//! the value either way.
 //!
 //! # Failures
 //!
@@ -281,7 +283,9 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     ///
     /// **Locking behaviour:** `spawn` is called on the reading thread with
     /// no lock held. It may run the task inline (handy in tests; the reader
-    /// then waits for the reload), and the task may use the cache.
+    /// then waits for the reload), and the task may use the cache. If
+    /// `spawn` panics, the panic reaches that reader and the refresh is
+    /// given up.
     ///
     /// # Examples
     ///
