@@ -110,7 +110,7 @@ pub use load::LoadingCache;
 pub use policy::{Policy, RemovalCause};
 pub use stats::Stats;
 
-pub use time::{Clock, Jitter, ManualClock};
+pub use time::{Clock, Jitter, ManualClock, PreciseClock};
 pub use write::{
     FlushError, Full, Op, Store, StoreError, WriteBehind, WriteBehindBuilder, WriteBehindStats,
     WriteThrough,
