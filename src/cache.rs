@@ -118,8 +118,9 @@ where
                 CachePadded::new(Shard::new(builder.policy, cap, shard_seed, time))
             })
             .collect();
-        // The shard index comes from the bits just below hashbrown's 7-bit
-        // tag (bits 57..64); hashbrown's bucket index uses the low bits.
+        // The shard index comes from hash bits 41..57 (at most 16 bits);
+        // inside the shard the table uses only the low 32 bits (see
+        // `shard::short_hash`), so the two never overlap.
         let bits = n.trailing_zeros();
         let eager = builder.ttl.is_some()
             || builder.tti.is_some()
@@ -213,7 +214,7 @@ where
 
     #[inline]
     pub(crate) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
-        self.inner.hasher.hash_one(key) | crate::shard::HASH_MARK
+        self.inner.hasher.hash_one(key)
     }
 
     #[inline]
