@@ -131,7 +131,7 @@ fn moka_row(name: &'static str, ttl: Option<Duration>) -> Row {
 
 fn main() {
     let insert = |c: &larder::Cache<u64, u64>, k: u64| c.insert(k, k);
-    let rows = vec![
+    let rows = [
         larder_row("larder, no expiry", |b| b, insert),
         larder_row("larder, time_to_live(1 h)", |b| b.time_to_live(TTL), insert),
         larder_row(
