@@ -8,8 +8,8 @@ use std::time::Duration;
 use crossbeam_utils::CachePadded;
 
 use crate::builder::CacheBuilder;
-use crate::policy::{Policy, RemovalCause};
 use crate::policy::Idx;
+use crate::policy::{Policy, RemovalCause};
 use crate::shard::{Core, Lookup, Removed, Shard, TimeSettings, WriteTime};
 use crate::stats::Stats;
 use crate::sync::{Arc, AtomicBool, Ordering};
@@ -137,7 +137,9 @@ where
                 listener: builder.listener,
                 capacity,
                 policy: builder.policy,
-                clock: builder.clock.unwrap_or_else(|| Box::new(MonotonicClock::new())),
+                clock: builder
+                    .clock
+                    .unwrap_or_else(|| Box::new(MonotonicClock::new())),
                 ttl: builder.ttl,
                 expire_after: builder.expire_after,
                 negative_ttl: builder.negative_ttl,
@@ -542,7 +544,11 @@ impl<K, V, S> Cache<K, V, S> {
     /// what keys and values own themselves).
     #[doc(hidden)]
     pub fn heap_bytes(&self) -> usize {
-        self.inner.shards.iter().map(|s| s.read().heap_bytes()).sum()
+        self.inner
+            .shards
+            .iter()
+            .map(|s| s.read().heap_bytes())
+            .sum()
     }
 
     /// Recomputes every internal count, weight and link and panics on a

@@ -415,9 +415,11 @@ impl<K, V> Core<K, V> {
     {
         let slots = &self.slots;
         self.table
-            .find(table_hash(short_hash(hash)), |&idx| match &slots[idx as usize] {
-                Some(e) => e.key.borrow() == key,
-                None => false,
+            .find(table_hash(short_hash(hash)), |&idx| {
+                match &slots[idx as usize] {
+                    Some(e) => e.key.borrow() == key,
+                    None => false,
+                }
             })
             .copied()
     }
@@ -483,7 +485,8 @@ impl<K, V> Core<K, V> {
                 let old_value = std::mem::replace(&mut slot.value, value);
                 let old_weight = std::mem::replace(&mut slot.weight, weight);
                 self.weight = self.weight - u64::from(old_weight) + u64::from(weight);
-                self.policy.on_update(idx, table_hash(short_hash(hash)), weight);
+                self.policy
+                    .on_update(idx, table_hash(short_hash(hash)), weight);
                 self.schedule(idx, write);
                 self.counters.updates += 1;
                 removed.push(key, old_value, RemovalCause::Replaced);
@@ -508,10 +511,11 @@ impl<K, V> Core<K, V> {
                     }
                 };
                 let slots = &self.slots;
-                self.table.insert_unique(table_hash(hash), idx, |&i| match &slots[i as usize] {
-                    Some(e) => e.hash(),
-                    None => unreachable!("table points at an empty slot"),
-                });
+                self.table
+                    .insert_unique(table_hash(hash), idx, |&i| match &slots[i as usize] {
+                        Some(e) => e.hash(),
+                        None => unreachable!("table points at an empty slot"),
+                    });
                 self.weight += u64::from(weight);
                 self.policy.on_insert(idx, table_hash(hash), weight);
                 self.schedule(idx, write);
@@ -706,14 +710,20 @@ impl<K, V> Core<K, V> {
             assert!(found.is_some(), "entry {idx} not reachable by its hash");
         }
         for &idx in &self.free {
-            assert!(self.slots[idx as usize].is_none(), "free slot {idx} is live");
+            assert!(
+                self.slots[idx as usize].is_none(),
+                "free slot {idx} is live"
+            );
         }
         self.policy.validate();
         if let Some(t) = &self.timers {
             t.wheel.validate();
             for (i, slot) in self.slots.iter().enumerate() {
                 if slot.is_none() {
-                    assert!(!t.wheel.is_scheduled(i as Idx), "free slot {i} is scheduled");
+                    assert!(
+                        !t.wheel.is_scheduled(i as Idx),
+                        "free slot {i} is scheduled"
+                    );
                 }
             }
         }

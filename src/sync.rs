@@ -13,7 +13,6 @@ mod imp {
     pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use std::sync::Arc;
     pub(crate) use std::thread;
-    pub(crate) use std::thread_local;
 
     pub(crate) type RwLock<T> = parking_lot::RwLock<T>;
     pub(crate) type RwLockReadGuard<'a, T> = parking_lot::RwLockReadGuard<'a, T>;
@@ -54,7 +53,6 @@ mod imp {
     pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use loom::sync::Arc;
     pub(crate) use loom::thread;
-    pub(crate) use loom::thread_local;
 
     /// loom's RwLock behind parking_lot's API (no poisoning).
     #[derive(Debug)]

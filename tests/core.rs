@@ -17,7 +17,9 @@ fn logging_cache(cap: u64, policy: Policy) -> (Cache<u32, u32>, Log<u32, u32>) {
         .max_capacity(cap)
         .policy(policy)
         .shards(1)
-        .eviction_listener(move |k: &u32, v: &u32, cause| sink.lock().unwrap().push((*k, *v, cause)))
+        .eviction_listener(move |k: &u32, v: &u32, cause| {
+            sink.lock().unwrap().push((*k, *v, cause))
+        })
         .build();
     (cache, log)
 }
@@ -43,7 +45,11 @@ fn map_operations() {
         assert!(cache.is_empty());
         cache.check_invariants();
         let s = cache.stats();
-        assert_eq!((s.hits, s.inserts, s.updates, s.removals), (2, 2, 1, 2), "{policy}");
+        assert_eq!(
+            (s.hits, s.inserts, s.updates, s.removals),
+            (2, 2, 1, 2),
+            "{policy}"
+        );
     }
 }
 
@@ -65,7 +71,11 @@ fn capacity_is_a_hard_bound_for_every_policy() {
             }
             cache.check_invariants();
             let s = cache.stats();
-            assert_eq!(s.inserts - s.evictions - s.removals, cache.len() as u64, "{policy}");
+            assert_eq!(
+                s.inserts - s.evictions - s.removals,
+                cache.len() as u64,
+                "{policy}"
+            );
             assert_eq!(s.hits + s.misses, 5_000);
         }
     }
@@ -102,7 +112,11 @@ fn retain_removes_and_notifies() {
     assert_eq!(cache.len(), 25);
     assert!(cache.iter().all(|(k, _)| k % 2 == 0));
     assert_eq!(log.lock().unwrap().len(), 25);
-    assert!(log.lock().unwrap().iter().all(|e| e.2 == RemovalCause::Explicit));
+    assert!(log
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|e| e.2 == RemovalCause::Explicit));
     cache.check_invariants();
 }
 
@@ -112,7 +126,10 @@ fn zero_capacity_stores_nothing() {
     cache.insert(1, 1);
     assert_eq!(cache.get(&1), None);
     assert!(cache.is_empty());
-    assert_eq!(log.lock().unwrap().as_slice(), &[(1, 1, RemovalCause::Evicted)]);
+    assert_eq!(
+        log.lock().unwrap().as_slice(),
+        &[(1, 1, RemovalCause::Evicted)]
+    );
     assert_eq!(cache.stats().rejections, 1);
     cache.check_invariants();
 }
@@ -352,7 +369,10 @@ fn panicking_eq_and_clone_leave_the_cache_usable() {
         panic_on_eq: true,
         panic_on_clone: false,
     };
-    assert!(catch_unwind(AssertUnwindSafe(|| cache.insert(bad_key, TouchyValue(false)))).is_err());
+    assert!(catch_unwind(AssertUnwindSafe(
+        || cache.insert(bad_key, TouchyValue(false))
+    ))
+    .is_err());
     assert!(catch_unwind(AssertUnwindSafe(|| cache.get(&touchy(3)))).is_err());
     let _ = touchy(0).panic_on_clone;
     cache.check_invariants();

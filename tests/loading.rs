@@ -86,7 +86,14 @@ fn errors_are_shared_and_not_cached() {
     assert!(errors.iter().all(|e| **e == "db down"));
     let shared = errors.iter().filter(|e| Arc::ptr_eq(e, first)).count();
     assert!(shared >= 1);
-    assert_eq!(calls.load(Ordering::SeqCst), errors.iter().map(|e| Arc::as_ptr(e)).collect::<std::collections::HashSet<_>>().len());
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        errors
+            .iter()
+            .map(Arc::as_ptr)
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+    );
     // Not cached: the next call loads again.
     assert_eq!(cache.try_get_with(7, || Ok::<_, String>(3)), Ok(3));
     assert!(cache.stats().load_failures >= 1);
@@ -121,7 +128,9 @@ fn a_panicking_loader_does_not_hang_or_poison_waiters() {
 fn recursive_load_of_the_same_key_panics_clearly() {
     let cache: Cache<u32, u32> = Cache::new(100);
     let c2 = cache.clone();
-    let r = catch_unwind(AssertUnwindSafe(|| cache.get_with(1, || c2.get_with(1, || 2))));
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        cache.get_with(1, || c2.get_with(1, || 2))
+    }));
     let msg = r.unwrap_err();
     let msg = msg
         .downcast_ref::<String>()
@@ -153,8 +162,16 @@ fn invalidation_wins(invalidate: impl Fn(&Cache<u32, u32>) + Send + 'static) {
     loading.wait();
     invalidate(&cache);
     invalidated.wait();
-    assert_eq!(loader.join().unwrap(), 100, "the caller still gets its value");
-    assert_ne!(cache.get(&1), Some(100), "the stale load must not be stored");
+    assert_eq!(
+        loader.join().unwrap(),
+        100,
+        "the caller still gets its value"
+    );
+    assert_ne!(
+        cache.get(&1),
+        Some(100),
+        "the stale load must not be stored"
+    );
     cache.check_invariants();
 }
 
@@ -253,13 +270,21 @@ fn optionally_get_with_and_negative_caching() {
     for _ in 0..100 {
         assert_eq!(cache.optionally_get_with(404, lookup), None);
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "the backend sees one request per TTL");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the backend sees one request per TTL"
+    );
     assert_eq!(cache.get(&404), None, "get reports a miss");
     assert!(!cache.contains_key(&404));
     assert_eq!(cache.stats().negative_hits, 99);
     clock.advance(Duration::from_secs(10));
     assert_eq!(cache.optionally_get_with(404, lookup), None);
-    assert_eq!(calls.load(Ordering::SeqCst), 2, "remembered for exactly the TTL");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "remembered for exactly the TTL"
+    );
     // An insert forgets the mark.
     cache.insert(404, 1);
     assert_eq!(cache.optionally_get_with(404, lookup), Some(1));
@@ -292,12 +317,19 @@ fn bulk_load_one_call_single_flight_per_key() {
     let b2 = batches.clone();
     let got = cache.get_all_with(0..10, move |missing| {
         b2.lock().unwrap().push(missing.to_vec());
-        missing.iter().filter(|k| **k != 5).map(|&k| (k, k * 10)).collect()
+        missing
+            .iter()
+            .filter(|k| **k != 5)
+            .map(|&k| (k, k * 10))
+            .collect()
     });
     assert_eq!(got.len(), 9);
     assert_eq!(got[&3], 30);
     assert!(!got.contains_key(&5));
-    assert_eq!(batches.lock().unwrap().as_slice(), &[(1..10).collect::<Vec<_>>()]);
+    assert_eq!(
+        batches.lock().unwrap().as_slice(),
+        &[(1..10).collect::<Vec<_>>()]
+    );
     assert_eq!(cache.get(&9), Some(90));
 
     // Concurrent bulk loads of overlapping keys: each key is loaded once.
@@ -309,15 +341,16 @@ fn bulk_load_one_call_single_flight_per_key() {
             thread::spawn(move || {
                 gate.wait();
                 let keys: Vec<u32> = (100 + t * 5..100 + t * 5 + 20).collect();
-                cache.get_all_with(keys.clone(), |missing| {
-                    thread::sleep(Duration::from_millis(20));
-                    let mut l = loaded.lock().unwrap();
-                    for k in missing {
-                        *l.entry(*k).or_default() += 1;
-                    }
-                    missing.iter().map(|&k| (k, k)).collect()
-                })
-                .len()
+                cache
+                    .get_all_with(keys.clone(), |missing| {
+                        thread::sleep(Duration::from_millis(20));
+                        let mut l = loaded.lock().unwrap();
+                        for k in missing {
+                            *l.entry(*k).or_default() += 1;
+                        }
+                        missing.iter().map(|&k| (k, k)).collect()
+                    })
+                    .len()
             })
         })
         .collect();

@@ -191,8 +191,15 @@ impl<K, V> FlightTable<K, V> {
     }
 }
 
-crate::sync::thread_local! {
+#[cfg(not(loom))]
+std::thread_local! {
     /// The flights this thread is loading (by address), innermost last.
+    static LOADING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+#[cfg(loom)]
+loom::thread_local! {
+    /// The flights this loom thread is loading (by address), innermost last.
     static LOADING: RefCell<Vec<usize>> = RefCell::new(Vec::new());
 }
 

@@ -212,7 +212,11 @@ mod coarse {
         if rc != 0 || ts.sec < 0 || ts.nsec < 0 {
             return None;
         }
-        Some((ts.sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.nsec as u64))
+        Some(
+            (ts.sec as u64)
+                .saturating_mul(1_000_000_000)
+                .saturating_add(ts.nsec as u64),
+        )
     }
 }
 
@@ -389,7 +393,7 @@ impl TimeFloor {
     }
 
     /// The latest time recorded.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn get(&self) -> u64 {
         self.nanos.load(Ordering::Relaxed)
     }

@@ -34,7 +34,6 @@
 // crate-private API are only exercised by the unit tests here (which loom
 // builds leave out).
 
-
 pub(crate) mod clock;
 pub(crate) mod expiry;
 pub(crate) mod wheel;

@@ -160,6 +160,7 @@ pub(crate) const NUM_BUCKETS: usize = RESUME + 1;
 /// Most bucket heads one [`TimerWheel::advance`] looks at: each one once
 /// (the resume list, the due bucket, at most one lap of every level, the
 /// overflow bucket).
+#[cfg(test)]
 pub(crate) const MAX_BUCKET_VISITS: usize = NUM_BUCKETS;
 
 /// A suggested `budget` for [`TimerWheel::advance`] in routine maintenance:
@@ -294,18 +295,21 @@ impl TimerWheel {
     /// The wheel's time: the latest `now` given to [`advance`](Self::advance)
     /// (or to [`new`](Self::new)).
     #[inline]
+    #[cfg(test)]
     pub(crate) fn time(&self) -> u64 {
         self.time
     }
 
     /// Number of scheduled entries.
     #[inline]
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     /// True if nothing is scheduled.
     #[inline]
+    #[cfg(test)]
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -327,6 +331,7 @@ impl TimerWheel {
 
     /// Makes room for nodes up to index `slots - 1` without reallocating,
     /// reserving exactly (to keep the node array in step with the slab).
+    #[cfg(test)]
     pub(crate) fn reserve_slots(&mut self, slots: usize) {
         if slots > self.nodes.capacity() {
             self.nodes.reserve_exact(slots - self.nodes.len());
@@ -376,6 +381,7 @@ impl TimerWheel {
     ///
     /// If `idx > MAX_IDX`.
     #[inline]
+    #[cfg(test)]
     pub(crate) fn schedule(&mut self, idx: Idx, deadline: u64) {
         debug_assert!(!self.is_scheduled(idx), "entry {idx} already scheduled");
         self.reschedule(idx, deadline);
