@@ -717,13 +717,13 @@ fn write_files(
             })
             .collect();
         let subtitle = format!(
-            "{} accesses, {} distinct keys; larder with {} shard(s); get-or-insert",
+            "{} accesses, {} distinct keys; get-or-insert; larder with {}",
             trace.keys.len(),
             trace.distinct,
             if opts.setup.single_shard {
-                "one"
+                "one shard"
             } else {
-                "default"
+                "default sharding"
             }
         );
         let svg = plot::svg(
