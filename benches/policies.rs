@@ -49,10 +49,12 @@ const SCAN_LEN: usize = 20_000;
 struct Rng(u64);
 
 impl Rng {
+    /// A generator seeded with `seed` (made odd, never zero).
     fn new(seed: u64) -> Self {
         Self(seed | 1)
     }
 
+    /// The next 64 random bits.
     fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
@@ -73,6 +75,7 @@ struct Zipf {
 }
 
 impl Zipf {
+    /// The distribution over `n` ranks with exponent `s`.
     fn new(n: u64, s: f64) -> Self {
         let mut cdf = Vec::with_capacity(n as usize);
         let mut sum = 0.0;
@@ -86,6 +89,7 @@ impl Zipf {
         Self { cdf }
     }
 
+    /// One rank.
     fn sample(&self, rng: &mut Rng) -> u64 {
         let u = rng.next_f64();
         self.cdf.partition_point(|&c| c < u).min(self.cdf.len() - 1) as u64
@@ -146,11 +150,15 @@ fn replay(cache: &Cache<u64, ()>, keys: &[u64]) -> u64 {
     hits
 }
 
+/// Prints the hit ratios, then times every policy on both workloads.
 fn policies(c: &mut Criterion) {
     let workloads = [("zipf-0.9", zipf_trace()), ("scan-polluted", scan_trace())];
 
     println!("hit ratio, second pass of {TRACE_LEN} accesses, capacity {CAPACITY} of {KEYS} keys:");
-    println!("| workload | {} |", Policy::ALL.map(|p| p.name()).join(" | "));
+    println!(
+        "| workload | {} |",
+        Policy::ALL.map(|p| p.name()).join(" | ")
+    );
     println!("|---|{}", "---:|".repeat(Policy::ALL.len()));
     for (name, trace) in &workloads {
         let ratios: Vec<String> = Policy::ALL

@@ -68,6 +68,7 @@ const MIN_CAPACITY: u64 = 16;
 /// Seconds between two progress lines on stderr.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
+/// The `--help` text.
 const USAGE: &str = "\
 usage: simulate [options] TRACE_OR_DIR...
   --sizes LIST      cache sizes: percentages (5%), fractions (0.05) or entry
@@ -94,6 +95,7 @@ enum Size {
 }
 
 impl Size {
+    /// Parses `5%`, `0.05` or `1000`.
     fn parse(s: &str) -> Result<Size, String> {
         let s = s.trim();
         if let Some(p) = s.strip_suffix('%') {
@@ -110,6 +112,7 @@ impl Size {
         Ok(Size::Fraction(f, format!("{}%", f * 100.0)))
     }
 
+    /// The size as shown in tables (`5%`, `1000`).
     fn label(&self) -> String {
         match self {
             Size::Fraction(_, label) => label.clone(),
@@ -128,16 +131,25 @@ impl Size {
 
 /// Command-line options.
 struct Options {
+    /// Trace files and directories, as given.
     paths: Vec<PathBuf>,
+    /// Cache sizes to replay at.
     sizes: Vec<Size>,
+    /// Caches to replay, in table order.
     runners: Vec<Runner>,
+    /// How larder's caches are built.
     setup: Setup,
+    /// Worker threads.
     threads: usize,
+    /// Results directory.
     out: PathBuf,
+    /// Traces to plot (`None`: all).
     plots: Option<Vec<String>>,
+    /// Hash every line as a string key.
     strings: bool,
 }
 
+/// Reads the command line; `Err("")` asks for the usage text.
 fn parse_args() -> Result<Options, String> {
     let mut args = std::env::args().skip(1);
     let mut opts = Options {
@@ -209,17 +221,24 @@ fn parse_args() -> Result<Options, String> {
 /// One cell of work: a runner on a trace at a size.
 #[derive(Clone, Copy)]
 struct Job {
+    /// Index into the loaded traces.
     trace: usize,
+    /// Index into `Options::sizes`.
     size: usize,
+    /// What replays it.
     runner: Runner,
 }
 
 /// The result of a job.
 #[derive(Clone, Copy)]
 struct Cell {
+    /// The job that produced it.
     job: Job,
+    /// The capacity replayed at.
     capacity: u64,
+    /// Hits over the whole trace.
     hits: u64,
+    /// Replay time.
     seconds: f64,
 }
 

@@ -80,6 +80,7 @@ fn same_hits_as_the_lru_crate_on_lirs_cpp() {
 
 #[test]
 fn same_hits_as_the_lru_crate_on_a_random_program() {
+    /// Capacity of both caches.
     const CAPACITY: usize = 64;
     let cache = larder_lru(CAPACITY as u64);
     let mut reference = lru::LruCache::new(NonZeroUsize::new(CAPACITY).expect("non-zero"));

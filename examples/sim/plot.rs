@@ -12,13 +12,17 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
-/// Plot width and height in pixels.
+/// Image width in pixels.
 const WIDTH: f64 = 780.0;
+/// Image height in pixels.
 const HEIGHT: f64 = 460.0;
-/// Plot area: left, right, top, bottom edges.
+/// Left edge of the plot area.
 const LEFT: f64 = 64.0;
+/// Right edge of the plot area (the legend is to its right).
 const RIGHT: f64 = 600.0;
+/// Top edge of the plot area.
 const TOP: f64 = 56.0;
+/// Bottom edge of the plot area.
 const BOTTOM: f64 = 400.0;
 
 /// Line colours, cycled; OPT is drawn in black.
