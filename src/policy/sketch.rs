@@ -55,12 +55,13 @@
 //! # Measured alternatives
 //!
 //! With the simulator (`examples/simulate.rs`) over the 68 cells of the
-//! shared traces, W-TinyLFU's efficiency (hit ratio / OPT's) was 0.851 with
-//! this sketch, 0.850 with 8 entries per block (twice the memory), 0.851
-//! with 4 (four times), 0.850 without doorkeeper and conservative update
-//! at 8 entries per block; without conservative update but with the
-//! doorkeeper it dropped 1.7 points, and a doorkeeper of 4 or 16 bits per
-//! entry cost 2 and 0.2 points.
+//! shared traces (default sharding, W-TinyLFU starting from a 5% window,
+//! before its aging-fair duel was added), W-TinyLFU's efficiency (hit
+//! ratio / OPT's) was 0.851 with this sketch, 0.850 with 8 entries per
+//! block (twice the memory), 0.851 with 4 (four times), and 0.850 without
+//! doorkeeper and conservative update at 8 entries per block. Dropping
+//! only the conservative update cost 1 to 1.5 points; a doorkeeper of 4,
+//! 16 or 32 bits per entry cost 2, 0.2 and 0.8 points.
 
 /// Mask keeping the low 3 bits of every 4-bit counter, used to halve a word
 /// of counters after a shift: 0x7777_7777_7777_7777.
