@@ -101,7 +101,7 @@ pub(crate) struct ReadBuffer {
     slots: [AtomicU32; READ_BUFFER_SLOTS],
 }
 
-/// The empty slot marker in a [`ReadBuffer`].
+/// What a read-buffer slot holds before its first record (no entry).
 const EMPTY: u32 = u32::MAX;
 
 impl ReadBuffer {
@@ -191,6 +191,8 @@ pub(crate) struct Core<K, V> {
     time: TimeSettings,
     /// Reused buffer of indices the wheel fired.
     fired: Vec<Idx>,
+    /// Read-buffer position up to which hits have been replayed.
+    drained: u64,
     /// The shard's seed, for the jitter generator when the wheel is created
     /// lazily (so `CacheBuilder::seed` also covers `insert_with_ttl`).
     seed: u64,
@@ -249,6 +251,7 @@ impl<K, V> Core<K, V> {
             timers: None,
             time,
             fired: Vec::new(),
+            drained: 0,
             seed,
             flights: FlightTable::default(),
             negatives: NegativeTable::default(),
@@ -431,14 +434,19 @@ impl<K, V> Core<K, V> {
     }
 
     /// Replays buffered read hits into the policy, oldest first.
+    ///
+    /// Only the positions recorded since the last drain are read (at most
+    /// the ring's size: older ones were overwritten, which is the lossy
+    /// part). Every recorder stored its slot before releasing the read lock
+    /// this write lock waited for, so every position below `head` is written.
     fn drain(&mut self, buffer: &ReadBuffer) {
-        let start = buffer.head.load(Ordering::Relaxed) as usize;
-        for i in 0..READ_BUFFER_SLOTS {
-            let slot = &buffer.slots[(start + i) % READ_BUFFER_SLOTS];
-            if slot.load(Ordering::Relaxed) == EMPTY {
-                continue;
-            }
-            let idx = slot.swap(EMPTY, Ordering::Relaxed);
+        let head = buffer.head.load(Ordering::Relaxed);
+        let start = self
+            .drained
+            .max(head.saturating_sub(READ_BUFFER_SLOTS as u64));
+        self.drained = head;
+        for pos in start..head {
+            let idx = buffer.slots[pos as usize % READ_BUFFER_SLOTS].load(Ordering::Relaxed);
             if let Some(Some(entry)) = self.slots.get(idx as usize) {
                 let hash = entry.hash();
                 self.policy.on_access(idx, hash);
