@@ -513,6 +513,7 @@ impl<K, V> Core<K, V> {
                         idx
                     }
                     None => {
+                        self.grow_slab();
                         let idx = self.slots.len() as Idx;
                         self.slots.push(Some(entry));
                         idx
@@ -552,6 +553,27 @@ impl<K, V> Core<K, V> {
             RemovalCause::Explicit | RemovalCause::Replaced => self.counters.removals += 1,
         }
         removed.push(entry.key, entry.value, cause);
+    }
+
+    /// Makes room for one more slab slot. The slab doubles as usual, but
+    /// never past the shard's capacity while it is below it (a count-bounded
+    /// shard then holds no slack), and the timer wheel's node array is grown
+    /// to the same size so the two stay in step.
+    fn grow_slab(&mut self) {
+        let (len, cap) = (self.slots.len(), self.slots.capacity());
+        if len < cap {
+            return;
+        }
+        let limit = usize::try_from(self.capacity).unwrap_or(usize::MAX);
+        let target = if len < limit {
+            cap.saturating_mul(2).max(4).min(limit)
+        } else {
+            cap.saturating_mul(2).max(4)
+        };
+        self.slots.reserve_exact(target - len);
+        if let Some(t) = self.timers.as_mut() {
+            t.wheel.reserve_slots(self.slots.capacity());
+        }
     }
 
     /// Evicts until the stored weight is within capacity.

@@ -331,7 +331,6 @@ impl TimerWheel {
 
     /// Makes room for nodes up to index `slots - 1` without reallocating,
     /// reserving exactly (to keep the node array in step with the slab).
-    #[cfg(test)]
     pub(crate) fn reserve_slots(&mut self, slots: usize) {
         if slots > self.nodes.capacity() {
             self.nodes.reserve_exact(slots - self.nodes.len());
