@@ -148,11 +148,18 @@ where
         }
     }
 
-    /// The shard's time for a read (0 when no entry can have a deadline).
+    /// The shard's time for a read. Readers call it only when the shard
+    /// keeps deadlines (see `Shard::lookup_with`), under its read lock.
     #[inline]
     fn read_now(&self, shard: &Shard<K, V>) -> u64 {
-        if self.inner.uses_time.load(Ordering::Relaxed) {
-            shard.floor.clamp(self.inner.clock.now_nanos())
+        shard.floor.clamp(self.inner.clock.now_nanos())
+    }
+
+    /// [`read_now`](Self::read_now) if `core` keeps deadlines, else 0.
+    #[inline]
+    fn read_now_for(&self, shard: &Shard<K, V>, core: &Core<K, V>) -> u64 {
+        if core.has_timers() {
+            self.read_now(shard)
         } else {
             0
         }
@@ -260,16 +267,15 @@ where
         Q: Eq + ?Sized,
     {
         let shard = self.shard(hash);
-        let now = self.read_now(shard);
-        match shard.lookup_with(hash, key, now, |core, idx| f(core, idx, now)) {
+        match shard.lookup_with(hash, key, || self.read_now(shard), f) {
             Lookup::Hit(value, drain) => {
                 if drain {
                     self.maintain(shard);
                 }
                 Some(value)
             }
-            Lookup::Miss { expired } => {
-                if expired {
+            Lookup::Miss { expired_at } => {
+                if let Some(now) = expired_at {
                     // Remember the time this entry was judged expired at, so
                     // a clock set back later cannot bring it back.
                     shard.floor.observe(now);
@@ -290,9 +296,9 @@ where
     {
         let hash = self.hash(key);
         let shard = self.shard(hash);
-        let now = self.read_now(shard);
         let core = shard.read();
         let idx = core.find(hash, key)?;
+        let now = self.read_now_for(shard, &core);
         if core.is_expired(idx, now) {
             shard.floor.observe(now); // as in `get`: stays expired
             return None;
@@ -308,11 +314,11 @@ where
     {
         let hash = self.hash(key);
         let shard = self.shard(hash);
-        let now = self.read_now(shard);
         let core = shard.read();
         let Some(idx) = core.find(hash, key) else {
             return false;
         };
+        let now = self.read_now_for(shard, &core);
         if core.is_expired(idx, now) {
             shard.floor.observe(now); // as in `get`: stays expired
             return false;
@@ -441,8 +447,8 @@ where
     {
         let mut out = Vec::new();
         for shard in self.inner.shards.iter() {
-            let now = self.read_now(shard);
             let core = shard.read();
+            let now = self.read_now_for(shard, &core);
             let before = out.len();
             out.extend(
                 core.live_entries(now)

@@ -276,6 +276,13 @@ impl<K, V> Core<K, V> {
         })
     }
 
+    /// True if some entry may have a deadline (readers must then read the
+    /// clock to judge it).
+    #[inline]
+    pub(crate) fn has_timers(&self) -> bool {
+        self.timers.is_some()
+    }
+
     /// True if the entry at `idx` has expired at `now`.
     #[inline]
     pub(crate) fn is_expired(&self, idx: Idx, now: u64) -> bool {
@@ -564,7 +571,9 @@ impl<K, V> Core<K, V> {
         if len < cap {
             return;
         }
-        let limit = usize::try_from(self.capacity).unwrap_or(usize::MAX);
+        // One over capacity: an insert takes its slot before eviction frees
+        // one, and from then on the free list recycles the victims' slots.
+        let limit = usize::try_from(self.capacity.saturating_add(1)).unwrap_or(usize::MAX);
         let target = if len < limit {
             cap.saturating_mul(2).max(4).min(limit)
         } else {
@@ -773,8 +782,9 @@ pub(crate) struct Shard<K, V> {
 pub(crate) enum Lookup<R> {
     /// A live entry; `drain` asks the caller to run maintenance.
     Hit(R, bool),
-    /// Nothing live; `expired` if an expired entry is still stored.
-    Miss { expired: bool },
+    /// Nothing live; `expired_at` is the time an expired entry that is
+    /// still stored was judged at.
+    Miss { expired_at: Option<u64> },
 }
 
 impl<K, V> Shard<K, V> {
@@ -818,29 +828,34 @@ impl<K, V> Shard<K, V> {
         &self,
         hash: u64,
         key: &Q,
-        now: u64,
-        f: impl FnOnce(&Core<K, V>, Idx) -> R,
+        now: impl FnOnce() -> u64,
+        f: impl FnOnce(&Core<K, V>, Idx, u64) -> R,
     ) -> Lookup<R>
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
         let core = self.core.read();
-        let found = core.find(hash, key);
-        let expired = found.is_some_and(|idx| core.is_expired(idx, now));
-        match found {
-            Some(idx) if !expired => {
-                core.touch(idx, now);
-                let result = f(&core, idx);
-                let drain = self.reads.record(idx);
-                Lookup::Hit(result, drain)
-            }
-            _ => {
-                drop(core);
-                self.misses.fetch_add(1, Ordering::Relaxed);
-                Lookup::Miss { expired }
-            }
+        let Some(idx) = core.find(hash, key) else {
+            drop(core);
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return Lookup::Miss { expired_at: None };
+        };
+        // The clock is read only when this entry can have a deadline, under
+        // the lock, so a wheel created by a concurrent first
+        // `insert_with_ttl` is always seen together with its deadlines.
+        let now = if core.has_timers() { now() } else { 0 };
+        if core.is_expired(idx, now) {
+            drop(core);
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return Lookup::Miss {
+                expired_at: Some(now),
+            };
         }
+        core.touch(idx, now);
+        let result = f(&core, idx, now);
+        let drain = self.reads.record(idx);
+        Lookup::Hit(result, drain)
     }
 
     pub(crate) fn hits(&self) -> u64 {
