@@ -51,7 +51,7 @@ pub(crate) struct Inner<K, V, S> {
     listener: Option<Listener<K, V>>,
     capacity: u64,
     policy: Policy,
-    clock: Box<dyn Clock>,
+    clock: CacheClock,
     ttl: Option<Duration>,
     expire_after: Option<ExpireAfter<K, V>>,
     negative_ttl: Option<Duration>,
@@ -59,6 +59,23 @@ pub(crate) struct Inner<K, V, S> {
     /// build time when expiry is configured, or by the first
     /// `insert_with_ttl`.
     uses_time: AtomicBool,
+}
+
+/// The cache's clock: the default one is called directly (no virtual call
+/// on the read path), a user's through its trait object.
+enum CacheClock {
+    Default(MonotonicClock),
+    Custom(Box<dyn Clock>),
+}
+
+impl CacheClock {
+    #[inline]
+    fn now(&self) -> u64 {
+        match self {
+            CacheClock::Default(clock) => clock.now_nanos(),
+            CacheClock::Custom(clock) => clock.now_nanos(),
+        }
+    }
 }
 
 impl<K, V, S> Clone for Cache<K, V, S> {
@@ -137,9 +154,10 @@ where
                 listener: builder.listener,
                 capacity,
                 policy: builder.policy,
-                clock: builder
-                    .clock
-                    .unwrap_or_else(|| Box::new(MonotonicClock::new())),
+                clock: match builder.clock {
+                    Some(custom) => CacheClock::Custom(custom),
+                    None => CacheClock::Default(MonotonicClock::new()),
+                },
                 ttl: builder.ttl,
                 expire_after: builder.expire_after,
                 negative_ttl: builder.negative_ttl,
@@ -152,7 +170,7 @@ where
     /// keeps deadlines (see `Shard::lookup_with`), under its read lock.
     #[inline]
     fn read_now(&self, shard: &Shard<K, V>) -> u64 {
-        shard.floor.clamp(self.inner.clock.now_nanos())
+        shard.floor.clamp(self.inner.clock.now())
     }
 
     /// [`read_now`](Self::read_now) if `core` keeps deadlines, else 0.
@@ -169,7 +187,7 @@ where
     #[inline]
     pub(crate) fn write_now(&self, shard: &Shard<K, V>) -> u64 {
         if self.inner.uses_time.load(Ordering::Relaxed) {
-            shard.floor.observe(self.inner.clock.now_nanos())
+            shard.floor.observe(self.inner.clock.now())
         } else {
             0
         }
