@@ -44,10 +44,11 @@
 //! ring that is replayed into the policy in batches, so readers do not queue
 //! behind each other on every `get`. Writes take the exclusive lock. The
 //! shard count follows the core count but never makes a shard smaller than
-//! 64 entries, so a small cache is one cache, not many tiny ones. No user
-//! callback (hasher aside) runs under a lock except `retain`'s predicate:
-//! listeners, loaders, weighers and drops of removed values run after the
-//! lock is released, so they may call back into the cache.
+//! 64 entries, so a small cache is one cache, not many tiny ones. The only
+//! user code that runs under a shard lock is key equality (`Eq`, during a
+//! lookup, before anything changes) and `retain`'s predicate: hashing,
+//! weighers, `expire_after`, loaders, listeners and the drops of removed
+//! values run outside it, so they may call back into the cache.
 //!
 //! # Expiration
 //!
