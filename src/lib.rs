@@ -46,7 +46,8 @@
 //! shard count follows the core count but never makes a shard smaller than
 //! 64 entries, so a small cache is one cache, not many tiny ones. The only
 //! user code that runs under a shard lock is key equality (`Eq`, during a
-//! lookup, before anything changes) and `retain`'s predicate: hashing,
+//! lookup, before anything changes), the `Clone` of a value being read
+//! (under the shared lock) and `retain`'s predicate: hashing,
 //! weighers, `expire_after`, loaders, listeners and the drops of removed
 //! values run outside it, so they may call back into the cache.
 //!
