@@ -60,44 +60,9 @@ const TTL: Duration = Duration::from_secs(3600);
 const MANUAL_STEP: Duration = Duration::from_millis(10);
 const MANUAL_SLEEP: Duration = Duration::from_millis(1);
 
-// ---------------------------------------------------------------------------
-// Keys: a tiny PRNG and a Zipf sampler.
-
-/// SplitMix64 (Steele, Lea and Flood, 2014).
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-/// Zipf(s) over ranks `0..n` by inverting the cumulative distribution.
-fn zipf_cdf(n: usize, s: f64) -> Vec<f64> {
-    let mut cdf: Vec<f64> = (1..=n).map(|r| 1.0 / (r as f64).powf(s)).collect();
-    let mut sum = 0.0;
-    for c in &mut cdf {
-        sum += *c;
-        *c = sum;
-    }
-    cdf.iter_mut().for_each(|c| *c /= sum);
-    cdf
-}
-
-/// Rank -> key: an odd multiplier is a bijection modulo 2^bits, so hot keys
-/// are scattered over the key space.
-fn key_of(rank: usize, bits: u32) -> u64 {
-    (rank as u64).wrapping_mul(0x9E37_79B1) & ((1u64 << bits) - 1)
-}
+#[path = "support/workload.rs"]
+mod workload;
+use workload::{key_of, Contender, SplitMix64, Zipf};
 
 /// Per key space, one stream of `STREAM_LEN` keys per thread.
 fn streams(bits: u32) -> &'static [Vec<u64>] {
@@ -106,16 +71,12 @@ fn streams(bits: u32) -> &'static [Vec<u64>] {
         KEY_BITS
             .iter()
             .map(|&bits| {
-                let cdf = zipf_cdf(1 << bits, 1.0);
+                let zipf = Zipf::new(1 << bits, 1.0);
                 (0..MAX_THREADS)
                     .map(|t| {
                         let mut rng = SplitMix64(0xE8B1_2E00 + t as u64);
                         (0..STREAM_LEN)
-                            .map(|_| {
-                                let u = rng.next_f64();
-                                let rank = cdf.partition_point(|&c| c <= u).min(cdf.len() - 1);
-                                key_of(rank, bits)
-                            })
+                            .map(|_| key_of(zipf.sample(&mut rng), bits))
                             .collect()
                     })
                     .collect()
@@ -129,34 +90,7 @@ fn streams(bits: u32) -> &'static [Vec<u64>] {
 }
 
 // ---------------------------------------------------------------------------
-// Contenders.
-
-trait Contender: Sync {
-    fn get(&self, key: u64) -> Option<u64>;
-    fn insert(&self, key: u64, value: u64);
-}
-
-impl Contender for larder::Cache<u64, u64> {
-    #[inline]
-    fn get(&self, key: u64) -> Option<u64> {
-        larder::Cache::get(self, &key)
-    }
-    #[inline]
-    fn insert(&self, key: u64, value: u64) {
-        larder::Cache::insert(self, key, value)
-    }
-}
-
-impl Contender for moka::sync::Cache<u64, u64> {
-    #[inline]
-    fn get(&self, key: u64) -> Option<u64> {
-        moka::sync::Cache::get(self, &key)
-    }
-    #[inline]
-    fn insert(&self, key: u64, value: u64) {
-        moka::sync::Cache::insert(self, key, value)
-    }
-}
+// Contenders (the trait and the plain caches' impls are in support/).
 
 /// A larder cache on a `ManualClock` that a background thread advances
 /// while this value lives.

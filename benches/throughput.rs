@@ -61,64 +61,9 @@ const EVICT_CAPACITY: u64 = KEY_SPACE as u64 / 10;
 /// Shards of the reference `RwLock<HashMap>`.
 const BASELINE_SHARDS: usize = 16;
 
-// ---------------------------------------------------------------------------
-// Key generation: a small PRNG and a Zipf sampler.
-
-/// SplitMix64: a tiny, fast, well-mixed generator (Steele, Lea and Flood,
-/// 2014). Plenty for drawing benchmark keys.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)` from the top 53 bits.
-    fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-}
-
-/// Zipf with exponent `s` over ranks `0..n`, sampled by inverting a
-/// precomputed cumulative distribution (binary search). Building it is
-/// O(n), sampling O(log n); neither is timed.
-struct Zipf {
-    cdf: Vec<f64>,
-}
-
-impl Zipf {
-    fn new(n: usize, s: f64) -> Self {
-        let mut cdf = Vec::with_capacity(n);
-        let mut sum = 0.0;
-        for rank in 1..=n {
-            sum += 1.0 / (rank as f64).powf(s);
-            cdf.push(sum);
-        }
-        for c in &mut cdf {
-            *c /= sum;
-        }
-        Self { cdf }
-    }
-
-    /// A rank in `0..n`; rank 0 is the most frequent.
-    fn sample(&self, rng: &mut SplitMix64) -> usize {
-        let u = rng.next_f64();
-        self.cdf
-            .partition_point(|&c| c <= u)
-            .min(self.cdf.len() - 1)
-    }
-}
-
-/// Maps a Zipf rank to a key: multiplication by an odd constant modulo
-/// 2^20 is a bijection on the key space, so hot keys are scattered rather
-/// than being the smallest integers.
-fn key_of(rank: usize) -> u64 {
-    (rank as u64).wrapping_mul(0x9E37_79B1) & (KEY_SPACE as u64 - 1)
-}
+#[path = "support/workload.rs"]
+mod workload;
+use workload::{key_of, Contender, SplitMix64, Zipf};
 
 /// One precomputed key stream per thread, built on first use.
 fn streams() -> &'static [Vec<u64>] {
@@ -129,53 +74,11 @@ fn streams() -> &'static [Vec<u64>] {
             .map(|t| {
                 let mut rng = SplitMix64(0x1A2D_E200 + t as u64);
                 (0..STREAM_LEN)
-                    .map(|_| key_of(zipf.sample(&mut rng)))
+                    .map(|_| key_of(zipf.sample(&mut rng), KEY_BITS))
                     .collect()
             })
             .collect()
     })
-}
-
-// ---------------------------------------------------------------------------
-// Contenders.
-
-/// The operations a workload needs, over `u64 -> u64`.
-trait Contender: Sync {
-    fn get(&self, key: u64) -> Option<u64>;
-    fn insert(&self, key: u64, value: u64);
-}
-
-impl Contender for larder::Cache<u64, u64> {
-    #[inline]
-    fn get(&self, key: u64) -> Option<u64> {
-        larder::Cache::get(self, &key)
-    }
-    #[inline]
-    fn insert(&self, key: u64, value: u64) {
-        larder::Cache::insert(self, key, value)
-    }
-}
-
-impl Contender for quick_cache::sync::Cache<u64, u64> {
-    #[inline]
-    fn get(&self, key: u64) -> Option<u64> {
-        quick_cache::sync::Cache::get(self, &key)
-    }
-    #[inline]
-    fn insert(&self, key: u64, value: u64) {
-        quick_cache::sync::Cache::insert(self, key, value)
-    }
-}
-
-impl Contender for moka::sync::Cache<u64, u64> {
-    #[inline]
-    fn get(&self, key: u64) -> Option<u64> {
-        moka::sync::Cache::get(self, &key)
-    }
-    #[inline]
-    fn insert(&self, key: u64, value: u64) {
-        moka::sync::Cache::insert(self, key, value)
-    }
 }
 
 /// `lru::LruCache` made shareable the usual way: one mutex around it.
@@ -333,7 +236,7 @@ impl Workload {
                 // (with hottest-first order an LRU would evict rank 0 and
                 // miss on ~7% of all reads).
                 for rank in (0..KEY_SPACE).rev() {
-                    let key = key_of(rank);
+                    let key = key_of(rank, KEY_BITS);
                     cache.insert(key, key);
                 }
             }
