@@ -392,18 +392,14 @@ where
         let weight = self.weigh(&key, &value);
         let hash = self.hash(&key);
         let shard = self.shard(hash);
-        let write = WriteTime {
-            now: self.write_now(shard),
-            ttl,
-        };
         let mut removed = Removed::new();
         {
             let mut core = shard.write();
-            // Under the lock, the time is at least what any earlier writer
-            // of this shard acted on (they observed it before locking).
+            // Read under the lock, so the time is at least what any earlier
+            // writer of this shard acted on.
             let write = WriteTime {
-                now: shard.floor.observe(write.now),
-                ..write
+                now: self.write_now(shard),
+                ttl,
             };
             core.invalidate(hash, &key);
             core.insert(hash, key, value, weight, write, &mut removed);
@@ -419,11 +415,10 @@ where
     {
         let hash = self.hash(key);
         let shard = self.shard(hash);
-        let now = self.write_now(shard);
         let mut removed = Removed::new();
         let found = {
             let mut core = shard.write();
-            let now = shard.floor.observe(now); // see `insert_inner`
+            let now = self.write_now(shard); // under the lock, as in `insert_inner`
             core.remove(hash, key, now, &mut removed)
         };
         self.notify(removed);
