@@ -539,9 +539,11 @@ impl<K, V, S> Cache<K, V, S> {
     pub fn stats(&self) -> Stats {
         let mut stats = Stats::default();
         for shard in self.inner.shards.iter() {
-            stats.hits += shard.hits();
-            stats.misses += shard.misses();
-            let c = shard.read().counters;
+            let core = shard.read();
+            stats.hits += core.hits.sum();
+            stats.misses += core.misses.sum();
+            let c = core.counters;
+            drop(core);
             stats.inserts += c.inserts;
             stats.updates += c.updates;
             stats.evictions += c.evictions;

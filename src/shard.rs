@@ -48,6 +48,7 @@ use crate::load::flight::FlightTable;
 use crate::load::negative::NegativeTable;
 use crate::load::refresh::RefreshTimes;
 use crate::policy::{AnyPolicy, EvictionPolicy, Idx, Policy, RemovalCause};
+use crate::stats::Counter;
 use crate::sync::{AtomicU32, AtomicU64, Ordering, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::time::clock::TimeFloor;
 use crate::time::expiry::{self, Jitter, Rng};
@@ -94,6 +95,15 @@ impl<K, V> Entry<K, V> {
     }
 }
 
+/// The key hash of any slab entry, for the policy (0 for an empty slot,
+/// which a policy never asks about).
+fn hashes<K, V>(slots: &[Option<Entry<K, V>>]) -> impl Fn(Idx) -> u64 + '_ {
+    |i| match &slots[i as usize] {
+        Some(e) => e.hash(),
+        None => 0,
+    }
+}
+
 /// A lossy ring of recent read hits, written under the shard's read lock.
 pub(crate) struct ReadBuffer {
     /// Total hits recorded; also the next write position.
@@ -119,11 +129,6 @@ impl ReadBuffer {
         let pos = self.head.fetch_add(1, Ordering::Relaxed) as usize;
         self.slots[pos % READ_BUFFER_SLOTS].store(idx, Ordering::Relaxed);
         pos % READ_BUFFER_SLOTS == READ_BUFFER_SLOTS - 1
-    }
-
-    /// Number of hits ever recorded.
-    pub(crate) fn hits(&self) -> u64 {
-        self.head.load(Ordering::Relaxed)
     }
 }
 
@@ -201,6 +206,11 @@ pub(crate) struct Core<K, V> {
     /// Keys known not to exist (see `crate::load::negative`).
     pub(crate) negatives: NegativeTable<K>,
     pub(crate) counters: CoreCounters,
+    /// Lookups that found a live entry, counted by readers under the read
+    /// lock (striped: see `crate::stats::Counter`).
+    pub(crate) hits: Counter,
+    /// Lookups that found nothing live.
+    pub(crate) misses: Counter,
 }
 
 /// The cache-wide time settings a shard needs under its lock.
@@ -256,6 +266,8 @@ impl<K, V> Core<K, V> {
             flights: FlightTable::default(),
             negatives: NegativeTable::default(),
             counters: CoreCounters::default(),
+            hits: Counter::new(),
+            misses: Counter::new(),
         };
         if time.eager {
             core.timers(0);
@@ -500,8 +512,12 @@ impl<K, V> Core<K, V> {
                 let old_value = std::mem::replace(&mut slot.value, value);
                 let old_weight = std::mem::replace(&mut slot.weight, weight);
                 self.weight = self.weight - u64::from(old_weight) + u64::from(weight);
-                self.policy
-                    .on_update(idx, table_hash(short_hash(hash)), weight);
+                self.policy.on_update(
+                    idx,
+                    table_hash(short_hash(hash)),
+                    weight,
+                    &hashes(&self.slots),
+                );
                 self.schedule(idx, write);
                 self.counters.updates += 1;
                 removed.push(key, old_value, RemovalCause::Replaced);
@@ -533,7 +549,11 @@ impl<K, V> Core<K, V> {
                         None => unreachable!("table points at an empty slot"),
                     });
                 self.weight += u64::from(weight);
-                self.policy.on_insert(idx, table_hash(hash), weight);
+                if self.policy.wants_hits() {
+                    self.policy.observe_hits(self.hits.sum());
+                }
+                self.policy
+                    .on_insert(idx, table_hash(hash), weight, &hashes(&self.slots));
                 self.schedule(idx, write);
                 self.counters.inserts += 1;
             }
@@ -588,12 +608,7 @@ impl<K, V> Core<K, V> {
     /// Evicts until the stored weight is within capacity.
     fn evict_to_capacity(&mut self, removed: &mut Removed<K, V>) {
         while self.weight > self.capacity {
-            let slots = &self.slots;
-            let hash_of = |i: Idx| match &slots[i as usize] {
-                Some(e) => e.hash(),
-                None => 0,
-            };
-            let Some(victim) = self.policy.evict(&hash_of) else {
+            let Some(victim) = self.policy.evict(&hashes(&self.slots)) else {
                 debug_assert!(false, "policy empty while over capacity");
                 break;
             };
@@ -773,7 +788,6 @@ impl<K, V> Core<K, V> {
 pub(crate) struct Shard<K, V> {
     core: RwLock<Core<K, V>>,
     reads: ReadBuffer,
-    misses: AtomicU64,
     /// The shard's time never goes backwards (see `TimeFloor`).
     pub(crate) floor: TimeFloor,
 }
@@ -792,7 +806,6 @@ impl<K, V> Shard<K, V> {
         Self {
             core: RwLock::new(Core::new(policy, capacity, seed, time)),
             reads: ReadBuffer::new(),
-            misses: AtomicU64::new(0),
             floor: TimeFloor::new(0),
         }
     }
@@ -837,8 +850,8 @@ impl<K, V> Shard<K, V> {
     {
         let core = self.core.read();
         let Some(idx) = core.find(hash, key) else {
+            core.misses.incr();
             drop(core);
-            self.misses.fetch_add(1, Ordering::Relaxed);
             return Lookup::Miss { expired_at: None };
         };
         // The clock is read only when this entry can have a deadline, under
@@ -846,23 +859,16 @@ impl<K, V> Shard<K, V> {
         // `insert_with_ttl` is always seen together with its deadlines.
         let now = if core.has_timers() { now() } else { 0 };
         if core.is_expired(idx, now) {
+            core.misses.incr();
             drop(core);
-            self.misses.fetch_add(1, Ordering::Relaxed);
             return Lookup::Miss {
                 expired_at: Some(now),
             };
         }
         core.touch(idx, now);
         let result = f(&core, idx, now);
-        let drain = self.reads.record(idx);
+        core.hits.incr();
+        let drain = core.policy.record_hit(idx) && self.reads.record(idx);
         Lookup::Hit(result, drain)
-    }
-
-    pub(crate) fn hits(&self) -> u64 {
-        self.reads.hits()
-    }
-
-    pub(crate) fn misses(&self) -> u64 {
-        self.misses.load(Ordering::Relaxed)
     }
 }

@@ -1,11 +1,16 @@
 //! Cache statistics: a plain snapshot of counters.
 //!
-//! Hits are counted by the shards' read buffers (the same atomic that
-//! records the access, so counting them is free), misses by one relaxed
-//! atomic per shard, and everything else under the shard lock that does the
+//! Hits and misses are counted in [`Counter`]s, striped per thread so that
+//! readers on different cores never write the same cache line (a shared
+//! per-shard counter cost reads about a third of their throughput at two
+//! threads); everything else is counted under the shard lock that does the
 //! work. [`Cache::stats`](crate::Cache::stats) adds them up; the snapshot is
 //! not atomic across shards, so under concurrent traffic the fields may be
 //! a few operations apart.
+
+use crossbeam_utils::CachePadded;
+
+use crate::sync::{AtomicU64, Ordering};
 
 /// A snapshot of a cache's counters since it was built.
 ///
@@ -82,5 +87,64 @@ impl Stats {
     /// `hits + misses`.
     pub fn requests(&self) -> u64 {
         self.hits + self.misses
+    }
+}
+
+/// A counter bumped by many threads at once: one padded atomic per stripe,
+/// a thread always adds to the same stripe, and a read sums them all.
+/// Relaxed throughout: a sum taken while others add may miss their latest
+/// additions, never counts anything twice.
+pub(crate) struct Counter {
+    stripes: [CachePadded<AtomicU64>; STRIPES],
+}
+
+/// Number of stripes of a [`Counter`] (a power of two). Threads are given
+/// stripes round-robin, so up to this many threads never share one.
+const STRIPES: usize = 8;
+
+/// This thread's stripe.
+#[inline]
+fn stripe() -> usize {
+    use std::cell::Cell;
+    use std::sync::atomic::AtomicUsize;
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    STRIPE.with(|s| {
+        let mut i = s.get();
+        if i == usize::MAX {
+            i = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % STRIPES;
+            s.set(i);
+        }
+        i
+    })
+}
+
+impl Counter {
+    pub(crate) fn new() -> Self {
+        Self {
+            stripes: std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))),
+        }
+    }
+
+    /// Adds one.
+    #[inline]
+    pub(crate) fn incr(&self) {
+        self.stripes[stripe()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The total so far.
+    pub(crate) fn sum(&self) -> u64 {
+        self.stripes
+            .iter()
+            .map(|s| s.load(Ordering::Relaxed))
+            .fold(0, u64::wrapping_add)
+    }
+}
+
+impl std::fmt::Debug for Counter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Counter").field(&self.sum()).finish()
     }
 }

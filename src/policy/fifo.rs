@@ -2,7 +2,7 @@
 //! not move an entry; the victim is the oldest insertion.
 
 use super::list::{List, Nodes};
-use super::{EvictionPolicy, Idx};
+use super::{EvictionPolicy, HashOf, Idx};
 
 /// Insertion order.
 #[derive(Debug, Default)]
@@ -18,14 +18,14 @@ impl Fifo {
 }
 
 impl EvictionPolicy for Fifo {
-    fn on_insert(&mut self, idx: Idx, _hash: u64, weight: u32) {
-        self.nodes.init(idx, weight, 0);
+    fn on_insert(&mut self, idx: Idx, _hash: u64, weight: u32, _hash_of: HashOf<'_>) {
+        self.nodes.init(idx, weight);
         self.list.push_back(&mut self.nodes, idx);
     }
 
     fn on_access(&mut self, _idx: Idx, _hash: u64) {}
 
-    fn on_update(&mut self, idx: Idx, _hash: u64, weight: u32) {
+    fn on_update(&mut self, idx: Idx, _hash: u64, weight: u32, _hash_of: HashOf<'_>) {
         self.list.set_weight(&mut self.nodes, idx, weight);
     }
 
@@ -33,7 +33,7 @@ impl EvictionPolicy for Fifo {
         self.list.unlink(&mut self.nodes, idx);
     }
 
-    fn evict(&mut self, _hash_of: &dyn Fn(Idx) -> u64) -> Option<Idx> {
+    fn evict(&mut self, _hash_of: HashOf<'_>) -> Option<Idx> {
         self.list.pop_front(&mut self.nodes)
     }
 
@@ -62,15 +62,16 @@ impl EvictionPolicy for Fifo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::no_hashes;
 
     #[test]
     fn hits_do_not_reorder() {
         let mut fifo = Fifo::new();
         for i in 0..3 {
-            fifo.on_insert(i, 0, 1);
+            fifo.on_insert(i, 0, 1, &no_hashes);
         }
         fifo.on_access(0, 0);
-        fifo.on_update(0, 0, 1);
+        fifo.on_update(0, 0, 1, &no_hashes);
         assert_eq!(fifo.evict(&|_| 0), Some(0));
         assert_eq!(fifo.evict(&|_| 0), Some(1));
         fifo.validate();

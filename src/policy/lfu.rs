@@ -6,7 +6,7 @@
 //! Entries with the same count share a *bucket*, an LRU list over the
 //! shared [`Nodes`] arena; the buckets form a doubly linked chain ordered by
 //! strictly increasing count, and an empty bucket is freed at once. An entry
-//! keeps its bucket id in [`Node::tag`](super::list::Node), so a hit moves it
+//! keeps its bucket id in the arena's tag ([`Nodes::tag`](super::list::Nodes::tag)), so a hit moves it
 //! to the neighbouring bucket (created if needed) in O(1), with no map from
 //! count to bucket.
 //!
@@ -42,7 +42,7 @@
 //! the rule needs no footnote.
 
 use super::list::{List, Nodes, NIL};
-use super::{EvictionPolicy, Idx};
+use super::{EvictionPolicy, HashOf, Idx};
 
 /// Counts saturate here (`u16::MAX`): a count this high already marks one of
 /// the hottest entries, and the bound caps how many agings (16) it takes to
@@ -203,7 +203,7 @@ impl Lfu {
     /// Moves `idx` (tracked) to the MRU end of the bucket for its count + 1
     /// (its own, when saturated) and stamps it.
     fn increment(&mut self, idx: Idx) {
-        let from = self.nodes.get(idx).tag;
+        let from = self.nodes.tag(idx);
         let Bucket { count, next, .. } = self.buckets[from as usize];
         if count >= self.max_count {
             self.buckets[from as usize]
@@ -218,7 +218,7 @@ impl Lfu {
             self.buckets[from as usize]
                 .list
                 .unlink(&mut self.nodes, idx);
-            self.nodes.get_mut(idx).tag = to;
+            self.nodes.set_tag(idx, to);
             self.buckets[to as usize]
                 .list
                 .push_back(&mut self.nodes, idx);
@@ -255,7 +255,7 @@ impl Lfu {
                     .min_by_key(|(stamp, _)| *stamp);
                 let Some((_, source)) = oldest else { break };
                 let idx = source.pop_front(&mut self.nodes).expect("non-empty source");
-                self.nodes.get_mut(idx).tag = cur;
+                self.nodes.set_tag(idx, cur);
                 merged.push_back(&mut self.nodes, idx);
             }
             let first = &mut self.buckets[cur as usize];
@@ -278,18 +278,19 @@ impl Lfu {
     /// The count of tracked entry `idx`.
     #[cfg(test)]
     fn count_of(&self, idx: Idx) -> u32 {
-        self.buckets[self.nodes.get(idx).tag as usize].count
+        self.buckets[self.nodes.tag(idx) as usize].count
     }
 }
 
 impl EvictionPolicy for Lfu {
-    fn on_insert(&mut self, idx: Idx, _hash: u64, weight: u32) {
+    fn on_insert(&mut self, idx: Idx, _hash: u64, weight: u32, _hash_of: HashOf<'_>) {
         let bucket = if self.head != NIL && self.buckets[self.head as usize].count == 1 {
             self.head
         } else {
             self.new_bucket(1, NIL)
         };
-        self.nodes.init(idx, weight, bucket);
+        self.nodes.init(idx, weight);
+        self.nodes.set_tag(idx, bucket);
         self.buckets[bucket as usize]
             .list
             .push_back(&mut self.nodes, idx);
@@ -305,9 +306,9 @@ impl EvictionPolicy for Lfu {
         self.increment(idx);
     }
 
-    fn on_update(&mut self, idx: Idx, _hash: u64, weight: u32) {
-        let bucket = self.nodes.get(idx).tag;
-        self.weight = self.weight - u64::from(self.nodes.get(idx).weight) + u64::from(weight);
+    fn on_update(&mut self, idx: Idx, _hash: u64, weight: u32, _hash_of: HashOf<'_>) {
+        let bucket = self.nodes.tag(idx);
+        self.weight = self.weight - u64::from(self.nodes.weight(idx)) + u64::from(weight);
         self.buckets[bucket as usize]
             .list
             .set_weight(&mut self.nodes, idx, weight);
@@ -315,16 +316,16 @@ impl EvictionPolicy for Lfu {
     }
 
     fn on_remove(&mut self, idx: Idx) {
-        let bucket = self.nodes.get(idx).tag;
+        let bucket = self.nodes.tag(idx);
         self.buckets[bucket as usize]
             .list
             .unlink(&mut self.nodes, idx);
         self.len -= 1;
-        self.weight -= u64::from(self.nodes.get(idx).weight);
+        self.weight -= u64::from(self.nodes.weight(idx));
         self.free_if_empty(bucket);
     }
 
-    fn evict(&mut self, _hash_of: &dyn Fn(Idx) -> u64) -> Option<Idx> {
+    fn evict(&mut self, _hash_of: HashOf<'_>) -> Option<Idx> {
         if self.head == NIL {
             return None;
         }
@@ -370,7 +371,7 @@ impl EvictionPolicy for Lfu {
             bucket.list.validate(&self.nodes);
             let mut last_stamp = None;
             for idx in bucket.list.iter(&self.nodes) {
-                assert_eq!(self.nodes.get(idx).tag, cur, "{idx} in the wrong bucket");
+                assert_eq!(self.nodes.tag(idx), cur, "{idx} in the wrong bucket");
                 let stamp = self.stamps[idx as usize];
                 assert!(stamp < self.clock, "{idx} stamped in the future");
                 assert!(
@@ -401,6 +402,7 @@ impl EvictionPolicy for Lfu {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::no_hashes;
     use proptest::prelude::*;
 
     fn drain(lfu: &mut Lfu) -> Vec<Idx> {
@@ -419,12 +421,12 @@ mod tests {
     fn evicts_least_frequent_then_least_recent() {
         let mut lfu = Lfu::new(100);
         for i in 0..5 {
-            lfu.on_insert(i, 0, 1);
+            lfu.on_insert(i, 0, 1, &no_hashes);
         }
         lfu.on_access(3, 0);
         lfu.on_access(1, 0);
         lfu.on_access(3, 0);
-        lfu.on_update(4, 0, 7);
+        lfu.on_update(4, 0, 7, &no_hashes);
         lfu.validate();
         assert_eq!(
             (lfu.count_of(3), lfu.count_of(1), lfu.count_of(0)),
@@ -439,16 +441,13 @@ mod tests {
     #[test]
     fn empty_buckets_are_freed_and_reused() {
         let mut lfu = Lfu::new(100);
-        lfu.on_insert(0, 0, 1);
+        lfu.on_insert(0, 0, 1, &no_hashes);
         for _ in 0..10 {
             lfu.on_access(0, 0);
         }
         lfu.validate();
         assert_eq!(lfu.count_of(0), 11);
-        assert_eq!(
-            (lfu.head, lfu.tail),
-            (lfu.nodes.get(0).tag, lfu.nodes.get(0).tag)
-        );
+        assert_eq!((lfu.head, lfu.tail), (lfu.nodes.tag(0), lfu.nodes.tag(0)));
         assert!(lfu.buckets.len() <= 2, "at most two buckets live at once");
         lfu.on_remove(0);
         lfu.validate();
@@ -458,8 +457,8 @@ mod tests {
     #[test]
     fn counts_saturate() {
         let mut lfu = Lfu::with_limits(1_000, 3);
-        lfu.on_insert(0, 0, 1);
-        lfu.on_insert(1, 0, 1);
+        lfu.on_insert(0, 0, 1, &no_hashes);
+        lfu.on_insert(1, 0, 1, &no_hashes);
         for _ in 0..5 {
             lfu.on_access(0, 0);
             lfu.on_access(1, 0);
@@ -476,7 +475,7 @@ mod tests {
         // Period 12: the 12th touch triggers aging.
         let mut lfu = Lfu::with_limits(12, MAX_COUNT);
         for i in 0..4 {
-            lfu.on_insert(i, 0, 1); // touches 1..=4
+            lfu.on_insert(i, 0, 1, &no_hashes); // touches 1..=4
         }
         // Counts: 0 -> 3, 1 -> 2, 2 -> 4, 3 -> 1; the last touches are, by
         // age: 3 (its insert), 2, 0, 1.
@@ -485,7 +484,7 @@ mod tests {
         }
         lfu.validate();
         assert_eq!(lfu.count_of(2), 4);
-        lfu.on_insert(4, 0, 1); // touch 11
+        lfu.on_insert(4, 0, 1, &no_hashes); // touch 11
         lfu.on_access(4, 0); // touch 12: count 2, then aging
         lfu.validate();
         assert_eq!(lfu.since_aging, 0);
@@ -499,7 +498,7 @@ mod tests {
     fn clear_forgets_everything() {
         let mut lfu = Lfu::new(4);
         for i in 0..50 {
-            lfu.on_insert(i, 0, u32::MAX);
+            lfu.on_insert(i, 0, u32::MAX, &no_hashes);
             lfu.on_access(i / 2, 0);
         }
         assert_eq!(lfu.weight(), 50 * u64::from(u32::MAX));
@@ -614,7 +613,7 @@ mod tests {
                 let tracked = model.tracked();
                 match op {
                     Op::Insert(idx, w) if !tracked.contains(&idx) => {
-                        lfu.on_insert(idx, 0, w);
+                        lfu.on_insert(idx, 0, w, &no_hashes);
                         model.insert(idx, w);
                     }
                     Op::Access(s) if !tracked.is_empty() => {
@@ -624,7 +623,7 @@ mod tests {
                     }
                     Op::Update(s, w) if !tracked.is_empty() => {
                         let idx = tracked[s % tracked.len()];
-                        lfu.on_update(idx, 0, w);
+                        lfu.on_update(idx, 0, w, &no_hashes);
                         model.access(idx, Some(w));
                     }
                     Op::Remove(s) if !tracked.is_empty() => {

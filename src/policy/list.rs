@@ -12,64 +12,107 @@ use super::Idx;
 /// The "no node" link.
 pub(crate) const NIL: Idx = u32::MAX;
 
-/// Per-entry policy metadata: two links, the entry's weight and one word
-/// whose meaning belongs to the policy (segment, frequency, position).
+/// The two links of an entry's node (8 bytes).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Node {
     pub(crate) prev: Idx,
     pub(crate) next: Idx,
-    pub(crate) weight: u32,
-    pub(crate) tag: u32,
 }
 
 const UNLINKED: Node = Node {
     prev: NIL,
     next: NIL,
-    weight: 0,
-    tag: 0,
 };
 
-/// The arena of nodes, indexed like the shard's slab.
+/// The arena of nodes, indexed like the shard's slab, with two optional
+/// side arrays:
+///
+/// * **weights**, allocated only once some entry weighs other than 1: a
+///   cache without a weigher (every entry weighs 1) keeps 8 bytes of links
+///   per entry and no weights (the shard's slab has the real weight anyway;
+///   the policy keeps its own copy so list surgery never reads the slab).
+/// * **tags**, one `u32` per entry whose meaning belongs to the policy
+///   (segment, frequency bucket), allocated by the first
+///   [`set_tag`](Nodes::set_tag): FIFO, LRU and W-TinyLFU never use it.
 #[derive(Debug, Default)]
 pub(crate) struct Nodes {
-    nodes: Vec<Node>,
+    links: Vec<Node>,
+    weights: Vec<u32>,
+    tags: Vec<u32>,
 }
 
 impl Nodes {
-    /// Resets the node at `idx` (growing the arena if needed) and returns it.
-    pub(crate) fn init(&mut self, idx: Idx, weight: u32, tag: u32) -> &mut Node {
+    /// Resets the node at `idx` (growing the arena if needed) to unlinked
+    /// with `weight`. Its tag, if the policy uses tags, is left as it was.
+    pub(crate) fn init(&mut self, idx: Idx, weight: u32) {
         let i = idx as usize;
-        if i >= self.nodes.len() {
-            self.nodes.resize(i + 1, UNLINKED);
+        if i >= self.links.len() {
+            self.links.resize(i + 1, UNLINKED);
         }
-        let node = &mut self.nodes[i];
-        *node = Node {
-            weight,
-            tag,
-            ..UNLINKED
-        };
-        node
+        self.links[i] = UNLINKED;
+        self.put_weight(idx, weight);
+    }
+
+    /// Stores `weight` for `idx` (which `init` has sized the arena for).
+    fn put_weight(&mut self, idx: Idx, weight: u32) {
+        let i = idx as usize;
+        if self.weights.is_empty() {
+            if weight == 1 {
+                return;
+            }
+            self.weights = vec![1; self.links.len()];
+        }
+        if i >= self.weights.len() {
+            self.weights.resize(self.links.len().max(i + 1), 1);
+        }
+        self.weights[i] = weight;
+    }
+
+    /// The weight of `idx`.
+    #[inline]
+    pub(crate) fn weight(&self, idx: Idx) -> u32 {
+        if self.weights.is_empty() {
+            1
+        } else {
+            self.weights[idx as usize]
+        }
     }
 
     #[inline]
     pub(crate) fn get(&self, idx: Idx) -> &Node {
-        &self.nodes[idx as usize]
+        &self.links[idx as usize]
     }
 
     #[inline]
     pub(crate) fn get_mut(&mut self, idx: Idx) -> &mut Node {
-        &mut self.nodes[idx as usize]
+        &mut self.links[idx as usize]
+    }
+
+    /// The policy's tag of `idx` (0 if never set).
+    #[inline]
+    pub(crate) fn tag(&self, idx: Idx) -> u32 {
+        self.tags.get(idx as usize).copied().unwrap_or(0)
+    }
+
+    /// Sets the policy's tag of `idx`.
+    #[inline]
+    pub(crate) fn set_tag(&mut self, idx: Idx, tag: u32) {
+        let i = idx as usize;
+        if i >= self.tags.len() {
+            self.tags.resize(self.links.len().max(i + 1), 0);
+        }
+        self.tags[i] = tag;
     }
 
     /// Drops every node (the lists using this arena must be cleared too).
     pub(crate) fn clear(&mut self) {
-        self.nodes.clear();
-        self.nodes.shrink_to_fit();
+        *self = Self::default();
     }
 
     /// Heap bytes held by the arena.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.nodes.capacity() * std::mem::size_of::<Node>()
+        self.links.capacity() * std::mem::size_of::<Node>()
+            + (self.weights.capacity() + self.tags.capacity()) * std::mem::size_of::<u32>()
     }
 }
 
@@ -122,11 +165,11 @@ impl List {
     pub(crate) fn push_back(&mut self, nodes: &mut Nodes, idx: Idx) {
         let old_tail = self.tail;
         {
+            self.weight += u64::from(nodes.weight(idx));
             let node = nodes.get_mut(idx);
             debug_assert!(node.prev == NIL && node.next == NIL && self.head != idx);
             node.prev = old_tail;
             node.next = NIL;
-            self.weight += u64::from(node.weight);
         }
         if old_tail == NIL {
             self.head = idx;
@@ -140,9 +183,8 @@ impl List {
     /// Removes `idx`, which must be on this list.
     #[inline]
     pub(crate) fn unlink(&mut self, nodes: &mut Nodes, idx: Idx) {
-        let Node {
-            prev, next, weight, ..
-        } = *nodes.get(idx);
+        let Node { prev, next } = *nodes.get(idx);
+        let weight = nodes.weight(idx);
         if prev == NIL {
             self.head = next;
         } else {
@@ -180,9 +222,8 @@ impl List {
     /// Changes the weight of `idx`, which must be on this list.
     #[inline]
     pub(crate) fn set_weight(&mut self, nodes: &mut Nodes, idx: Idx, weight: u32) {
-        let node = nodes.get_mut(idx);
-        self.weight = self.weight - u64::from(node.weight) + u64::from(weight);
-        node.weight = weight;
+        self.weight = self.weight - u64::from(nodes.weight(idx)) + u64::from(weight);
+        nodes.put_weight(idx, weight);
     }
 
     /// Forgets every node (the arena is not touched).
@@ -212,7 +253,7 @@ impl List {
         while cur != NIL {
             let node = nodes.get(cur);
             assert_eq!(node.prev, prev, "broken prev link at {cur}");
-            weight += u64::from(node.weight);
+            weight += u64::from(nodes.weight(cur));
             len += 1;
             assert!(len <= self.len, "list longer than its length");
             prev = cur;
@@ -233,7 +274,7 @@ mod tests {
         let mut nodes = Nodes::default();
         let mut list = List::default();
         for i in 0..5 {
-            nodes.init(i, i + 1, 0);
+            nodes.init(i, i + 1);
             list.push_back(&mut nodes, i);
         }
         list.validate(&nodes);

@@ -6,7 +6,7 @@
 //! or evicts, so the list order when a victim is chosen is the access order.
 
 use super::list::{List, Nodes};
-use super::{EvictionPolicy, Idx};
+use super::{EvictionPolicy, HashOf, Idx};
 
 /// Strict recency order.
 #[derive(Debug, Default)]
@@ -22,8 +22,8 @@ impl Lru {
 }
 
 impl EvictionPolicy for Lru {
-    fn on_insert(&mut self, idx: Idx, _hash: u64, weight: u32) {
-        self.nodes.init(idx, weight, 0);
+    fn on_insert(&mut self, idx: Idx, _hash: u64, weight: u32, _hash_of: HashOf<'_>) {
+        self.nodes.init(idx, weight);
         self.list.push_back(&mut self.nodes, idx);
     }
 
@@ -31,7 +31,7 @@ impl EvictionPolicy for Lru {
         self.list.move_to_back(&mut self.nodes, idx);
     }
 
-    fn on_update(&mut self, idx: Idx, _hash: u64, weight: u32) {
+    fn on_update(&mut self, idx: Idx, _hash: u64, weight: u32, _hash_of: HashOf<'_>) {
         self.list.set_weight(&mut self.nodes, idx, weight);
         self.list.move_to_back(&mut self.nodes, idx);
     }
@@ -40,7 +40,7 @@ impl EvictionPolicy for Lru {
         self.list.unlink(&mut self.nodes, idx);
     }
 
-    fn evict(&mut self, _hash_of: &dyn Fn(Idx) -> u64) -> Option<Idx> {
+    fn evict(&mut self, _hash_of: HashOf<'_>) -> Option<Idx> {
         self.list.pop_front(&mut self.nodes)
     }
 
@@ -69,12 +69,13 @@ impl EvictionPolicy for Lru {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::no_hashes;
 
     #[test]
     fn evicts_least_recent() {
         let mut lru = Lru::new();
         for i in 0..3 {
-            lru.on_insert(i, 0, 1);
+            lru.on_insert(i, 0, 1, &no_hashes);
         }
         lru.on_access(0, 0);
         assert_eq!(lru.evict(&|_| 0), Some(1));

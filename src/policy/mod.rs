@@ -21,6 +21,16 @@ pub(crate) mod wtinylfu;
 /// Index of an entry in its shard's slab.
 pub(crate) type Idx = u32;
 
+/// Gives the key hash of any tracked entry (read from the shard's slab), for
+/// the policies that estimate frequencies by hash.
+pub(crate) type HashOf<'a> = &'a dyn Fn(Idx) -> u64;
+
+/// A [`HashOf`] for tests of policies that never ask for hashes.
+#[cfg(test)]
+pub(crate) fn no_hashes(_: Idx) -> u64 {
+    0
+}
+
 /// The eviction policy a cache uses; pick one with
 /// [`CacheBuilder::policy`](crate::CacheBuilder::policy).
 ///
@@ -137,19 +147,27 @@ impl RemovalCause {
 /// `on_insert` and not yet removed, except `on_insert` itself.
 pub(crate) trait EvictionPolicy {
     /// A new entry now lives at `idx`.
-    fn on_insert(&mut self, idx: Idx, hash: u64, weight: u32);
+    fn on_insert(&mut self, idx: Idx, hash: u64, weight: u32, hash_of: HashOf<'_>);
     /// A read hit on `idx`.
     fn on_access(&mut self, idx: Idx, hash: u64);
     /// The value at `idx` was replaced (counts as an access); its weight may
     /// have changed.
-    fn on_update(&mut self, idx: Idx, hash: u64, weight: u32);
+    fn on_update(&mut self, idx: Idx, hash: u64, weight: u32, hash_of: HashOf<'_>);
     /// The entry left for a reason other than this policy choosing it
     /// (explicit removal, expiry, replacement by a rejected value).
     fn on_remove(&mut self, idx: Idx);
     /// Chooses the next entry to evict and forgets it. `hash_of` gives the
     /// key hash of any tracked entry (for admission by frequency). Returns
     /// `None` only when the policy tracks nothing.
-    fn evict(&mut self, hash_of: &dyn Fn(Idx) -> u64) -> Option<Idx>;
+    fn evict(&mut self, hash_of: HashOf<'_>) -> Option<Idx>;
+    /// True if the policy wants [`observe_hits`](Self::observe_hits) called
+    /// before the next `on_insert` (W-TinyLFU's climber samples the hit
+    /// rate; hits themselves are counted outside the lock).
+    fn wants_hits(&self) -> bool {
+        false
+    }
+    /// The shard's running total of read hits.
+    fn observe_hits(&mut self, _total: u64) {}
     /// Forgets every entry.
     fn clear(&mut self);
     /// Number of entries tracked.
@@ -201,25 +219,55 @@ macro_rules! dispatch {
     };
 }
 
+impl AnyPolicy {
+    /// Notes a read hit on `idx` under the shard's *read* lock. Returns true
+    /// if the hit must also go through the shard's read buffer to be
+    /// replayed with [`on_access`](EvictionPolicy::on_access) (the policies
+    /// that keep exact recency order). FIFO and Random ignore hits.
+    #[inline]
+    pub(crate) fn record_hit(&self, idx: Idx) -> bool {
+        match self {
+            AnyPolicy::Fifo(_) | AnyPolicy::Random(_) => false,
+            AnyPolicy::WTinyLfu(p) => {
+                p.note_hit(idx);
+                false
+            }
+            AnyPolicy::Lru(_) | AnyPolicy::Lfu(_) | AnyPolicy::Slru(_) => true,
+        }
+    }
+}
+
 impl EvictionPolicy for AnyPolicy {
     #[inline]
-    fn on_insert(&mut self, idx: Idx, hash: u64, weight: u32) {
-        dispatch!(self, p => p.on_insert(idx, hash, weight))
+    fn on_insert(&mut self, idx: Idx, hash: u64, weight: u32, hash_of: HashOf<'_>) {
+        dispatch!(self, p => p.on_insert(idx, hash, weight, hash_of))
     }
     #[inline]
     fn on_access(&mut self, idx: Idx, hash: u64) {
         dispatch!(self, p => p.on_access(idx, hash))
     }
     #[inline]
-    fn on_update(&mut self, idx: Idx, hash: u64, weight: u32) {
-        dispatch!(self, p => p.on_update(idx, hash, weight))
+    fn on_update(&mut self, idx: Idx, hash: u64, weight: u32, hash_of: HashOf<'_>) {
+        dispatch!(self, p => p.on_update(idx, hash, weight, hash_of))
     }
     #[inline]
     fn on_remove(&mut self, idx: Idx) {
         dispatch!(self, p => p.on_remove(idx))
     }
     #[inline]
-    fn evict(&mut self, hash_of: &dyn Fn(Idx) -> u64) -> Option<Idx> {
+    fn wants_hits(&self) -> bool {
+        match self {
+            AnyPolicy::WTinyLfu(p) => EvictionPolicy::wants_hits(p),
+            _ => false,
+        }
+    }
+    fn observe_hits(&mut self, total: u64) {
+        if let AnyPolicy::WTinyLfu(p) = self {
+            p.observe_hits(total);
+        }
+    }
+    #[inline]
+    fn evict(&mut self, hash_of: HashOf<'_>) -> Option<Idx> {
         dispatch!(self, p => p.evict(hash_of))
     }
     fn clear(&mut self) {

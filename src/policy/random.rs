@@ -14,7 +14,7 @@
 //! rejection ("Fast Random Integer Generation in an Interval", ACM TOMACS
 //! 2019), which is unbiased and almost never divides.
 
-use super::{EvictionPolicy, Idx};
+use super::{EvictionPolicy, HashOf, Idx};
 
 /// `Slot::pos` of an index that is not tracked.
 const UNTRACKED: u32 = u32::MAX;
@@ -92,7 +92,7 @@ impl Random {
 }
 
 impl EvictionPolicy for Random {
-    fn on_insert(&mut self, idx: Idx, _hash: u64, weight: u32) {
+    fn on_insert(&mut self, idx: Idx, _hash: u64, weight: u32, _hash_of: HashOf<'_>) {
         let i = idx as usize;
         if i >= self.slots.len() {
             self.slots.resize(
@@ -112,7 +112,7 @@ impl EvictionPolicy for Random {
 
     fn on_access(&mut self, _idx: Idx, _hash: u64) {}
 
-    fn on_update(&mut self, idx: Idx, _hash: u64, weight: u32) {
+    fn on_update(&mut self, idx: Idx, _hash: u64, weight: u32, _hash_of: HashOf<'_>) {
         let slot = &mut self.slots[idx as usize];
         self.weight = self.weight - u64::from(slot.weight) + u64::from(weight);
         slot.weight = weight;
@@ -123,7 +123,7 @@ impl EvictionPolicy for Random {
         self.swap_remove(pos);
     }
 
-    fn evict(&mut self, _hash_of: &dyn Fn(Idx) -> u64) -> Option<Idx> {
+    fn evict(&mut self, _hash_of: HashOf<'_>) -> Option<Idx> {
         if self.dense.is_empty() {
             return None;
         }
@@ -164,6 +164,7 @@ impl EvictionPolicy for Random {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::no_hashes;
     use proptest::prelude::*;
 
     fn drain(random: &mut Random) -> Vec<Idx> {
@@ -193,9 +194,9 @@ mod tests {
     fn evicts_every_entry_once_and_tracks_weight() {
         let mut random = Random::new(1);
         for i in 0..100 {
-            random.on_insert(i, 0, u32::MAX);
+            random.on_insert(i, 0, u32::MAX, &no_hashes);
         }
-        random.on_update(5, 0, 1);
+        random.on_update(5, 0, 1, &no_hashes);
         random.on_access(6, 0);
         random.on_remove(7);
         random.validate();
@@ -212,7 +213,7 @@ mod tests {
     fn same_seed_same_victims_even_after_clear() {
         let run = |random: &mut Random| {
             for i in 0..50 {
-                random.on_insert(i, 0, 1);
+                random.on_insert(i, 0, 1, &no_hashes);
             }
             drain(random)
         };
@@ -238,13 +239,13 @@ mod tests {
         const TRIALS: u32 = 64_000;
         let mut random = Random::new(0x001a_2de6);
         for i in 0..N {
-            random.on_insert(i, 0, 1);
+            random.on_insert(i, 0, 1, &no_hashes);
         }
         let mut hits = [0u32; N as usize];
         for _ in 0..TRIALS {
             let victim = random.evict(&|_| 0).unwrap();
             hits[victim as usize] += 1;
-            random.on_insert(victim, 0, 1);
+            random.on_insert(victim, 0, 1, &no_hashes);
         }
         random.validate();
         let expected = f64::from(TRIALS / N);
@@ -294,7 +295,7 @@ mod tests {
                 tracked.sort_unstable();
                 match op {
                     Op::Insert(idx, w) if !tracked.contains(&idx) => {
-                        random.on_insert(idx, 0, w);
+                        random.on_insert(idx, 0, w, &no_hashes);
                         model.push((idx, w));
                     }
                     Op::Access(s) if !tracked.is_empty() => {
@@ -302,7 +303,7 @@ mod tests {
                     }
                     Op::Update(s, w) if !tracked.is_empty() => {
                         let idx = tracked[s % tracked.len()];
-                        random.on_update(idx, 0, w);
+                        random.on_update(idx, 0, w, &no_hashes);
                         model.iter_mut().find(|e| e.0 == idx).unwrap().1 = w;
                     }
                     Op::Remove(s) if !tracked.is_empty() => {

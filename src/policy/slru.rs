@@ -30,16 +30,16 @@
 //!   protected LRU entry.
 //! * **Remove**: the entry leaves whichever segment holds it; nothing moves.
 //!
-//! The segment of an entry is kept in [`Node::tag`](super::list::Node)
+//! The segment of an entry is kept in the arena's tag ([`Nodes::tag`](super::list::Nodes::tag))
 //! ([`PROBATION`] or [`PROTECTED`]). Every operation is O(1) except that
 //! one access may demote several entries, each in O(1).
 
 use super::list::{List, Nodes};
-use super::{EvictionPolicy, Idx};
+use super::{EvictionPolicy, HashOf, Idx};
 
-/// `Node::tag` of an entry in the probation segment.
+/// The tag of an entry in the probation segment.
 const PROBATION: u32 = 0;
-/// `Node::tag` of an entry in the protected segment.
+/// The tag of an entry in the protected segment.
 const PROTECTED: u32 = 1;
 
 /// Segmented LRU: a probation and a protected list over one arena.
@@ -69,9 +69,8 @@ impl Slru {
     /// Moves `idx` (tracked) to the protected MRU end, then demotes the
     /// protected LRU entries until protected fits its maximum.
     fn touch(&mut self, idx: Idx) {
-        let node = self.nodes.get_mut(idx);
-        if node.tag == PROBATION {
-            node.tag = PROTECTED;
+        if self.nodes.tag(idx) == PROBATION {
+            self.nodes.set_tag(idx, PROTECTED);
             self.probation.unlink(&mut self.nodes, idx);
             self.protected.push_back(&mut self.nodes, idx);
         } else {
@@ -81,14 +80,14 @@ impl Slru {
             let Some(demoted) = self.protected.pop_front(&mut self.nodes) else {
                 break;
             };
-            self.nodes.get_mut(demoted).tag = PROBATION;
+            self.nodes.set_tag(demoted, PROBATION);
             self.probation.push_back(&mut self.nodes, demoted);
         }
     }
 
     /// The list holding `idx` (tracked), with the arena, borrowed apart.
     fn segment_of(&mut self, idx: Idx) -> (&mut List, &mut Nodes) {
-        let list = if self.nodes.get(idx).tag == PROTECTED {
+        let list = if self.nodes.tag(idx) == PROTECTED {
             &mut self.protected
         } else {
             &mut self.probation
@@ -98,8 +97,9 @@ impl Slru {
 }
 
 impl EvictionPolicy for Slru {
-    fn on_insert(&mut self, idx: Idx, _hash: u64, weight: u32) {
-        self.nodes.init(idx, weight, PROBATION);
+    fn on_insert(&mut self, idx: Idx, _hash: u64, weight: u32, _hash_of: HashOf<'_>) {
+        self.nodes.init(idx, weight);
+        self.nodes.set_tag(idx, PROBATION);
         self.probation.push_back(&mut self.nodes, idx);
     }
 
@@ -107,7 +107,7 @@ impl EvictionPolicy for Slru {
         self.touch(idx);
     }
 
-    fn on_update(&mut self, idx: Idx, _hash: u64, weight: u32) {
+    fn on_update(&mut self, idx: Idx, _hash: u64, weight: u32, _hash_of: HashOf<'_>) {
         let (list, nodes) = self.segment_of(idx);
         list.set_weight(nodes, idx, weight);
         self.touch(idx);
@@ -118,7 +118,7 @@ impl EvictionPolicy for Slru {
         list.unlink(nodes, idx);
     }
 
-    fn evict(&mut self, _hash_of: &dyn Fn(Idx) -> u64) -> Option<Idx> {
+    fn evict(&mut self, _hash_of: HashOf<'_>) -> Option<Idx> {
         self.probation
             .pop_front(&mut self.nodes)
             .or_else(|| self.protected.pop_front(&mut self.nodes))
@@ -146,10 +146,10 @@ impl EvictionPolicy for Slru {
         self.probation.validate(&self.nodes);
         self.protected.validate(&self.nodes);
         for idx in self.probation.iter(&self.nodes) {
-            assert_eq!(self.nodes.get(idx).tag, PROBATION, "{idx} mis-tagged");
+            assert_eq!(self.nodes.tag(idx), PROBATION, "{idx} mis-tagged");
         }
         for idx in self.protected.iter(&self.nodes) {
-            assert_eq!(self.nodes.get(idx).tag, PROTECTED, "{idx} mis-tagged");
+            assert_eq!(self.nodes.tag(idx), PROTECTED, "{idx} mis-tagged");
         }
         assert!(
             self.protected.weight() <= self.protected_max,
@@ -163,6 +163,7 @@ impl EvictionPolicy for Slru {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::no_hashes;
     use proptest::prelude::*;
 
     fn order(slru: &Slru) -> (Vec<Idx>, Vec<Idx>) {
@@ -184,7 +185,7 @@ mod tests {
     fn new_entries_are_evicted_before_hit_ones() {
         let mut slru = Slru::new(10);
         for i in 0..4 {
-            slru.on_insert(i, 0, 1);
+            slru.on_insert(i, 0, 1, &no_hashes);
         }
         slru.on_access(0, 0);
         slru.on_access(2, 0);
@@ -203,7 +204,7 @@ mod tests {
         // Capacity 5: protected holds at most 4 weight.
         let mut slru = Slru::new(5);
         for i in 0..4 {
-            slru.on_insert(i, 0, 2);
+            slru.on_insert(i, 0, 2, &no_hashes);
         }
         slru.on_access(0, 0);
         slru.on_access(1, 0);
@@ -211,7 +212,7 @@ mod tests {
         slru.on_access(2, 0);
         assert_eq!(order(&slru), (vec![3, 0], vec![1, 2]));
         // A heavy update demotes both older protected entries, then itself.
-        slru.on_update(3, 0, 5);
+        slru.on_update(3, 0, 5, &no_hashes);
         slru.validate();
         assert_eq!(order(&slru), (vec![0, 1, 2, 3], vec![]));
         assert_eq!(slru.weight(), 2 * 3 + 5);
@@ -221,13 +222,13 @@ mod tests {
     fn tiny_capacity_degenerates_to_lru() {
         let mut slru = Slru::new(1);
         for i in 0..3 {
-            slru.on_insert(i, 0, 1);
+            slru.on_insert(i, 0, 1, &no_hashes);
         }
         slru.on_access(0, 0);
         slru.validate();
         assert_eq!(order(&slru), (vec![1, 2, 0], vec![]));
         // Weight-0 entries fit even a zero-weight protected segment.
-        slru.on_update(1, 0, 0);
+        slru.on_update(1, 0, 0, &no_hashes);
         assert_eq!(order(&slru), (vec![2, 0], vec![1]));
         assert_eq!(slru.evict(&|_| 0), Some(2));
         assert_eq!(slru.evict(&|_| 0), Some(0));
@@ -240,11 +241,11 @@ mod tests {
     fn remove_and_clear() {
         let mut slru = Slru::new(10);
         for i in 0..4 {
-            slru.on_insert(i, 0, u32::MAX);
+            slru.on_insert(i, 0, u32::MAX, &no_hashes);
         }
         assert_eq!(slru.weight(), 4 * u64::from(u32::MAX));
         slru.on_remove(1);
-        slru.on_update(2, 0, 3);
+        slru.on_update(2, 0, 3, &no_hashes);
         slru.on_remove(2);
         slru.validate();
         assert_eq!(order(&slru), (vec![0, 3], vec![]));
@@ -350,7 +351,7 @@ mod tests {
                 let tracked = model.tracked();
                 match op {
                     Op::Insert(idx, w) if !tracked.contains(&idx) => {
-                        slru.on_insert(idx, 0, w);
+                        slru.on_insert(idx, 0, w, &no_hashes);
                         model.probation.push((idx, w));
                     }
                     Op::Access(s) if !tracked.is_empty() => {
@@ -360,7 +361,7 @@ mod tests {
                     }
                     Op::Update(s, w) if !tracked.is_empty() => {
                         let idx = tracked[s % tracked.len()];
-                        slru.on_update(idx, 0, w);
+                        slru.on_update(idx, 0, w, &no_hashes);
                         model.access(idx, Some(w));
                     }
                     Op::Remove(s) if !tracked.is_empty() => {

@@ -113,19 +113,26 @@
 
 use super::list::{List, Nodes, NIL};
 use super::sketch::FrequencySketch;
-use super::{EvictionPolicy, Idx};
+use super::{EvictionPolicy, HashOf, Idx};
+use crate::sync::{AtomicU8, Ordering};
 
-/// `Node::tag` of an entry in the admission window.
-const WINDOW: u32 = 0;
-/// `Node::tag` of an entry in main's probation segment.
-const PROBATION: u32 = 1;
-/// `Node::tag` of an entry in main's protected segment.
-const PROTECTED: u32 = 2;
-/// Mask of the segment bits of `Node::tag`; the rest is the sketch epoch of
-/// the entry's last access.
-const SEGMENT: u32 = 3;
-/// Shift of the epoch bits in `Node::tag`.
+/// Segment bits of an entry in the admission window.
+const WINDOW: u8 = 0;
+/// Segment bits of an entry in main's probation segment.
+const PROBATION: u8 = 1;
+/// Segment bits of an entry in main's protected segment.
+const PROTECTED: u8 = 2;
+/// Mask of the segment bits of an entry's meta byte.
+const SEGMENT: u8 = 0b0000_0011;
+/// Mask of the epoch bits: the sketch epoch (mod 4) of the entry's last
+/// access that reached the sketch.
+const EPOCH: u8 = 0b0000_1100;
+/// Shift of the epoch bits.
 const EPOCH_SHIFT: u32 = 2;
+/// One pending read hit, in the top four bits.
+const HIT: u8 = 0b0001_0000;
+/// Mask of the pending-hit count (saturates at 15).
+const HITS: u8 = 0b1111_0000;
 
 /// Percentage of the capacity given to main at first (the window gets the
 /// rest, 5%, rounded up so a cache of at least one unit has a window).
@@ -171,13 +178,21 @@ struct HillClimber {
     previous: f64,
     /// Signed step, in weight units, for the next adjustment.
     step: f64,
+    /// The shard's hit count at the last look, once sampling started.
+    seen: Option<u64>,
 }
+
+/// The climber looks at the shard's hit count once every this many misses.
+const HIT_LOOK: u64 = 8;
 
 /// W-TinyLFU for one shard.
 #[derive(Debug)]
 pub(crate) struct WTinyLfu {
-    /// Links, weights and segment tags of every tracked entry.
+    /// Links (and weights, if any differ from 1) of every tracked entry.
     nodes: Nodes,
+    /// One byte per entry: its segment, the epoch of its last counted
+    /// access, and the read hits noted since its hits were last applied.
+    meta: Vec<AtomicU8>,
     /// New entries, in recency order.
     window: List,
     /// Main entries not hit since they got in (or were demoted).
@@ -211,6 +226,7 @@ impl WTinyLfu {
         let window_max = capacity - percent(capacity, MAIN_PERCENT);
         Self {
             nodes: Nodes::default(),
+            meta: Vec::new(),
             window: List::default(),
             probation: List::default(),
             protected: List::default(),
@@ -227,8 +243,47 @@ impl WTinyLfu {
                 misses: 0,
                 previous: 0.0,
                 step: CLIMB_STEP * capacity as f64,
+                seen: None,
             },
         }
+    }
+
+    /// Notes a read hit on `idx`, under the shard's *read* lock: one more
+    /// pending hit in its meta byte, unless 15 are pending already (then
+    /// nothing is written, so a hot entry's cache line stays shared between
+    /// the cores reading it). Concurrent readers may overwrite each other's
+    /// count (a lost hit); the segment and epoch bits are only changed under
+    /// the write lock, so a reader always writes back what it read there.
+    #[inline]
+    pub(crate) fn note_hit(&self, idx: Idx) {
+        if let Some(meta) = self.meta.get(idx as usize) {
+            let m = meta.load(Ordering::Relaxed);
+            if m < HITS {
+                meta.store(m + HIT, Ordering::Relaxed);
+            }
+        }
+    }
+
+    #[inline]
+    fn meta(&self, idx: Idx) -> u8 {
+        self.meta[idx as usize].load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn set_meta(&mut self, idx: Idx, meta: u8) {
+        self.meta[idx as usize].store(meta, Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn segment(&self, idx: Idx) -> u8 {
+        self.meta(idx) & SEGMENT
+    }
+
+    /// The current sketch epoch in the epoch bits of a meta byte (mod 4:
+    /// only equality with the current epoch matters).
+    #[inline]
+    fn epoch_bits(&self) -> u8 {
+        ((self.sketch.epoch() << EPOCH_SHIFT) as u8) & EPOCH
     }
 
     /// Total tracked weight.
@@ -247,59 +302,85 @@ impl WTinyLfu {
         x
     }
 
-    /// The list holding entries tagged `tag`.
-    fn list_mut(&mut self, tag: u32) -> &mut List {
-        match tag {
+    /// The list holding entries of `segment`.
+    fn list_mut(&mut self, segment: u8) -> &mut List {
+        match segment {
             WINDOW => &mut self.window,
             PROBATION => &mut self.probation,
             _ => &mut self.protected,
         }
     }
 
-    /// Moves `idx` from wherever it is to the MRU end of `tag`'s list.
-    fn move_to(&mut self, idx: Idx, tag: u32) {
-        let old = self.nodes.get(idx).tag;
+    /// Moves `idx` from wherever it is to the MRU end of `segment`'s list.
+    fn move_to(&mut self, idx: Idx, segment: u8) {
+        let old = self.meta(idx);
         let mut nodes = std::mem::take(&mut self.nodes);
         self.list_mut(old & SEGMENT).unlink(&mut nodes, idx);
-        nodes.get_mut(idx).tag = (old & !SEGMENT) | tag;
-        self.list_mut(tag).push_back(&mut nodes, idx);
+        self.list_mut(segment).push_back(&mut nodes, idx);
         self.nodes = nodes;
+        self.set_meta(idx, (old & !SEGMENT) | segment);
     }
 
-    /// The recency and segment effect of a hit or an update on `idx`.
+    /// The recency and segment effect of an access to `idx`: to the MRU end
+    /// of its segment, or from probation to protected. Never demotes (the
+    /// caller does when the lists are in a state to take it).
     fn touch(&mut self, idx: Idx) {
-        let epoch = self.epoch_tag();
-        let node = self.nodes.get_mut(idx);
-        node.tag = (node.tag & SEGMENT) | epoch;
-        match node.tag & SEGMENT {
+        match self.segment(idx) {
             WINDOW => self.window.move_to_back(&mut self.nodes, idx),
-            PROBATION => {
-                self.move_to(idx, PROTECTED);
-                self.demote();
-            }
+            PROBATION => self.move_to(idx, PROTECTED),
             _ => self.protected.move_to_back(&mut self.nodes, idx),
         }
     }
 
-    /// Demotes protected LRU entries to probation until protected fits.
-    fn demote(&mut self) {
+    /// Applies the read hits pending on `idx` (see [`note_hit`]): each one
+    /// counts in the sketch and for the climber, and the entry gets the
+    /// effect of one access ([`touch`](Self::touch)). Returns false if none
+    /// was pending.
+    ///
+    /// [`note_hit`]: Self::note_hit
+    fn flush(&mut self, idx: Idx, hash_of: HashOf<'_>) -> bool {
+        let meta = self.meta(idx);
+        let hits = meta >> 4;
+        if hits == 0 {
+            return false;
+        }
+        let hash = hash_of(idx);
+        for _ in 0..hits {
+            self.sketch.increment(hash);
+        }
+        let epoch = self.epoch_bits();
+        self.set_meta(idx, (meta & SEGMENT) | epoch);
+        self.touch(idx);
+        true
+    }
+
+    /// Demotes protected LRU entries to probation until protected fits; an
+    /// entry with pending hits gets them applied (to the protected MRU end)
+    /// instead, once.
+    fn demote(&mut self, hash_of: HashOf<'_>) {
         while self.protected.weight() > self.protected_max {
             let Some(idx) = self.protected.front() else {
                 break;
             };
-            self.move_to(idx, PROBATION);
+            if !self.flush(idx, hash_of) {
+                self.move_to(idx, PROBATION);
+            }
         }
     }
 
-    /// Moves the window's overflow into probation. If the cache is then
-    /// over capacity, the moved entries become the pending candidates.
-    fn settle(&mut self) {
+    /// Moves the window's overflow into probation (an LRU entry with pending
+    /// hits goes back to the window's MRU end instead, once). If the cache is
+    /// then over capacity, the moved entries become the pending candidates.
+    fn settle(&mut self, hash_of: HashOf<'_>) {
         self.candidate = NIL;
         let mut first = NIL;
         while self.window.weight() > self.window_max {
             let Some(idx) = self.window.front() else {
                 break;
             };
+            if self.flush(idx, hash_of) {
+                continue;
+            }
             self.move_to(idx, PROBATION);
             if first == NIL {
                 first = idx;
@@ -308,6 +389,13 @@ impl WTinyLfu {
         if self.total_weight() > self.capacity {
             self.candidate = first;
         }
+    }
+
+    /// Brings every segment within its share (after an operation, or after
+    /// the climber moved the shares).
+    fn rebalance(&mut self, hash_of: HashOf<'_>) {
+        self.demote(hash_of);
+        self.settle(hash_of);
     }
 
     /// Allocates the sketch once the shard is half full, sized for twice
@@ -327,8 +415,8 @@ impl WTinyLfu {
     fn admit(&mut self, c: Idx, c_hash: u64, v: Idx, v_hash: u64) -> bool {
         let victim_freq = self.sketch.frequency(v_hash);
         let mut candidate_freq = self.sketch.frequency(c_hash);
-        let now = self.epoch_tag();
-        if self.nodes.get(v).tag & !SEGMENT != now && self.nodes.get(c).tag & !SEGMENT == now {
+        let now = self.epoch_bits();
+        if self.meta(v) & EPOCH != now && self.meta(c) & EPOCH == now {
             candidate_freq = candidate_freq.saturating_sub(1);
         }
         self.admit_frequencies(candidate_freq, victim_freq)
@@ -345,25 +433,36 @@ impl WTinyLfu {
         }
     }
 
-    /// The current sketch epoch, shifted into the non-segment bits of a
-    /// tag (wrapping: only equality matters).
+    /// True when the climber wants the shard's hit count (see
+    /// [`observe_hits`](EvictionPolicy::observe_hits)): once every
+    /// [`HIT_LOOK`] misses while it samples, so the striped counter is summed
+    /// rarely.
     #[inline]
-    fn epoch_tag(&self) -> u32 {
-        self.sketch.epoch() << EPOCH_SHIFT
+    fn wants_hits(&self) -> bool {
+        let c = &self.climber;
+        c.active && (c.seen.is_none() || c.misses % HIT_LOOK == 0)
     }
 
-    /// Counts a hit or a miss for the climber; at the end of a sample period
-    /// moves the window target.
-    fn record(&mut self, hit: bool) {
+    /// Takes the shard's hit count (a running total) into the current
+    /// sample period; the first look after sampling starts only sets the
+    /// baseline.
+    fn take_hits(&mut self, total: u64) {
+        let c = &mut self.climber;
+        if let Some(seen) = c.seen {
+            c.hits += total.wrapping_sub(seen);
+        }
+        c.seen = Some(total);
+    }
+
+    /// Counts a miss for the climber; at the end of a sample period moves
+    /// the window target (the segments follow at the next
+    /// [`rebalance`](Self::rebalance)).
+    fn record_miss(&mut self) {
         let c = &mut self.climber;
         if !c.active {
             return;
         }
-        if hit {
-            c.hits += 1;
-        } else {
-            c.misses += 1;
-        }
+        c.misses += 1;
         let requests = c.hits + c.misses;
         if requests < self.sketch.sample_size() {
             return;
@@ -387,7 +486,6 @@ impl WTinyLfu {
         self.window_goal = goal.clamp(0.0, self.capacity as f64);
         self.window_max = (self.window_goal.round() as u64).min(self.capacity);
         self.protected_max = percent(self.capacity - self.window_max, PROTECTED_PERCENT);
-        self.demote();
     }
 
     /// Unlinks `idx` from its list, moving the candidate cursor past it.
@@ -395,10 +493,36 @@ impl WTinyLfu {
         if idx == self.candidate {
             self.candidate = self.nodes.get(idx).next;
         }
-        let tag = self.nodes.get(idx).tag & SEGMENT;
+        let segment = self.segment(idx);
         let mut nodes = std::mem::take(&mut self.nodes);
-        self.list_mut(tag).unlink(&mut nodes, idx);
+        self.list_mut(segment).unlink(&mut nodes, idx);
         self.nodes = nodes;
+    }
+
+    /// Main's victim: the probation LRU entry that is not a pending
+    /// candidate, else the protected LRU entry; entries with pending hits
+    /// on the way get them applied (a probation entry is promoted).
+    fn main_victim(&mut self, hash_of: HashOf<'_>) -> Option<Idx> {
+        loop {
+            let victim = match self.probation.front() {
+                Some(v) if v != self.candidate => Some(v),
+                _ => self.protected.front(),
+            };
+            match victim {
+                Some(v) if self.flush(v, hash_of) => continue,
+                _ => return victim,
+            }
+        }
+    }
+
+    /// The window's LRU entry, after applying pending hits on the way.
+    fn window_victim(&mut self, hash_of: HashOf<'_>) -> Option<Idx> {
+        loop {
+            match self.window.front() {
+                Some(w) if self.flush(w, hash_of) => continue,
+                front => return front,
+            }
+        }
     }
 
     /// The window's current share, for tests and the simulator's curiosity.
@@ -409,34 +533,40 @@ impl WTinyLfu {
 }
 
 impl EvictionPolicy for WTinyLfu {
-    fn on_insert(&mut self, idx: Idx, hash: u64, weight: u32) {
+    fn on_insert(&mut self, idx: Idx, hash: u64, weight: u32, hash_of: HashOf<'_>) {
         self.sketch.increment(hash);
-        self.nodes
-            .init(idx, weight, WINDOW | (self.sketch.epoch() << 2));
+        self.nodes.init(idx, weight);
+        let i = idx as usize;
+        if i >= self.meta.len() {
+            self.meta.resize_with(i + 1, || AtomicU8::new(0));
+        }
+        let epoch = self.epoch_bits();
+        self.set_meta(idx, WINDOW | epoch);
         self.window.push_back(&mut self.nodes, idx);
         self.size_sketch();
-        self.record(false);
-        self.settle();
+        self.record_miss();
+        self.rebalance(hash_of);
     }
 
-    fn on_access(&mut self, idx: Idx, hash: u64) {
-        self.sketch.increment(hash);
-        self.candidate = NIL;
-        self.touch(idx);
-        self.record(true);
-        self.settle();
+    /// A hit replayed from the shard's read buffer: the same as a hit noted
+    /// by a reader (the shard does not replay W-TinyLFU's hits; tests do).
+    fn on_access(&mut self, idx: Idx, _hash: u64) {
+        self.note_hit(idx);
     }
 
-    fn on_update(&mut self, idx: Idx, hash: u64, weight: u32) {
+    fn on_update(&mut self, idx: Idx, hash: u64, weight: u32, hash_of: HashOf<'_>) {
+        self.flush(idx, hash_of);
         self.sketch.increment(hash);
-        let tag = self.nodes.get(idx).tag & SEGMENT;
+        let meta = self.meta(idx);
+        let epoch = self.epoch_bits();
+        self.set_meta(idx, (meta & !EPOCH) | epoch);
+        let segment = meta & SEGMENT;
         let mut nodes = std::mem::take(&mut self.nodes);
-        self.list_mut(tag).set_weight(&mut nodes, idx, weight);
+        self.list_mut(segment).set_weight(&mut nodes, idx, weight);
         self.nodes = nodes;
         self.touch(idx);
-        self.demote();
         self.size_sketch();
-        self.settle();
+        self.rebalance(hash_of);
     }
 
     fn on_remove(&mut self, idx: Idx) {
@@ -444,17 +574,21 @@ impl EvictionPolicy for WTinyLfu {
         self.detach(idx);
     }
 
-    fn evict(&mut self, hash_of: &dyn Fn(Idx) -> u64) -> Option<Idx> {
+    fn wants_hits(&self) -> bool {
+        WTinyLfu::wants_hits(self)
+    }
+
+    fn observe_hits(&mut self, total: u64) {
+        self.take_hits(total);
+    }
+
+    fn evict(&mut self, hash_of: HashOf<'_>) -> Option<Idx> {
         self.climber.active = true;
-        // Main's victim: never a pending candidate.
-        let victim = match self.probation.front() {
-            Some(v) if v != self.candidate => Some(v),
-            _ => self.protected.front(),
-        };
+        let victim = self.main_victim(hash_of);
         let candidate = if self.candidate != NIL {
             Some(self.candidate)
         } else if self.window.weight() >= self.window_max || victim.is_none() {
-            self.window.front()
+            self.window_victim(hash_of)
         } else {
             None // the window is growing: main sheds its victims
         };
@@ -472,8 +606,10 @@ impl EvictionPolicy for WTinyLfu {
         };
         self.detach(evicted);
         if self.total_weight() <= self.capacity {
-            // The shard stops here: the remaining candidates are admitted.
+            // The shard stops here: the remaining candidates are admitted,
+            // and promotions made on the way may demote.
             self.candidate = NIL;
+            self.rebalance(hash_of);
         }
         Some(evicted)
     }
@@ -483,6 +619,7 @@ impl EvictionPolicy for WTinyLfu {
         self.probation.clear();
         self.protected.clear();
         self.nodes.clear();
+        self.meta = Vec::new();
         self.candidate = NIL;
     }
 
@@ -495,11 +632,11 @@ impl EvictionPolicy for WTinyLfu {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.nodes.heap_bytes() + self.sketch.heap_bytes()
+        self.nodes.heap_bytes() + self.meta.capacity() + self.sketch.heap_bytes()
     }
 
     fn validate(&self) {
-        for (list, tag) in [
+        for (list, segment) in [
             (&self.window, WINDOW),
             (&self.probation, PROBATION),
             (&self.protected, PROTECTED),
@@ -507,9 +644,9 @@ impl EvictionPolicy for WTinyLfu {
             list.validate(&self.nodes);
             for idx in list.iter(&self.nodes) {
                 assert_eq!(
-                    self.nodes.get(idx).tag & SEGMENT,
-                    tag,
-                    "entry {idx} has a wrong tag"
+                    self.segment(idx),
+                    segment,
+                    "entry {idx} is in the wrong segment"
                 );
             }
         }
@@ -551,6 +688,8 @@ mod tests {
         inserts: usize,
         /// Entries removed explicitly.
         removals: usize,
+        /// Read hits, counted as the shard counts them.
+        hits: u64,
     }
 
     /// The key hash of entry `idx` in these tests (well spread).
@@ -568,6 +707,7 @@ mod tests {
                 evicted: Vec::new(),
                 inserts: 0,
                 removals: 0,
+                hits: 0,
             }
         }
 
@@ -588,6 +728,7 @@ mod tests {
         fn get_or_insert_weighted(&mut self, idx: Idx, weight: u32) -> bool {
             if self.live.contains_key(&idx) {
                 self.policy.on_access(idx, hash(idx));
+                self.hits += 1;
                 true
             } else {
                 self.insert(idx, weight);
@@ -601,11 +742,14 @@ mod tests {
             }
             if let Some(old) = self.live.insert(idx, weight) {
                 self.weight = self.weight - u64::from(old) + u64::from(weight);
-                self.policy.on_update(idx, hash(idx), weight);
+                self.policy.on_update(idx, hash(idx), weight, &hash);
             } else {
                 self.weight += u64::from(weight);
                 self.inserts += 1;
-                self.policy.on_insert(idx, hash(idx), weight);
+                if self.policy.wants_hits() {
+                    self.policy.observe_hits(self.hits);
+                }
+                self.policy.on_insert(idx, hash(idx), weight, &hash);
             }
             self.evict_to_capacity();
         }
@@ -730,6 +874,8 @@ mod tests {
         h.policy.sketch.force_reset();
         // The candidate is accessed after the reset, the victim is not.
         h.policy.on_access(c, hash(c));
+        assert!(h.policy.flush(c, &hash), "the hit was pending");
+        h.policy.rebalance(&hash);
         while h.policy.sketch.frequency(hash(c)) <= h.policy.sketch.frequency(hash(v)) {
             h.policy.sketch.increment(hash(c));
         }
@@ -744,8 +890,9 @@ mod tests {
             "the fair duel does not"
         );
         // Once the victim too has been touched since the reset, no discount.
-        let tag = h.policy.nodes.get(v).tag & SEGMENT;
-        h.policy.nodes.get_mut(v).tag = tag | h.policy.epoch_tag();
+        let meta = h.policy.meta(v);
+        let now = h.policy.epoch_bits();
+        h.policy.set_meta(v, (meta & !EPOCH) | now);
         assert!(h.policy.admit(c, hash(c), v, hash(v)));
         h.check();
     }
