@@ -168,10 +168,13 @@ fn main() {
     } else {
         let name = contender.strip_prefix("larder-").unwrap_or(&contender);
         let policy: Policy = name.parse().expect("policy");
-        let cache = larder::Cache::<u64, u64>::builder()
+        let mut builder = larder::Cache::<u64, u64>::builder()
             .max_capacity(capacity)
-            .policy(policy)
-            .build();
+            .policy(policy);
+        if let Some(n) = std::env::var("SHARDS").ok().and_then(|s| s.parse().ok()) {
+            builder = builder.shards(n);
+        }
+        let cache = builder.build();
         run(&cache, evict, threads, secs, &streams);
     }
     eprintln!("total {:.1} s", started.elapsed().as_secs_f64());

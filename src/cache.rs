@@ -540,8 +540,8 @@ impl<K, V, S> Cache<K, V, S> {
         let mut stats = Stats::default();
         for shard in self.inner.shards.iter() {
             let core = shard.read();
-            stats.hits += core.hits.sum();
-            stats.misses += core.misses.sum();
+            stats.hits += core.lookups.hits();
+            stats.misses += core.lookups.misses();
             let c = core.counters;
             drop(core);
             stats.inserts += c.inserts;

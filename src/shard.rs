@@ -48,7 +48,7 @@ use crate::load::flight::FlightTable;
 use crate::load::negative::NegativeTable;
 use crate::load::refresh::RefreshTimes;
 use crate::policy::{AnyPolicy, EvictionPolicy, Idx, Policy, RemovalCause};
-use crate::stats::Counter;
+use crate::stats::Lookups;
 use crate::sync::{AtomicU32, AtomicU64, Ordering, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::time::clock::TimeFloor;
 use crate::time::expiry::{self, Jitter, Rng};
@@ -206,11 +206,9 @@ pub(crate) struct Core<K, V> {
     /// Keys known not to exist (see `crate::load::negative`).
     pub(crate) negatives: NegativeTable<K>,
     pub(crate) counters: CoreCounters,
-    /// Lookups that found a live entry, counted by readers under the read
-    /// lock (striped: see `crate::stats::Counter`).
-    pub(crate) hits: Counter,
-    /// Lookups that found nothing live.
-    pub(crate) misses: Counter,
+    /// Lookups that found a live entry or nothing live, counted by readers
+    /// under the read lock (striped: see `crate::stats::Lookups`).
+    pub(crate) lookups: Lookups,
 }
 
 /// The cache-wide time settings a shard needs under its lock.
@@ -266,8 +264,7 @@ impl<K, V> Core<K, V> {
             flights: FlightTable::default(),
             negatives: NegativeTable::default(),
             counters: CoreCounters::default(),
-            hits: Counter::new(),
-            misses: Counter::new(),
+            lookups: Lookups::new(),
         };
         if time.eager {
             core.timers(0);
@@ -550,7 +547,7 @@ impl<K, V> Core<K, V> {
                     });
                 self.weight += u64::from(weight);
                 if self.policy.wants_hits() {
-                    self.policy.observe_hits(self.hits.sum());
+                    self.policy.observe_hits(self.lookups.hits());
                 }
                 self.policy
                     .on_insert(idx, table_hash(hash), weight, &hashes(&self.slots));
@@ -850,7 +847,7 @@ impl<K, V> Shard<K, V> {
     {
         let core = self.core.read();
         let Some(idx) = core.find(hash, key) else {
-            core.misses.incr();
+            core.lookups.miss();
             drop(core);
             return Lookup::Miss { expired_at: None };
         };
@@ -859,7 +856,7 @@ impl<K, V> Shard<K, V> {
         // `insert_with_ttl` is always seen together with its deadlines.
         let now = if core.has_timers() { now() } else { 0 };
         if core.is_expired(idx, now) {
-            core.misses.incr();
+            core.lookups.miss();
             drop(core);
             return Lookup::Miss {
                 expired_at: Some(now),
@@ -867,7 +864,7 @@ impl<K, V> Shard<K, V> {
         }
         core.touch(idx, now);
         let result = f(&core, idx, now);
-        core.hits.incr();
+        core.lookups.hit();
         let drain = core.policy.record_hit(idx) && self.reads.record(idx);
         Lookup::Hit(result, drain)
     }

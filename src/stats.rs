@@ -1,6 +1,6 @@
 //! Cache statistics: a plain snapshot of counters.
 //!
-//! Hits and misses are counted in [`Counter`]s, striped per thread so that
+//! Hits and misses are counted per shard in [`Lookups`], striped per thread so that
 //! readers on different cores never write the same cache line (a shared
 //! per-shard counter cost reads about a third of their throughput at two
 //! threads); everything else is counted under the shard lock that does the
@@ -90,17 +90,20 @@ impl Stats {
     }
 }
 
-/// A counter bumped by many threads at once: one padded atomic per stripe,
-/// a thread always adds to the same stripe, and a read sums them all.
-/// Relaxed throughout: a sum taken while others add may miss their latest
-/// additions, never counts anything twice.
-pub(crate) struct Counter {
-    stripes: [CachePadded<AtomicU64>; STRIPES],
+/// A shard's hit and miss counts, bumped by many readers at once: one
+/// padded pair of atomics per stripe, a thread always adds to the same
+/// stripe, and a read sums them all. Relaxed throughout: a sum taken while
+/// others add may miss their latest additions, never counts anything twice.
+pub(crate) struct Lookups {
+    stripes: [CachePadded<[AtomicU64; 2]>; STRIPES],
 }
 
-/// Number of stripes of a [`Counter`] (a power of two). Threads are given
-/// stripes round-robin, so up to this many threads never share one.
-const STRIPES: usize = 8;
+/// Number of stripes of [`Lookups`] (a power of two). Threads are given
+/// stripes round-robin, so up to this many threads never share one; more
+/// share without losing counts. With the default shard count a stripe
+/// already sees little contention, so a few stripes are enough (four cost
+/// 512 bytes per shard).
+const STRIPES: usize = 4;
 
 /// This thread's stripe.
 #[inline]
@@ -121,30 +124,50 @@ fn stripe() -> usize {
     })
 }
 
-impl Counter {
+impl Lookups {
     pub(crate) fn new() -> Self {
         Self {
-            stripes: std::array::from_fn(|_| CachePadded::new(AtomicU64::new(0))),
+            stripes: std::array::from_fn(|_| {
+                CachePadded::new([AtomicU64::new(0), AtomicU64::new(0)])
+            }),
         }
     }
 
-    /// Adds one.
+    /// Counts a hit.
     #[inline]
-    pub(crate) fn incr(&self) {
-        self.stripes[stripe()].fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn hit(&self) {
+        self.stripes[stripe()][0].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The total so far.
-    pub(crate) fn sum(&self) -> u64 {
+    /// Counts a miss.
+    #[inline]
+    pub(crate) fn miss(&self) {
+        self.stripes[stripe()][1].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn sum(&self, i: usize) -> u64 {
         self.stripes
             .iter()
-            .map(|s| s.load(Ordering::Relaxed))
+            .map(|s| s[i].load(Ordering::Relaxed))
             .fold(0, u64::wrapping_add)
+    }
+
+    /// Hits so far.
+    pub(crate) fn hits(&self) -> u64 {
+        self.sum(0)
+    }
+
+    /// Misses so far.
+    pub(crate) fn misses(&self) -> u64 {
+        self.sum(1)
     }
 }
 
-impl std::fmt::Debug for Counter {
+impl std::fmt::Debug for Lookups {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("Counter").field(&self.sum()).finish()
+        f.debug_struct("Lookups")
+            .field("hits", &self.hits())
+            .field("misses", &self.misses())
+            .finish()
     }
 }
