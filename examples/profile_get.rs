@@ -10,7 +10,9 @@
 //! Arguments (all optional, in order): workload `read` | `evict`
 //! (default `read`), threads (default 2), seconds (default 5), contender
 //! `larder-<Policy>` | `quick_cache` (default `larder-WTinyLfu`).
-//! It prints the throughput it reached and the miss ratio.
+//! It prints the throughput it reached and the miss ratio. Environment:
+//! `SHARDS=n` sets larder's shard count; `TTL=1` gives larder caches a
+//! one-hour time to live on the default clock.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -173,6 +175,9 @@ fn main() {
             .policy(policy);
         if let Some(n) = std::env::var("SHARDS").ok().and_then(|s| s.parse().ok()) {
             builder = builder.shards(n);
+        }
+        if std::env::var_os("TTL").is_some() {
+            builder = builder.time_to_live(Duration::from_secs(3600));
         }
         let cache = builder.build();
         run(&cache, evict, threads, secs, &streams);

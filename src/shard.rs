@@ -47,12 +47,13 @@ use std::time::Duration;
 use crate::load::flight::FlightTable;
 use crate::load::negative::NegativeTable;
 use crate::load::refresh::RefreshTimes;
+use crate::policy::list::Weights;
 use crate::policy::{AnyPolicy, EvictionPolicy, Idx, Policy, RemovalCause};
 use crate::stats::Lookups;
 use crate::sync::{AtomicU32, AtomicU64, Ordering, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::time::clock::TimeFloor;
 use crate::time::expiry::{self, Jitter, Rng};
-use crate::time::wheel::{Advance, TimerWheel, DEFAULT_BUDGET};
+use crate::time::wheel::{join, split, Advance, Deadlines, TimerWheel, DEFAULT_BUDGET};
 use crate::time::NEVER;
 
 /// Multiplier (odd, from the golden ratio) that spreads an entry's 32 stored
@@ -80,12 +81,16 @@ fn table_hash(short: NonZeroU32) -> u64 {
 /// Number of slots in a shard's read buffer (a power of two).
 const READ_BUFFER_SLOTS: usize = 64;
 
-/// A stored entry.
+/// A stored entry: 24 bytes for `u64 -> u64`.
 pub(crate) struct Entry<K, V> {
     pub(crate) key: K,
     pub(crate) value: V,
     hash: NonZeroU32,
-    pub(crate) weight: u32,
+    /// The high 32 bits of the entry's deadline (`u32::MAX` when it has
+    /// none); the low half is in the timer wheel (see `crate::time::wheel`).
+    /// Here a read learns that the deadline is far without touching the
+    /// wheel. The entry's weight is kept apart, in `Core::weights`.
+    expires_hi: u32,
 }
 
 impl<K, V> Entry<K, V> {
@@ -186,6 +191,8 @@ pub(crate) struct CoreCounters {
 pub(crate) struct Core<K, V> {
     table: HashTable<Idx>,
     slots: Vec<Option<Entry<K, V>>>,
+    /// Each entry's weight; no memory until some entry weighs other than 1.
+    weights: Weights,
     free: Vec<Idx>,
     policy: AnyPolicy,
     capacity: u64,
@@ -211,6 +218,56 @@ pub(crate) struct Core<K, V> {
     pub(crate) lookups: Lookups,
 }
 
+impl Timers {
+    /// True if the entry at `idx`, whose deadline's high half is `hi`, has
+    /// expired at `now`. A deadline more than 2^32 ns past `now` is seen
+    /// from `hi` alone; otherwise the wheel's low half decides, and with
+    /// time to idle the idle deadline may be later still.
+    #[inline]
+    fn is_expired(&self, idx: Idx, hi: u32, now: u64) -> bool {
+        if now < join(hi, 0) || self.wheel.deadline(idx, hi) > now {
+            return false;
+        }
+        match self.idle.get(idx as usize) {
+            Some(idle) => idle.load(Ordering::Relaxed) <= now,
+            None => true,
+        }
+    }
+}
+
+/// The shard's side of a wheel visit (see `crate::time::wheel::Deadlines`):
+/// the high halves of deadlines are in the slab entries, idle deadlines in
+/// `Timers::idle`, and what fires is collected for removal.
+pub(crate) struct Due<'a, K, V> {
+    slots: &'a mut [Option<Entry<K, V>>],
+    idle: &'a [AtomicU64],
+    fired: &'a mut Vec<Idx>,
+}
+
+impl<K, V> Deadlines for Due<'_, K, V> {
+    #[inline]
+    fn hi(&self, idx: Idx) -> u32 {
+        match &self.slots[idx as usize] {
+            Some(entry) => entry.expires_hi,
+            None => u32::MAX,
+        }
+    }
+
+    fn due(&mut self, idx: Idx, now: u64) -> Option<u64> {
+        if let Some(idle) = self.idle.get(idx as usize) {
+            let later = idle.load(Ordering::Relaxed);
+            if later > now {
+                if let Some(entry) = self.slots[idx as usize].as_mut() {
+                    entry.expires_hi = split(later).0;
+                }
+                return Some(later);
+            }
+        }
+        self.fired.push(idx);
+        None
+    }
+}
+
 /// The cache-wide time settings a shard needs under its lock.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct TimeSettings {
@@ -229,9 +286,13 @@ struct Timers {
     wheel: TimerWheel,
     rng: Rng,
     /// Each entry's time-to-live deadline, kept only when time to idle is
-    /// also on (the wheel then holds the earlier of the two, and an access
-    /// may push it no later than this).
+    /// also on (an access may push the idle deadline no later than this).
     hard: Vec<u64>,
+    /// Each entry's idle deadline, kept only when time to idle is on:
+    /// readers push it later under the read lock. The wheel holds the
+    /// deadline the entry had when written (never later than this); when
+    /// that comes, the entry is placed again for this one unless it passed.
+    idle: Vec<AtomicU64>,
     /// Each entry's refresh point, kept only when refresh is configured
     /// (written under the write lock, claimed by readers with a CAS under
     /// the read lock; see `crate::load::refresh`).
@@ -252,6 +313,7 @@ impl<K, V> Core<K, V> {
         let mut core = Self {
             table: HashTable::new(),
             slots: Vec::new(),
+            weights: Weights::default(),
             free: Vec::new(),
             policy: AnyPolicy::new(policy, capacity, seed),
             capacity,
@@ -280,6 +342,7 @@ impl<K, V> Core<K, V> {
                 wheel: TimerWheel::new(now),
                 rng: Rng::new(seed),
                 hard: Vec::new(),
+                idle: Vec::new(),
                 refresh_at: Vec::new(),
             })
         })
@@ -296,7 +359,7 @@ impl<K, V> Core<K, V> {
     #[inline]
     pub(crate) fn is_expired(&self, idx: Idx, now: u64) -> bool {
         match &self.timers {
-            Some(t) => t.wheel.deadline(idx) <= now,
+            Some(t) => t.is_expired(idx, self.entry(idx).expires_hi, now),
             None => false,
         }
     }
@@ -312,16 +375,20 @@ impl<K, V> Core<K, V> {
             .is_some_and(|t| refresh.claim(&t.refresh_at, idx, now))
     }
 
-    /// Time to idle: an access at `now` pushes the entry's deadline to
-    /// `now + tti` (never past its time-to-live deadline). Callable under
-    /// the read lock.
+    /// Time to idle: an access at `now` pushes the entry's idle deadline
+    /// to `now + tti` (never past its time-to-live deadline). Callable under
+    /// the read lock: a relaxed load and store, so two readers racing may
+    /// leave the earlier of their two extensions (both within a few
+    /// nanoseconds of each other), never less than the deadline before.
     #[inline]
     pub(crate) fn touch(&self, idx: Idx, now: u64) {
         if let (Some(tti), Some(t)) = (self.time.tti, &self.timers) {
-            let hard = t.hard.get(idx as usize).copied().unwrap_or(NEVER);
-            let new = expiry::idle_deadline(now, tti).min(hard);
-            if new > t.wheel.deadline(idx) {
-                t.wheel.set_deadline_relaxed(idx, new);
+            if let Some(idle) = t.idle.get(idx as usize) {
+                let hard = t.hard.get(idx as usize).copied().unwrap_or(NEVER);
+                let new = expiry::idle_deadline(now, tti).min(hard);
+                if new > idle.load(Ordering::Relaxed) {
+                    idle.store(new, Ordering::Relaxed);
+                }
             }
         }
     }
@@ -334,7 +401,10 @@ impl<K, V> Core<K, V> {
         let tti = self.time.tti;
         let jitter = self.time.jitter;
         let refresh = self.time.refresh;
-        let t = self.timers(write.now);
+        self.timers(write.now);
+        let Some(t) = self.timers.as_deref_mut() else {
+            return;
+        };
         let hard = match write.ttl {
             Some(ttl) => expiry::deadline(write.now, ttl, jitter, &mut t.rng),
             None => NEVER,
@@ -346,13 +416,20 @@ impl<K, V> Core<K, V> {
                 let i = idx as usize;
                 if t.hard.len() <= i {
                     t.hard.resize(i + 1, NEVER);
+                    t.idle.resize_with(i + 1, || AtomicU64::new(NEVER));
                 }
                 t.hard[i] = hard;
-                expiry::idle_deadline(write.now, tti).min(hard)
+                let idle = expiry::idle_deadline(write.now, tti).min(hard);
+                t.idle[i].store(idle, Ordering::Relaxed);
+                idle
             }
             None => hard,
         };
-        t.wheel.reschedule(idx, deadline);
+        if let Some(entry) = self.slots[idx as usize].as_mut() {
+            let old = t.wheel.deadline(idx, entry.expires_hi);
+            t.wheel.postpone(idx, old, deadline);
+            entry.expires_hi = split(deadline).0;
+        }
     }
 
     /// Removes entries whose deadline has passed at `now`, touching at most
@@ -379,17 +456,22 @@ impl<K, V> Core<K, V> {
     fn expire_with(
         &mut self,
         removed: &mut Removed<K, V>,
-        step: impl FnOnce(&mut TimerWheel, &mut dyn FnMut(Idx)) -> Advance,
+        step: impl FnOnce(&mut TimerWheel, &mut Due<'_, K, V>) -> Advance,
     ) -> bool {
         let Some(t) = self.timers.as_mut() else {
             return false;
         };
         let mut fired = std::mem::take(&mut self.fired);
-        let pending = step(&mut t.wheel, &mut |idx| fired.push(idx)).pending;
+        let mut due = Due {
+            slots: &mut self.slots,
+            idle: &t.idle,
+            fired: &mut fired,
+        };
+        let pending = step(&mut t.wheel, &mut due).pending;
         for &idx in &fired {
             if self.slots.get(idx as usize).is_some_and(Option::is_some) {
                 self.policy.on_remove(idx);
-                let entry = self.unlink(idx);
+                let (entry, _) = self.unlink(idx);
                 self.counters.expirations += 1;
                 removed.push(entry.key, entry.value, RemovalCause::Expired);
             }
@@ -507,7 +589,8 @@ impl<K, V> Core<K, V> {
             Some(idx) => {
                 let slot = self.slots[idx as usize].as_mut().expect("live slot");
                 let old_value = std::mem::replace(&mut slot.value, value);
-                let old_weight = std::mem::replace(&mut slot.weight, weight);
+                let old_weight = self.weights.get(idx);
+                self.weights.set(idx, weight);
                 self.weight = self.weight - u64::from(old_weight) + u64::from(weight);
                 self.policy.on_update(
                     idx,
@@ -525,7 +608,7 @@ impl<K, V> Core<K, V> {
                     key,
                     value,
                     hash,
-                    weight,
+                    expires_hi: u32::MAX,
                 };
                 let idx = match self.free.pop() {
                     Some(idx) => {
@@ -545,6 +628,7 @@ impl<K, V> Core<K, V> {
                         Some(e) => e.hash(),
                         None => unreachable!("table points at an empty slot"),
                     });
+                self.weights.set(idx, weight);
                 self.weight += u64::from(weight);
                 if self.policy.wants_hits() {
                     self.policy.observe_hits(self.lookups.hits());
@@ -567,12 +651,12 @@ impl<K, V> Core<K, V> {
     /// `cause` (`Replaced` and `Explicit` count as removals).
     fn detach(&mut self, idx: Idx, cause: RemovalCause, removed: &mut Removed<K, V>) {
         self.policy.on_remove(idx);
-        let entry = self.unlink(idx);
+        let (entry, weight) = self.unlink(idx);
         match cause {
             RemovalCause::Expired => self.counters.expirations += 1,
             RemovalCause::Evicted => {
                 self.counters.evictions += 1;
-                self.counters.evicted_weight += u64::from(entry.weight);
+                self.counters.evicted_weight += u64::from(weight);
             }
             RemovalCause::Explicit | RemovalCause::Replaced => self.counters.removals += 1,
         }
@@ -609,16 +693,16 @@ impl<K, V> Core<K, V> {
                 debug_assert!(false, "policy empty while over capacity");
                 break;
             };
-            let entry = self.unlink(victim);
+            let (entry, weight) = self.unlink(victim);
             self.counters.evictions += 1;
-            self.counters.evicted_weight += u64::from(entry.weight);
+            self.counters.evicted_weight += u64::from(weight);
             removed.push(entry.key, entry.value, RemovalCause::Evicted);
         }
     }
 
     /// Removes the entry at `idx` from the table and the slab (not from the
-    /// policy) and returns it.
-    fn unlink(&mut self, idx: Idx) -> Entry<K, V> {
+    /// policy) and returns it with its weight.
+    fn unlink(&mut self, idx: Idx) -> (Entry<K, V>, u32) {
         let hash = self.entry(idx).hash();
         match self.table.find_entry(hash, |&i| i == idx) {
             Ok(found) => {
@@ -631,13 +715,15 @@ impl<K, V> Core<K, V> {
             t.wheel.deschedule(idx);
         }
         self.free.push(idx);
-        self.weight -= u64::from(entry.weight);
+        let weight = self.weights.get(idx);
+        self.weight -= u64::from(weight);
         if self.table.is_empty() {
             // Give memory back once the shard is empty.
             self.slots.clear();
             self.free.clear();
+            self.weights.clear();
         }
-        entry
+        (entry, weight)
     }
 
     /// A write or removal of `key` from outside a load: a load in flight
@@ -673,7 +759,7 @@ impl<K, V> Core<K, V> {
             return None;
         }
         self.policy.on_remove(idx);
-        let entry = self.unlink(idx);
+        let (entry, _) = self.unlink(idx);
         self.counters.removals += 1;
         Some((entry.key, entry.value))
     }
@@ -709,19 +795,16 @@ impl<K, V> Core<K, V> {
         if let Some(t) = self.timers.as_mut() {
             t.wheel.clear();
             t.hard.clear();
+            t.idle.clear();
             t.refresh_at.clear();
         }
         self.weight = 0;
+        self.weights.clear();
         for entry in self.slots.drain(..).flatten() {
             self.counters.removals += 1;
             removed.push(entry.key, entry.value, RemovalCause::Explicit);
         }
         self.slots.shrink_to_fit();
-    }
-
-    /// Every stored entry, in slab order.
-    pub(crate) fn entries(&self) -> impl Iterator<Item = &Entry<K, V>> {
-        self.slots.iter().flatten()
     }
 
     /// Every entry not expired at `now`, in slab order.
@@ -737,11 +820,13 @@ impl<K, V> Core<K, V> {
         self.table.allocation_size()
             + self.slots.capacity() * std::mem::size_of::<Option<Entry<K, V>>>()
             + self.free.capacity() * std::mem::size_of::<Idx>()
+            + self.weights.heap_bytes()
             + self.policy.heap_bytes()
             + self.timers.as_ref().map_or(0, |t| {
                 std::mem::size_of::<Timers>()
                     + t.wheel.heap_bytes()
                     + t.hard.capacity() * std::mem::size_of::<u64>()
+                    + t.idle.capacity() * std::mem::size_of::<AtomicU64>()
                     + t.refresh_at.capacity() * std::mem::size_of::<AtomicU64>()
             })
     }
@@ -751,7 +836,10 @@ impl<K, V> Core<K, V> {
         let live = self.slots.iter().filter(|s| s.is_some()).count();
         assert_eq!(live, self.table.len(), "slab and table disagree on len");
         assert_eq!(live, self.policy.len(), "policy tracks a different count");
-        let weight: u64 = self.entries().map(|e| u64::from(e.weight)).sum();
+        let weight: u64 = (0..self.slots.len() as Idx)
+            .filter(|&i| self.slots[i as usize].is_some())
+            .map(|i| u64::from(self.weights.get(i)))
+            .sum();
         assert_eq!(weight, self.weight, "stored weight is off");
         assert_eq!(weight, self.policy.weight(), "policy weight is off");
         assert!(self.weight <= self.capacity, "over capacity");
@@ -846,15 +934,17 @@ impl<K, V> Shard<K, V> {
         Q: Eq + ?Sized,
     {
         let core = self.core.read();
+        // The clock is read only when the shard keeps deadlines, under the
+        // lock (so a wheel created by a concurrent first `insert_with_ttl`
+        // is always seen together with its deadlines), and before the
+        // lookup, so its latency overlaps the table's instead of adding to it
+        // (the lock's atomic fences off anything read before it).
+        let now = if core.has_timers() { now() } else { 0 };
         let Some(idx) = core.find(hash, key) else {
             core.lookups.miss();
             drop(core);
             return Lookup::Miss { expired_at: None };
         };
-        // The clock is read only when this entry can have a deadline, under
-        // the lock, so a wheel created by a concurrent first
-        // `insert_with_ttl` is always seen together with its deadlines.
-        let now = if core.has_timers() { now() } else { 0 };
         if core.is_expired(idx, now) {
             core.lookups.miss();
             drop(core);

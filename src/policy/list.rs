@@ -29,7 +29,7 @@ const UNLINKED: Node = Node {
 ///
 /// * **weights**, allocated only once some entry weighs other than 1: a
 ///   cache without a weigher (every entry weighs 1) keeps 8 bytes of links
-///   per entry and no weights (the shard's slab has the real weight anyway;
+///   per entry and no weights (the shard keeps its own copy the same way;
 ///   the policy keeps its own copy so list surgery never reads the slab).
 /// * **tags**, one `u32` per entry whose meaning belongs to the policy
 ///   (segment, frequency bucket), allocated by the first
@@ -37,8 +37,47 @@ const UNLINKED: Node = Node {
 #[derive(Debug, Default)]
 pub(crate) struct Nodes {
     links: Vec<Node>,
-    weights: Vec<u32>,
+    weights: Weights,
     tags: Vec<u32>,
+}
+
+/// Per-entry weights, indexed by [`Idx`], that cost nothing until some
+/// entry weighs other than 1 (then 4 bytes per index up to the highest one
+/// set). Used by the policies' [`Nodes`] and by the shard itself.
+#[derive(Debug, Default)]
+pub(crate) struct Weights {
+    w: Vec<u32>,
+}
+
+impl Weights {
+    /// The weight of `idx` (1 unless set otherwise).
+    #[inline]
+    pub(crate) fn get(&self, idx: Idx) -> u32 {
+        self.w.get(idx as usize).copied().unwrap_or(1)
+    }
+
+    /// Sets the weight of `idx`.
+    #[inline]
+    pub(crate) fn set(&mut self, idx: Idx, weight: u32) {
+        let i = idx as usize;
+        if i >= self.w.len() {
+            if weight == 1 {
+                return;
+            }
+            self.w.resize(i + 1, 1);
+        }
+        self.w[i] = weight;
+    }
+
+    /// Forgets every weight and frees the memory.
+    pub(crate) fn clear(&mut self) {
+        self.w = Vec::new();
+    }
+
+    /// Heap bytes held.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.w.capacity() * std::mem::size_of::<u32>()
+    }
 }
 
 impl Nodes {
@@ -50,32 +89,13 @@ impl Nodes {
             self.links.resize(i + 1, UNLINKED);
         }
         self.links[i] = UNLINKED;
-        self.put_weight(idx, weight);
-    }
-
-    /// Stores `weight` for `idx` (which `init` has sized the arena for).
-    fn put_weight(&mut self, idx: Idx, weight: u32) {
-        let i = idx as usize;
-        if self.weights.is_empty() {
-            if weight == 1 {
-                return;
-            }
-            self.weights = vec![1; self.links.len()];
-        }
-        if i >= self.weights.len() {
-            self.weights.resize(self.links.len().max(i + 1), 1);
-        }
-        self.weights[i] = weight;
+        self.weights.set(idx, weight);
     }
 
     /// The weight of `idx`.
     #[inline]
     pub(crate) fn weight(&self, idx: Idx) -> u32 {
-        if self.weights.is_empty() {
-            1
-        } else {
-            self.weights[idx as usize]
-        }
+        self.weights.get(idx)
     }
 
     #[inline]
@@ -112,7 +132,8 @@ impl Nodes {
     /// Heap bytes held by the arena.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.links.capacity() * std::mem::size_of::<Node>()
-            + (self.weights.capacity() + self.tags.capacity()) * std::mem::size_of::<u32>()
+            + self.weights.heap_bytes()
+            + self.tags.capacity() * std::mem::size_of::<u32>()
     }
 }
 
@@ -223,7 +244,7 @@ impl List {
     #[inline]
     pub(crate) fn set_weight(&mut self, nodes: &mut Nodes, idx: Idx, weight: u32) {
         self.weight = self.weight - u64::from(nodes.weight(idx)) + u64::from(weight);
-        nodes.put_weight(idx, weight);
+        nodes.weights.set(idx, weight);
     }
 
     /// Forgets every node (the arena is not touched).
