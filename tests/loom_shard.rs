@@ -259,3 +259,61 @@ fn expiry_maintenance_races_get_and_insert() {
 fn read_path_maintenance_races_get_and_insert() {
     expiry_races(true);
 }
+
+/// (d) Time to idle: a read that extends an entry's idle deadline races
+/// expiry maintenance at a time past the entry's original deadline.
+///
+/// Key 1 is written at 0 s with time to idle 10 s and the clock is moved to
+/// 9 s. Then thread A reads key 1 (at 9 s that extends its idle deadline to
+/// 19 s; at 12 s it has expired), while thread B moves the clock to 12 s and
+/// runs maintenance. The readers' extension lives apart from the timer
+/// wheel, which only learns of it when the original deadline comes: B must
+/// then keep the entry. So if A got the value, the entry must still be there
+/// at 12 s; if not, it left exactly once, as expired.
+#[test]
+fn idle_extension_races_expiry_maintenance() {
+    model(Some(4), || {
+        let clock = ManualClock::new();
+        let log: Log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        let cache: Cache<u32, u32> = Cache::builder()
+            .max_capacity(8)
+            .shards(1)
+            .policy(Policy::Lru)
+            .seed(1)
+            .clock(clock.clone())
+            .time_to_idle(Duration::from_secs(10))
+            .eviction_listener(move |k: &u32, v: &u32, cause| {
+                sink.lock().unwrap().push((*k, *v, cause))
+            })
+            .build();
+        cache.insert(1, 1);
+        clock.advance(Duration::from_secs(9));
+
+        let c = cache.clone();
+        let a = thread::spawn(move || c.get(&1));
+        let (c, k) = (cache.clone(), clock.clone());
+        let b = thread::spawn(move || {
+            k.advance(Duration::from_secs(3));
+            c.run_pending_tasks();
+        });
+        let got = a.join().unwrap();
+        b.join().unwrap();
+
+        assert!(got.is_none() || got == Some(1));
+        let last = cache.peek(&1);
+        if got == Some(1) {
+            assert_eq!(last, Some(1), "an entry read at 9 s expired at 12 s");
+        } else {
+            assert_eq!(last, None, "an idle entry outlived its deadline");
+        }
+        cache.run_pending_tasks();
+        cache.check_invariants();
+        let log = log.lock().unwrap();
+        if got.is_none() {
+            assert_eq!(log.as_slice(), &[(1, 1, RemovalCause::Expired)]);
+        } else {
+            assert!(log.is_empty(), "{log:?}");
+        }
+    });
+}

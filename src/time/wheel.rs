@@ -850,6 +850,12 @@ mod tests {
                 self.halves.set_hi(idx, NEVER);
             }
         }
+        fn postpone(&mut self, idx: Idx, deadline: u64) {
+            let old = self.deadline(idx);
+            self.wheel.postpone(idx, old, deadline);
+            self.halves.later.remove(&idx);
+            self.halves.set_hi(idx, deadline);
+        }
         /// Time to idle, the shard's way: the wheel keeps the old deadline
         /// and learns of this one when that comes.
         fn set_deadline_relaxed(&mut self, idx: Idx, deadline: u64) {
@@ -1000,6 +1006,29 @@ mod tests {
         w.set_deadline_relaxed(6, NEVER);
         assert_eq!(run(&mut w, t + 2 * MIN), Vec::<Idx>::new());
         assert!(w.is_empty());
+    }
+
+    #[test]
+    fn postpone_leaves_the_node_and_still_fires_on_time() {
+        let mut w = TestWheel::new(0);
+        w.schedule(3, 5 * SEC);
+        w.schedule(4, 5 * SEC);
+        // Later: the node stays in the 5 s bucket, which re-places it.
+        w.postpone(3, 2 * MIN + 7);
+        assert_eq!(w.deadline(3), 2 * MIN + 7);
+        // Earlier than before: moved at once.
+        w.postpone(4, 2 * SEC);
+        assert_eq!(run(&mut w, 3 * SEC), [4]);
+        assert_eq!(run(&mut w, 6 * SEC), Vec::<Idx>::new());
+        assert!(w.is_scheduled(3));
+        assert_eq!(run(&mut w, 2 * MIN), Vec::<Idx>::new());
+        assert_eq!(run(&mut w, 2 * MIN + TICK0 + SEC), [3]);
+        // Unscheduled or to NEVER: a plain reschedule.
+        w.postpone(5, MIN);
+        assert!(w.is_scheduled(5));
+        w.postpone(5, NEVER);
+        assert!(!w.is_scheduled(5));
+        assert_eq!(run(&mut w, YEAR), Vec::<Idx>::new());
     }
 
     #[test]
@@ -1393,7 +1422,11 @@ mod tests {
                 }
                 Op::Reschedule(i, r) => {
                     let d = deadline_for(time, r);
-                    w.reschedule(i, d);
+                    if i % 2 == 0 {
+                        w.reschedule(i, d);
+                    } else {
+                        w.postpone(i, d);
+                    }
                     m.set(i, d, time);
                 }
                 Op::Deschedule(i) => {
