@@ -7,12 +7,14 @@
 //! ```
 //!
 //! The bar (issue 3): a time to live adds at most 16 bytes per entry. A
-//! timed entry costs one 16-byte timer node (`prev`, `next`, `deadline`) in
-//! an array indexed like the slab, plus 1.8 KB of bucket heads per shard;
-//! time to idle adds an 8-byte time-to-live deadline per slot when a time to
-//! live is also possible. Arrays grow by doubling, so "per entry" includes
-//! the same slack the slab itself has (1,000,000 entries over 8 shards fill
-//! each shard's 2^17 slots to about 95%); the per-slot column removes it.
+//! timed entry costs one 12-byte timer node (`prev`, `next`, the low half
+//! of its deadline) in an array indexed like the slab, plus 1.8 KB of
+//! bucket heads per shard; the deadline's high half sits in the slab entry,
+//! in bytes that were padding (the weight moved to a side array that costs
+//! nothing while every entry weighs 1). Time to idle adds two 8-byte
+//! deadlines per slot (the time-to-live one and the idle one readers push).
+//! Arrays grow by doubling, so "per entry" includes the same slack the slab
+//! itself has; the per-slot column removes it.
 //! moka with and without a TTL is shown for reference.
 
 use std::sync::atomic::Ordering;

@@ -1,5 +1,5 @@
 //! One shard: a hash table, a slab of entries and an eviction policy under
-//! one lock, plus a lossy buffer of read hits.
+//! one lock, plus what readers write under the read lock.
 //!
 //! # Design
 //!
@@ -8,20 +8,35 @@
 //! larder ([`Core`]) behind a `RwLock`, and two things outside the lock:
 //!
 //! * **Storage.** `table` is a `hashbrown::HashTable<u32>` of slab indices;
-//!   `slots` is a `Vec` of entries (key, value, 32 hash bits, weight) with a free
-//!   list. An index ([`Idx`]) names an entry for its whole life; the policy
-//!   and the timer wheel key their metadata by it, so they never see `K` or
-//!   `V` and never allocate per entry.
+//!   `slots` is a `Vec` of entries (key, value, 32 hash bits, and the high
+//!   half of the entry's deadline, which fills what would be padding for
+//!   8-byte keys and values) with a free list. Weights live apart in
+//!   [`Weights`], which costs nothing while every entry weighs 1. An index
+//!   ([`Idx`]) names an entry for its whole life; the policy and the timer
+//!   wheel key their metadata by it, so they never see `K` or `V` and never
+//!   allocate per entry.
 //! * **Reads scale.** A `get` takes the *read* lock, finds the entry, clones
-//!   the value and records the hit in a small ring of atomic slots
-//!   ([`ReadBuffer`], after BP-Wrapper and Caffeine's read buffers). The
-//!   policy learns of hits when the buffer is drained, under the write lock:
-//!   by the reader that fills the ring (if `try_write` succeeds, otherwise
-//!   the record is simply overwritten later) and by every writer before it
-//!   changes anything. A lost record costs a little policy precision, never
-//!   correctness: the drain ignores indices whose slot is now empty.
-//!   Single-threaded, nothing is lost and hits reach the policy in order, so
-//!   with one shard the LRU policy is exactly the classic LRU.
+//!   the value, counts the hit in a per-thread stripe of [`Lookups`] and
+//!   tells the policy in the way it asks for ([`AnyPolicy::record_hit`]):
+//!   - W-TinyLFU notes it in the entry's own meta byte and applies it when
+//!     the entry next matters (see `crate::policy::wtinylfu`, "Hits");
+//!   - FIFO and Random ignore hits;
+//!   - LRU, SLRU and LFU, whose order must be exact, get it through a small
+//!     ring of atomic slots ([`ReadBuffer`], after BP-Wrapper and
+//!     Caffeine's read buffers), drained into the policy under the write
+//!     lock by the reader that fills the ring (if `try_write` succeeds,
+//!     otherwise the record is simply overwritten later) and by every writer
+//!     before it changes anything. A lost record costs a little policy
+//!     precision, never correctness: the drain ignores indices whose slot is
+//!     now empty. Single-threaded, nothing is lost and hits reach the policy
+//!     in order, so with one shard the LRU policy is exactly the classic
+//!     LRU.
+//!
+//!   Nothing a reader writes is shared by every reader of the shard, so
+//!   two threads reading different keys do not bounce a cache line between
+//!   them (the ring's head is, for the three exact policies). With the
+//!   default shard count (see `CacheBuilder::shards`) two threads rarely
+//!   meet on one lock word either.
 //! * **Writes** (`insert`, `remove`, `retain`, eviction) take the write
 //!   lock, drain the read buffer, then change the table, the slab and the
 //!   policy together. Capacity is enforced before the lock is released, so

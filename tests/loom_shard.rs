@@ -113,7 +113,9 @@ fn get_insert_remove_same_key_with_timers() {
 
 /// (b) Two readers complete the read buffer (pre-filled to 62 of 64 hits)
 /// while a writer inserts into a full cache and evicts. One of the readers
-/// drains the ring into the policy if it wins `try_write`. The capacity is
+/// drains the ring into the policy if it wins `try_write`. (W-TinyLFU takes
+/// no hits through the ring: there the readers note hits in the entries'
+/// meta bytes while the writer's eviction reads and clears them.) The capacity is
 /// never exceeded, nothing panics, every read is a value that was stored,
 /// and the shard is consistent afterwards.
 fn read_buffer_drain(policy: Policy) {

@@ -142,8 +142,9 @@ impl RemovalCause {
 /// The contract between a shard and its eviction policy.
 ///
 /// The shard calls these under its write lock, in the order things happened
-/// (buffered read hits are replayed, in order, before any insert or
-/// eviction). `idx` is always an entry the policy was told about with
+/// (for the policies that take hits through the read buffer, buffered hits
+/// are replayed, in order, before any insert or eviction; see
+/// [`AnyPolicy::record_hit`]). `idx` is always an entry the policy was told about with
 /// `on_insert` and not yet removed, except `on_insert` itself.
 pub(crate) trait EvictionPolicy {
     /// A new entry now lives at `idx`.

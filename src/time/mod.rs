@@ -19,14 +19,17 @@
 //! * Write path (write lock): `now = floor.observe(clock.now_nanos())`;
 //!   compute the deadline with [`expiry::deadline`] (TTL, jitter, the
 //!   per-entry duration) and the TTI deadline with `expiry::idle_deadline`,
-//!   keep the earliest, and `schedule`/`reschedule` it; `deschedule` on
+//!   keep the earliest, and `reschedule` it (or `postpone` it, when the new
+//!   deadline is later: the node stays where it is); `deschedule` on
 //!   removal.
 //! * Read path (read lock): `now = floor.clamp(clock.now_nanos())`; an
-//!   entry is expired iff `wheel.deadline(idx) <= now`, and is then treated
-//!   as absent. Time-to-idle stores the later deadline with
-//!   `set_deadline_relaxed`; the wheel moves the entry when its old bucket
-//!   comes round.
-//! * Maintenance (write lock): `wheel.advance(now, budget, |idx| ...)`
+//!   entry is expired iff its deadline is `<= now`. The deadline is split
+//!   (see [`wheel`]): the high 32 bits in the slab entry, the low 32 in the
+//!   wheel node, so a deadline more than 4.3 s away is seen from the entry
+//!   alone. Time to idle keeps a separate idle deadline per entry that
+//!   readers push later; the wheel holds the earlier written deadline and,
+//!   when that comes, places the entry again for the idle one.
+//! * Maintenance (write lock): `wheel.advance(now, budget, &mut due)`
 //!   removes each fired entry with `RemovalCause::Expired`; when the result is
 //!   `pending`, more is left for the next maintenance.
 
