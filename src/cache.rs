@@ -183,6 +183,32 @@ where
         }
     }
 
+    /// The clock, read before taking a shard's write lock (so the read is
+    /// not part of the time the lock is held), if the cache keeps time; to
+    /// be turned into the shard's time under the lock by
+    /// [`write_now_from`](Self::write_now_from).
+    #[inline]
+    fn clock_before_lock(&self) -> Option<u64> {
+        if self.inner.uses_time.load(Ordering::Relaxed) {
+            Some(self.inner.clock.now())
+        } else {
+            None
+        }
+    }
+
+    /// Under the shard's write lock: the shard's time from a reading taken
+    /// just before the lock (`max` with the latest time any writer of the
+    /// shard acted on, so it never goes backwards), or a fresh
+    /// [`write_now`](Self::write_now) if there was none (the cache may have
+    /// started keeping time since).
+    #[inline]
+    fn write_now_from(&self, shard: &Shard<K, V>, early: Option<u64>) -> u64 {
+        match early {
+            Some(now) => shard.floor.observe(now),
+            None => self.write_now(shard),
+        }
+    }
+
     /// The shard's time for a write or maintenance (recorded in the floor).
     #[inline]
     pub(crate) fn write_now(&self, shard: &Shard<K, V>) -> u64 {
@@ -393,12 +419,13 @@ where
         let hash = self.hash(&key);
         let shard = self.shard(hash);
         let mut removed = Removed::new();
+        let early = self.clock_before_lock();
         {
             let mut core = shard.write();
-            // Read under the lock, so the time is at least what any earlier
-            // writer of this shard acted on.
+            // Observed under the lock, so the time is at least what any
+            // earlier writer of this shard acted on.
             let write = WriteTime {
-                now: self.write_now(shard),
+                now: self.write_now_from(shard, early),
                 ttl,
             };
             core.invalidate(hash, &key);
@@ -416,9 +443,10 @@ where
         let hash = self.hash(key);
         let shard = self.shard(hash);
         let mut removed = Removed::new();
+        let early = self.clock_before_lock();
         let found = {
             let mut core = shard.write();
-            let now = self.write_now(shard); // under the lock, as in `insert_inner`
+            let now = self.write_now_from(shard, early); // as in `insert_inner`
             core.remove(hash, key, now, &mut removed)
         };
         self.notify(removed);

@@ -202,30 +202,42 @@ proptest! {
 
 /// A long get-or-insert run on a skewed key stream: enough evictions for
 /// the sketch to age and the hill climber to move the window several times.
-#[test]
-fn long_skewed_run_keeps_invariants() {
+fn long_skewed_run(capacity: u64) {
     let cache: Cache<u64, u64> = Cache::builder()
-        .max_capacity(200)
+        .max_capacity(capacity)
         .policy(Policy::WTinyLfu)
         .shards(1)
         .seed(3)
         .build();
+    let space = capacity * 5;
     let mut x = 0x1234_5678_u64;
-    for i in 0..200_000u64 {
+    for i in 0..1000 * capacity {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         // Roughly Zipf-like: small keys much more often.
-        let k = (x % 1000) * (x % 1000) / 1000 + (i / 50_000) * 1000;
+        let k = (x % space) * (x % space) / space + (i / (250 * capacity)) * space;
         if cache.get(&k).is_none() {
             cache.insert(k, i);
         }
         if i % 997 == 0 {
             cache.check_invariants();
-            assert!(cache.weighted_size() <= 200);
+            assert!(cache.weighted_size() <= capacity);
         }
     }
     let s = cache.stats();
     assert!(s.hit_ratio() > 0.3, "hit ratio {}", s.hit_ratio());
     assert_eq!(cache.len() as u64, s.inserts - s.evictions);
+}
+
+#[test]
+fn long_skewed_run_keeps_invariants() {
+    long_skewed_run(200);
+}
+
+/// The same with a shard big enough to note hits in place (over 1,024
+/// units) instead of replaying them.
+#[test]
+fn long_skewed_run_on_a_big_shard_keeps_invariants() {
+    long_skewed_run(2_000);
 }

@@ -230,6 +230,9 @@ impl AnyPolicy {
         match self {
             AnyPolicy::Fifo(_) | AnyPolicy::Random(_) => false,
             AnyPolicy::WTinyLfu(p) => {
+                if p.takes_replayed_hits() {
+                    return true;
+                }
                 p.note_hit(idx);
                 false
             }
