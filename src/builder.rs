@@ -15,7 +15,11 @@ pub(crate) const MAX_SHARDS: usize = 1 << 16; // 65,536
 
 /// Shards per core when the shard count is left to the builder (see
 /// [`CacheBuilder::shards`] for why so many).
-const SHARDS_PER_CORE: usize = 32;
+const SHARDS_PER_CORE: usize = 64;
+
+/// Most shards the builder picks by itself (a power of two), so that a big
+/// machine does not pay thousands of shards' fixed cost.
+const MAX_DEFAULT_SHARDS: usize = 4096;
 
 /// Fewest entries (weight units) per shard the default layout aims for, so
 /// that a small cache is one cache and not many tiny ones.
@@ -112,14 +116,15 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// The number of shards, rounded up to a power of two and capped at
     /// 65,536 and at the capacity (every shard holds at least one unit).
     ///
-    /// By default larder uses `32 x cores` shards (rounded up to a power of
-    /// two), but never so many that a shard would hold fewer than 512 units:
-    /// a cache of up to 1,023 entries has one shard and behaves as one cache
-    /// (not 16 caches of 6), and on 2 cores a cache of 32,768 entries or more
-    /// has 64 shards. Many shards are cheap (a shard costs about 1 KiB
-    /// before it holds anything) and keep two threads from meeting on one
-    /// lock: on the throughput bench's eviction-heavy mix at 2 threads, 8
-    /// shards ran at 8.5 Mops/s and 64 shards at 11.9.
+    /// By default larder uses `64 x cores` shards (rounded up to a power of
+    /// two, at most 4,096), but never so many that a shard would hold fewer
+    /// than 512 units: a cache of up to 1,023 entries has one shard and
+    /// behaves as one cache (not 16 caches of 6), and on 2 cores a cache of
+    /// 65,536 entries or more has 128 shards. Many shards are cheap (a shard
+    /// costs about 1 KiB before it holds anything) and keep threads from
+    /// meeting on one lock: on the throughput bench's eviction-heavy mix at
+    /// 2 threads (`examples/profile_get`), 8 shards ran at 8.5 Mops/s, 64 at
+    /// 11.2-11.7 and 128 at 11.6-12.6.
     /// Each shard holds `capacity / shards` units (the remainder spread over
     /// the first shards), and an entry heavier than its shard's share is
     /// rejected: with a weigher and values that are a large fraction of the
@@ -270,7 +275,9 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             Some(n) => n.max(1).checked_next_power_of_two().unwrap_or(MAX_SHARDS),
             None => {
                 let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-                let by_cores = (cores * SHARDS_PER_CORE).next_power_of_two();
+                let by_cores = (cores * SHARDS_PER_CORE)
+                    .next_power_of_two()
+                    .min(MAX_DEFAULT_SHARDS);
                 let by_capacity = (self.capacity / MIN_SHARD_CAPACITY).max(1);
                 let by_capacity = usize::try_from(by_capacity).unwrap_or(usize::MAX);
                 by_cores.min(prev_power_of_two(by_capacity))

@@ -119,6 +119,9 @@ where
         let seed = builder.seed.unwrap_or_else(random_seed);
         let capacity = builder.capacity;
         let (base, extra) = (capacity / n as u64, capacity % n as u64);
+        // A small cache's W-TinyLFU takes hits in order (see
+        // `crate::policy::wtinylfu`, "Hits").
+        let exact_hits = capacity <= crate::policy::wtinylfu::EXACT_MAX;
         let shards = (0..n)
             .map(|i| {
                 let cap = base + u64::from((i as u64) < extra);
@@ -132,7 +135,13 @@ where
                         || builder.refresh.is_on(),
                     refresh: builder.refresh.times(),
                 };
-                CachePadded::new(Shard::new(builder.policy, cap, shard_seed, time))
+                CachePadded::new(Shard::new(
+                    builder.policy,
+                    cap,
+                    shard_seed,
+                    exact_hits,
+                    time,
+                ))
             })
             .collect();
         // The shard index comes from hash bits 41..57 (at most 16 bits);

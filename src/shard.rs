@@ -324,13 +324,13 @@ pub(crate) struct WriteTime {
 }
 
 impl<K, V> Core<K, V> {
-    fn new(policy: Policy, capacity: u64, seed: u64, time: TimeSettings) -> Self {
+    fn new(policy: Policy, capacity: u64, seed: u64, exact_hits: bool, time: TimeSettings) -> Self {
         let mut core = Self {
             table: HashTable::new(),
             slots: Vec::new(),
             weights: Weights::default(),
             free: Vec::new(),
-            policy: AnyPolicy::new(policy, capacity, seed),
+            policy: AnyPolicy::new(policy, capacity, seed, exact_hits),
             capacity,
             weight: 0,
             timers: None,
@@ -902,9 +902,15 @@ pub(crate) enum Lookup<R> {
 }
 
 impl<K, V> Shard<K, V> {
-    pub(crate) fn new(policy: Policy, capacity: u64, seed: u64, time: TimeSettings) -> Self {
+    pub(crate) fn new(
+        policy: Policy,
+        capacity: u64,
+        seed: u64,
+        exact_hits: bool,
+        time: TimeSettings,
+    ) -> Self {
         Self {
-            core: RwLock::new(Core::new(policy, capacity, seed, time)),
+            core: RwLock::new(Core::new(policy, capacity, seed, exact_hits, time)),
             reads: ReadBuffer::new(),
             floor: TimeFloor::new(0),
         }

@@ -235,7 +235,7 @@ fn long_skewed_run_keeps_invariants() {
     long_skewed_run(200);
 }
 
-/// The same with a shard big enough to note hits in place (over 1,024
+/// The same with a cache big enough to note hits in place (over 511
 /// units) instead of replaying them.
 #[test]
 fn long_skewed_run_on_a_big_shard_keeps_invariants() {

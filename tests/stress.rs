@@ -121,7 +121,7 @@ fn every_policy_under_mixed_concurrent_load() {
     }
 }
 
-/// W-TinyLFU notes hits in place only in shards of more than 1,024 units
+/// W-TinyLFU notes hits in place only in caches of more than 511 units
 /// (smaller ones replay them in order, as above): the same load on one big
 /// shard.
 #[test]

@@ -194,15 +194,18 @@ pub(crate) enum AnyPolicy {
 
 impl AnyPolicy {
     /// A policy for one shard holding at most `capacity` weight. `seed`
-    /// makes the randomised policies reproducible.
-    pub(crate) fn new(policy: Policy, capacity: u64, seed: u64) -> Self {
+    /// makes the randomised policies reproducible; `exact_hits` makes
+    /// W-TinyLFU take hits in order through the read buffer (small caches).
+    pub(crate) fn new(policy: Policy, capacity: u64, seed: u64, exact_hits: bool) -> Self {
         match policy {
             Policy::Lru => AnyPolicy::Lru(lru::Lru::new()),
             Policy::Lfu => AnyPolicy::Lfu(lfu::Lfu::new(capacity)),
             Policy::Fifo => AnyPolicy::Fifo(fifo::Fifo::new()),
             Policy::Random => AnyPolicy::Random(random::Random::new(seed)),
             Policy::Slru => AnyPolicy::Slru(slru::Slru::new(capacity)),
-            Policy::WTinyLfu => AnyPolicy::WTinyLfu(wtinylfu::WTinyLfu::new(capacity, seed)),
+            Policy::WTinyLfu => {
+                AnyPolicy::WTinyLfu(wtinylfu::WTinyLfu::new(capacity, seed, exact_hits))
+            }
         }
     }
 }

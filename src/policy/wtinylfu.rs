@@ -41,11 +41,13 @@
 //! protected's MRU end, or promoted from probation to protected. This is
 //! CLOCK's second chance on LRU lists, with counts instead of a bit.
 //!
-//! Shards of at most [`EXACT_MAX`] (1,024) units do not do this: they
-//! take hits through the shard's read buffer, in order, and apply each at
-//! once, as exact LRU segments would. Their lists and sketch fit in the
-//! processor's caches, so replaying is cheap, and with few entries each
-//! decision matters more. On the shared traces neither way wins on every
+//! Caches of at most [`EXACT_MAX`] (511) units do not do this: they take
+//! hits through the shard's read buffer, in order, and apply each at once,
+//! as exact LRU segments would. Such a cache is one shard whose lists and
+//! sketch fit in the processor's caches, so replaying is cheap, and with
+//! few entries each decision matters more. (The limit is on the cache, not
+//! the shard: a cache of 64 Ki entries has 1,024 per shard on 2 cores, and
+//! replaying its hits ran its read-100 bench at less than half the speed.) On the shared traces neither way wins on every
 //! small cell (averaged over 8 hash seeds, in-place noting did better on
 //! lirs-multi2, lirs-cpp and cache2k-orm-night at their smallest sizes, and
 //! worse on lirs-sprite, lirs-ps, lirs-multi1 and corda), so small shards
@@ -223,14 +225,15 @@ struct HillClimber {
     seen: Option<u64>,
 }
 
-/// Shards of at most this many units take W-TinyLFU's hits in order
-/// through the read buffer and apply them at once, as exact LRU segments
-/// would; bigger ones note them in place (see "Hits"). Under loom it is 2,
-/// so that the models' tiny caches exercise hits noted in place.
+/// Caches of at most this many units (so one shard with the default
+/// layout) take W-TinyLFU's hits in order through the read buffer and apply
+/// them at once, as exact LRU segments would; bigger ones note them in place
+/// (see "Hits"). Under loom it is 2, so that the models' tiny caches
+/// exercise hits noted in place.
 #[cfg(not(loom))]
-const EXACT_MAX: u64 = 1024;
+pub(crate) const EXACT_MAX: u64 = 511;
 #[cfg(loom)]
-const EXACT_MAX: u64 = 2;
+pub(crate) const EXACT_MAX: u64 = 2;
 
 /// W-TinyLFU for one shard.
 #[derive(Debug)]
@@ -265,15 +268,16 @@ pub(crate) struct WTinyLfu {
     /// Window sizing.
     climber: HillClimber,
     /// Hits arrive in order through the shard's read buffer and are applied
-    /// at once (a shard of at most [`EXACT_MAX`] units), instead of being
+    /// at once (a cache of at most [`EXACT_MAX`] units), instead of being
     /// noted in place (see "Hits").
     exact: bool,
 }
 
 impl WTinyLfu {
     /// An empty policy for a shard holding at most `capacity` weight;
-    /// `seed` seeds the sketch's hashing and the random admissions.
-    pub(crate) fn new(capacity: u64, seed: u64) -> Self {
+    /// `seed` seeds the sketch's hashing and the random admissions; `exact`
+    /// takes hits in order (see [`EXACT_MAX`]).
+    pub(crate) fn new(capacity: u64, seed: u64, exact: bool) -> Self {
         let window_max = capacity - percent(capacity, MAIN_PERCENT);
         Self {
             nodes: Nodes::default(),
@@ -288,7 +292,7 @@ impl WTinyLfu {
             protected_max: percent(capacity - window_max, PROTECTED_PERCENT),
             candidate: NIL,
             rng: (seed ^ 0x2545_F491_4F6C_DD1D) | 1,
-            exact: capacity <= EXACT_MAX,
+            exact,
             climber: HillClimber {
                 active: false,
                 hits: 0,
@@ -608,8 +612,8 @@ impl EvictionPolicy for WTinyLfu {
         self.rebalance(hash_of);
     }
 
-    /// A hit replayed from the shard's read buffer. A small shard
-    /// ([`exact`](Self::exact)) applies it at once; otherwise it is noted
+    /// A hit replayed from the shard's read buffer. A small cache's policy
+    /// (see [`EXACT_MAX`]) applies it at once; otherwise it is noted
     /// like a reader's hit (the shard does not replay those; tests do).
     fn on_access(&mut self, idx: Idx, hash: u64) {
         self.note_hit(idx);
@@ -774,8 +778,7 @@ mod tests {
         /// `exact`: hits replayed and applied at once (small shards), or
         /// noted in place (big ones), whatever the capacity.
         fn with_mode(capacity: u64, exact: bool) -> Self {
-            let mut policy = WTinyLfu::new(capacity, 42);
-            policy.exact = exact;
+            let policy = WTinyLfu::new(capacity, 42, exact);
             Self {
                 policy,
                 live: BTreeMap::new(),
@@ -950,7 +953,7 @@ mod tests {
 
     #[test]
     fn flooding_defence_admits_a_frequent_loser_rarely() {
-        let mut p = WTinyLfu::new(1000, 1);
+        let mut p = WTinyLfu::new(1000, 1, false);
         let admitted = (0..12_800).filter(|_| p.admit_frequencies(8, 15)).count();
         assert!(
             (50..200).contains(&admitted),
@@ -1056,7 +1059,7 @@ mod tests {
 
     #[test]
     fn capacity_zero_constructs() {
-        let mut p = WTinyLfu::new(0, 0);
+        let mut p = WTinyLfu::new(0, 0, true);
         assert_eq!((p.window_max, p.protected_max), (0, 0));
         assert_eq!(p.evict(&hash), None);
         p.validate();
