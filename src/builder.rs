@@ -15,7 +15,7 @@ pub(crate) const MAX_SHARDS: usize = 1 << 16; // 65,536
 
 /// Shards per core when the shard count is left to the builder (see
 /// [`CacheBuilder::shards`] for why so many).
-const SHARDS_PER_CORE: usize = 64;
+const SHARDS_PER_CORE: usize = 32;
 
 /// Most shards the builder picks by itself (a power of two), so that a big
 /// machine does not pay thousands of shards' fixed cost.
@@ -116,15 +116,18 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// The number of shards, rounded up to a power of two and capped at
     /// 65,536 and at the capacity (every shard holds at least one unit).
     ///
-    /// By default larder uses `64 x cores` shards (rounded up to a power of
+    /// By default larder uses `32 x cores` shards (rounded up to a power of
     /// two, at most 4,096), but never so many that a shard would hold fewer
     /// than 512 units: a cache of up to 1,023 entries has one shard and
     /// behaves as one cache (not 16 caches of 6), and on 2 cores a cache of
-    /// 65,536 entries or more has 128 shards. Many shards are cheap (a shard
+    /// 32,768 entries or more has 64 shards. Many shards are cheap (a shard
     /// costs about 1 KiB before it holds anything) and keep threads from
-    /// meeting on one lock: on the throughput bench's eviction-heavy mix at
-    /// 2 threads (`examples/profile_get`), 8 shards ran at 8.5 Mops/s, 64 at
-    /// 11.2-11.7 and 128 at 11.6-12.6.
+    /// meeting on one lock. Measured with `examples/profile_get` at 2
+    /// threads: on the eviction-heavy mix, 8 shards ran at 8.5 Mops/s, 64 at
+    /// 11.2-11.7 and 128 at 11.6-12.6; on read-100 over a million entries,
+    /// 8 shards ran at 20.4, 64 at 21.2-22.2 and 128 at 18.7-21.2 (each
+    /// shard's lock, counters and headers are a few more cache lines that
+    /// every thread keeps warm).
     /// Each shard holds `capacity / shards` units (the remainder spread over
     /// the first shards), and an entry heavier than its shard's share is
     /// rejected: with a weigher and values that are a large fraction of the
