@@ -242,7 +242,8 @@ where
     }
 
     /// Runs the maintenance that operations otherwise do a little at a time:
-    /// replays buffered reads into the policy and removes every expired entry
+    /// replays buffered reads into the policy (for the policies that buffer
+    /// them) and removes every expired entry
     /// (in bounded steps, releasing each shard's lock between steps).
     ///
     /// Never required for correctness: expired entries are never returned,

@@ -40,11 +40,13 @@
 //!
 //! The cache is split into shards, each a hash table, a slab of entries and
 //! a policy under one `RwLock`. A key is hashed once; the hash picks the
-//! shard. Reads take the shared lock and record the hit in a small lossy
-//! ring that is replayed into the policy in batches, so readers do not queue
-//! behind each other on every `get`. Writes take the exclusive lock. The
-//! shard count follows the core count but never makes a shard smaller than
-//! 64 entries, so a small cache is one cache, not many tiny ones. The only
+//! shard. Reads take the shared lock and tell the policy about the hit
+//! without writing anything other readers share (W-TinyLFU counts it in the
+//! entry's own meta byte and applies it later; LRU, SLRU and LFU replay a
+//! small lossy ring in order), so readers do not queue behind each other on
+//! every `get`. Writes take the exclusive lock. The shard count follows the
+//! core count (32 per core) but never makes a shard smaller than 512
+//! entries, so a small cache is one cache, not many tiny ones. The only
 //! user code that runs under a shard lock is key equality (`Eq`, during a
 //! lookup, before anything changes), the `Clone` of a value being read
 //! (under the shared lock) and `retain`'s predicate: hashing,
