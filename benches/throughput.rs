@@ -381,7 +381,7 @@ fn throughput(c: &mut Criterion) {
 // The same-process ratio table.
 
 /// Rounds of the fixed-op loop; each contender's best round is reported.
-const RATIO_ROUNDS: usize = 3;
+const RATIO_ROUNDS: usize = 5;
 /// Operations per thread in one fixed-op round (2,097,152).
 const RATIO_OPS: usize = 1 << 21;
 

@@ -627,7 +627,23 @@ impl EvictionPolicy for WTinyLfu {
         }
     }
 
+    /// An update counts as an access. Where hits are noted in place it is
+    /// noted like one (applied when the entry next matters, see "Hits"), so
+    /// an update costs the list surgery only when its weight changed the
+    /// shares; a small cache applies it at once.
     fn on_update(&mut self, idx: Idx, hash: u64, weight: u32, hash_of: HashOf<'_>) {
+        if !self.exact {
+            let segment = self.segment(idx);
+            if weight != self.nodes.weight(idx) {
+                let mut nodes = std::mem::take(&mut self.nodes);
+                self.list_mut(segment).set_weight(&mut nodes, idx, weight);
+                self.nodes = nodes;
+            }
+            self.note_hit(idx);
+            self.size_sketch();
+            self.rebalance(hash_of);
+            return;
+        }
         self.flush(idx, hash_of);
         self.sketch.increment(hash);
         let meta = self.meta(idx);
