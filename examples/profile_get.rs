@@ -23,66 +23,26 @@ use std::time::{Duration, Instant};
 use larder::Policy;
 
 /// Number of distinct keys (1,048,576).
-const KEY_SPACE: usize = 1 << 20;
+const KEY_SPACE: usize = 1 << KEY_BITS;
 /// Keys in each thread's precomputed stream (a power of two).
 const STREAM_LEN: usize = 1 << 20;
 /// Operations between two looks at the stop flag.
 const CHUNK: usize = 4096;
 
-/// SplitMix64 (Steele, Lea and Flood, 2014), for drawing keys.
-struct SplitMix64(u64);
+#[path = "../benches/support/workload.rs"]
+mod workload;
+use workload::{key_of, Contender, SplitMix64, Zipf};
 
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
+/// log2 of the key space.
+const KEY_BITS: u32 = 20;
 
-/// A Zipf(1.0) stream over the key space, the same distribution and key
-/// scattering as the throughput bench.
-fn zipf_stream(seed: u64) -> Vec<u64> {
-    let mut cdf = Vec::with_capacity(KEY_SPACE);
-    let mut sum = 0.0;
-    for rank in 1..=KEY_SPACE {
-        sum += 1.0 / rank as f64;
-        cdf.push(sum);
-    }
+/// A Zipf(1.0) stream over the key space, drawn and scattered as the
+/// throughput bench draws its keys.
+fn zipf_stream(zipf: &Zipf, seed: u64) -> Vec<u64> {
     let mut rng = SplitMix64(seed);
     (0..STREAM_LEN)
-        .map(|_| {
-            let u = (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64) * sum;
-            let rank = cdf.partition_point(|&c| c <= u).min(KEY_SPACE - 1);
-            (rank as u64).wrapping_mul(0x9E37_79B1) & (KEY_SPACE as u64 - 1)
-        })
+        .map(|_| key_of(zipf.sample(&mut rng), KEY_BITS))
         .collect()
-}
-
-/// `get` and `insert` over `u64 -> u64`.
-trait Contender: Sync {
-    fn get(&self, key: u64) -> Option<u64>;
-    fn insert(&self, key: u64, value: u64);
-}
-
-impl Contender for larder::Cache<u64, u64> {
-    fn get(&self, key: u64) -> Option<u64> {
-        larder::Cache::get(self, &key)
-    }
-    fn insert(&self, key: u64, value: u64) {
-        larder::Cache::insert(self, key, value)
-    }
-}
-
-impl Contender for quick_cache::sync::Cache<u64, u64> {
-    fn get(&self, key: u64) -> Option<u64> {
-        quick_cache::sync::Cache::get(self, &key)
-    }
-    fn insert(&self, key: u64, value: u64) {
-        quick_cache::sync::Cache::insert(self, key, value)
-    }
 }
 
 /// Fills or warms `cache`, then runs the workload on `threads` threads for
@@ -97,8 +57,8 @@ fn run<C: Contender>(cache: &C, evict: bool, threads: usize, secs: u64, streams:
     } else {
         // Coldest rank first, as the bench does, so that a shard that
         // overflows drops cold keys.
-        for rank in (0..KEY_SPACE as u64).rev() {
-            let k = rank.wrapping_mul(0x9E37_79B1) & (KEY_SPACE as u64 - 1);
+        for rank in (0..KEY_SPACE).rev() {
+            let k = key_of(rank, KEY_BITS);
             cache.insert(k, k);
         }
     }
@@ -160,8 +120,9 @@ fn main() {
     } else {
         KEY_SPACE as u64
     };
+    let zipf = Zipf::new(KEY_SPACE, 1.0);
     let streams: Vec<Vec<u64>> = (0..threads)
-        .map(|t| zipf_stream(0x1A2D_E200 + t as u64))
+        .map(|t| zipf_stream(&zipf, 0x1A2D_E200 + t as u64))
         .collect();
     let started = Instant::now();
     if contender == "quick_cache" {

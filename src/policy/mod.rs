@@ -263,15 +263,10 @@ impl EvictionPolicy for AnyPolicy {
     }
     #[inline]
     fn wants_hits(&self) -> bool {
-        match self {
-            AnyPolicy::WTinyLfu(p) => EvictionPolicy::wants_hits(p),
-            _ => false,
-        }
+        dispatch!(self, p => p.wants_hits())
     }
     fn observe_hits(&mut self, total: u64) {
-        if let AnyPolicy::WTinyLfu(p) = self {
-            p.observe_hits(total);
-        }
+        dispatch!(self, p => p.observe_hits(total))
     }
     #[inline]
     fn evict(&mut self, hash_of: HashOf<'_>) -> Option<Idx> {

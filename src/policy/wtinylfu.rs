@@ -496,28 +496,6 @@ impl WTinyLfu {
         }
     }
 
-    /// True when the climber wants the shard's hit count (see
-    /// [`observe_hits`](EvictionPolicy::observe_hits)): before every miss
-    /// while it samples. (Summing the striped counter once every 8 misses
-    /// instead was no faster on the eviction-heavy bench, 11.2 against 11.1
-    /// Mops/s, and moved the climber's periods enough to cost 0.2 points of
-    /// efficiency.)
-    #[inline]
-    fn wants_hits(&self) -> bool {
-        self.climber.active
-    }
-
-    /// Takes the shard's hit count (a running total) into the current
-    /// sample period; the first look after sampling starts only sets the
-    /// baseline.
-    fn take_hits(&mut self, total: u64) {
-        let c = &mut self.climber;
-        if let Some(seen) = c.seen {
-            c.hits += total.wrapping_sub(seen);
-        }
-        c.seen = Some(total);
-    }
-
     /// Counts a miss for the climber; at the end of a sample period moves
     /// the window target (the segments follow at the next
     /// [`rebalance`](Self::rebalance)).
@@ -621,39 +599,26 @@ impl EvictionPolicy for WTinyLfu {
             // Nothing else has hits pending, so `flush` and `rebalance` ask
             // for no other hash than this entry's.
             let hash_of = |_| hash;
-            self.candidate = NIL;
             self.flush(idx, &hash_of);
             self.rebalance(&hash_of);
         }
     }
 
-    /// An update counts as an access. Where hits are noted in place it is
-    /// noted like one (applied when the entry next matters, see "Hits"), so
-    /// an update costs the list surgery only when its weight changed the
-    /// shares; a small cache applies it at once.
-    fn on_update(&mut self, idx: Idx, hash: u64, weight: u32, hash_of: HashOf<'_>) {
-        if !self.exact {
+    /// An update counts as an access, noted like a read hit: applied when
+    /// the entry next matters (see "Hits"), or at once in a small cache, so
+    /// where hits are noted in place an update costs list surgery only when
+    /// its weight changed the shares.
+    fn on_update(&mut self, idx: Idx, _hash: u64, weight: u32, hash_of: HashOf<'_>) {
+        if weight != self.nodes.weight(idx) {
             let segment = self.segment(idx);
-            if weight != self.nodes.weight(idx) {
-                let mut nodes = std::mem::take(&mut self.nodes);
-                self.list_mut(segment).set_weight(&mut nodes, idx, weight);
-                self.nodes = nodes;
-            }
-            self.note_hit(idx);
-            self.size_sketch();
-            self.rebalance(hash_of);
-            return;
+            let mut nodes = std::mem::take(&mut self.nodes);
+            self.list_mut(segment).set_weight(&mut nodes, idx, weight);
+            self.nodes = nodes;
         }
-        self.flush(idx, hash_of);
-        self.sketch.increment(hash);
-        let meta = self.meta(idx);
-        let epoch = self.epoch_bits();
-        self.set_meta(idx, (meta & !EPOCH) | epoch);
-        let segment = meta & SEGMENT;
-        let mut nodes = std::mem::take(&mut self.nodes);
-        self.list_mut(segment).set_weight(&mut nodes, idx, weight);
-        self.nodes = nodes;
-        self.touch(idx);
+        self.note_hit(idx);
+        if self.exact {
+            self.flush(idx, hash_of);
+        }
         self.size_sketch();
         self.rebalance(hash_of);
     }
@@ -663,12 +628,25 @@ impl EvictionPolicy for WTinyLfu {
         self.detach(idx);
     }
 
+    /// True while the climber samples: it wants the shard's hit count
+    /// before every miss. (Summing the striped counter once every 8 misses
+    /// instead was no faster on the eviction-heavy bench, 11.2 against 11.1
+    /// Mops/s, and moved the climber's periods enough to cost 0.2 points of
+    /// efficiency.)
+    #[inline]
     fn wants_hits(&self) -> bool {
-        WTinyLfu::wants_hits(self)
+        self.climber.active
     }
 
+    /// Takes the shard's hit count (a running total) into the current
+    /// sample period; the first look after sampling starts only sets the
+    /// baseline.
     fn observe_hits(&mut self, total: u64) {
-        self.take_hits(total);
+        let c = &mut self.climber;
+        if let Some(seen) = c.seen {
+            c.hits += total.wrapping_sub(seen);
+        }
+        c.seen = Some(total);
     }
 
     fn evict(&mut self, hash_of: HashOf<'_>) -> Option<Idx> {
