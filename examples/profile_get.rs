@@ -1,5 +1,6 @@
 //! A small, steady load for a profiler: the `read100` or `evict_heavy`
-//! workload of `benches/throughput.rs` on one contender, for a fixed time.
+//! workload of `benches/throughput.rs`, or the `mixed90_10` one of
+//! `benches/expiry.rs`, on one contender, for a fixed time.
 //!
 //! ```text
 //! cargo build --profile bench --example profile_get
@@ -7,12 +8,13 @@
 //! perf report --no-children
 //! ```
 //!
-//! Arguments (all optional, in order): workload `read` | `evict`
-//! (default `read`), threads (default 2), seconds (default 5), contender
+//! Arguments (all optional, in order): workload `read` | `evict` | `mixed`
+//! (default `read`; `mixed` updates every tenth key instead of reading it), threads (default 2), seconds (default 5), contender
 //! `larder-<Policy>` | `quick_cache` (default `larder-WTinyLfu`).
 //! It prints the throughput it reached and the miss ratio. Environment:
 //! `SHARDS=n` sets larder's shard count; `TTL=1` gives larder caches a
-//! one-hour time to live on the default clock.
+//! one-hour time to live on the default clock, `TTL=ticking` the same on a
+//! `TickingClock`.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,7 +49,9 @@ fn zipf_stream(zipf: &Zipf, seed: u64) -> Vec<u64> {
 
 /// Fills or warms `cache`, then runs the workload on `threads` threads for
 /// `secs` seconds; prints Mops/s and the miss ratio.
-fn run<C: Contender>(cache: &C, evict: bool, threads: usize, secs: u64, streams: &[Vec<u64>]) {
+fn run<C: Contender>(cache: &C, work: Work, threads: usize, secs: u64, streams: &[Vec<u64>]) {
+    let evict = work == Work::Evict;
+    let mixed = work == Work::Mixed;
     if evict {
         for &k in &streams[0] {
             if cache.get(k).is_none() {
@@ -76,7 +80,9 @@ fn run<C: Contender>(cache: &C, evict: bool, threads: usize, secs: u64, streams:
                         for _ in 0..CHUNK {
                             let k = keys[pos & (STREAM_LEN - 1)];
                             pos += 1;
-                            if black_box(cache.get(k)).is_none() {
+                            if mixed && pos % 10 == 9 {
+                                cache.insert(k, k);
+                            } else if black_box(cache.get(k)).is_none() {
                                 misses += 1;
                                 if evict {
                                     cache.insert(k, k);
@@ -104,18 +110,27 @@ fn run<C: Contender>(cache: &C, evict: bool, threads: usize, secs: u64, streams:
     );
 }
 
+/// The workload to run.
+#[derive(Clone, Copy, PartialEq)]
+enum Work {
+    Read,
+    Evict,
+    Mixed,
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize, default: &str| args.get(i).cloned().unwrap_or_else(|| default.into());
-    let evict = match arg(0, "read").as_str() {
-        "read" => false,
-        "evict" => true,
-        other => panic!("workload must be read or evict, not {other:?}"),
+    let work = match arg(0, "read").as_str() {
+        "read" => Work::Read,
+        "evict" => Work::Evict,
+        "mixed" => Work::Mixed,
+        other => panic!("workload must be read, evict or mixed, not {other:?}"),
     };
     let threads: usize = arg(1, "2").parse().expect("threads");
     let secs: u64 = arg(2, "5").parse().expect("seconds");
     let contender = arg(3, "larder-WTinyLfu");
-    let capacity = if evict {
+    let capacity = if work == Work::Evict {
         KEY_SPACE as u64 / 10
     } else {
         KEY_SPACE as u64
@@ -127,7 +142,7 @@ fn main() {
     let started = Instant::now();
     if contender == "quick_cache" {
         let cache = quick_cache::sync::Cache::<u64, u64>::new(capacity as usize);
-        run(&cache, evict, threads, secs, &streams);
+        run(&cache, work, threads, secs, &streams);
     } else {
         let name = contender.strip_prefix("larder-").unwrap_or(&contender);
         let policy: Policy = name.parse().expect("policy");
@@ -137,11 +152,17 @@ fn main() {
         if let Some(n) = std::env::var("SHARDS").ok().and_then(|s| s.parse().ok()) {
             builder = builder.shards(n);
         }
-        if std::env::var_os("TTL").is_some() {
-            builder = builder.time_to_live(Duration::from_secs(3600));
+        match std::env::var("TTL").as_deref() {
+            Ok("ticking") => {
+                builder = builder
+                    .time_to_live(Duration::from_secs(3600))
+                    .clock(larder::TickingClock::new());
+            }
+            Ok(_) => builder = builder.time_to_live(Duration::from_secs(3600)),
+            Err(_) => {}
         }
         let cache = builder.build();
-        run(&cache, evict, threads, secs, &streams);
+        run(&cache, work, threads, secs, &streams);
     }
     eprintln!("total {:.1} s", started.elapsed().as_secs_f64());
 }

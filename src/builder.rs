@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::cache::{Cache, ExpireAfter, Listener, Weigher};
 use crate::load::refresh::RefreshSettings;
 use crate::policy::{Policy, RemovalCause};
+use crate::time::clock::CacheClock;
 use crate::time::{Clock, Jitter};
 
 /// Most shards a cache will use (a power of two).
@@ -58,7 +59,7 @@ pub struct CacheBuilder<K, V, S = ahash::RandomState> {
     pub(crate) tti: Option<Duration>,
     pub(crate) jitter: Jitter,
     pub(crate) expire_after: Option<ExpireAfter<K, V>>,
-    pub(crate) clock: Option<Box<dyn Clock>>,
+    pub(crate) clock: Option<CacheClock>,
     pub(crate) negative_ttl: Option<Duration>,
     /// Refresh-ahead settings (methods in `crate::load::refresh`).
     pub(crate) refresh: RefreshSettings,
@@ -243,10 +244,13 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
-    /// The clock expiry reads (default: a monotonic clock). Pass a
-    /// [`ManualClock`](crate::ManualClock) to control time in tests.
+    /// The clock expiry reads (default: the kernel's coarse monotonic
+    /// clock, read on every operation that needs the time). Pass a
+    /// [`ManualClock`](crate::ManualClock) to control time in tests, or a
+    /// [`TickingClock`](crate::TickingClock) to make each reading a single
+    /// load in a cache with expiry that is read very often.
     pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Some(Box::new(clock));
+        self.clock = Some(CacheClock::from_user(clock));
         self
     }
 

@@ -13,9 +13,8 @@ use crate::policy::{Policy, RemovalCause};
 use crate::shard::{Core, Lookup, Removed, Shard, TimeSettings, WriteTime};
 use crate::stats::Stats;
 use crate::sync::{Arc, AtomicBool, Ordering};
-use crate::time::clock::MonotonicClock;
+use crate::time::clock::CacheClock;
 use crate::time::wheel::DEFAULT_BUDGET;
-use crate::time::Clock;
 
 pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync>;
 pub(crate) type Listener<K, V> = Box<dyn Fn(&K, &V, RemovalCause) + Send + Sync>;
@@ -59,23 +58,6 @@ pub(crate) struct Inner<K, V, S> {
     /// build time when expiry is configured, or by the first
     /// `insert_with_ttl`.
     uses_time: AtomicBool,
-}
-
-/// The cache's clock: the default one is called directly (no virtual call
-/// on the read path), a user's through its trait object.
-enum CacheClock {
-    Default(MonotonicClock),
-    Custom(Box<dyn Clock>),
-}
-
-impl CacheClock {
-    #[inline]
-    fn now(&self) -> u64 {
-        match self {
-            CacheClock::Default(clock) => clock.now_nanos(),
-            CacheClock::Custom(clock) => clock.now_nanos(),
-        }
-    }
 }
 
 impl<K, V, S> Clone for Cache<K, V, S> {
@@ -163,10 +145,7 @@ where
                 listener: builder.listener,
                 capacity,
                 policy: builder.policy,
-                clock: match builder.clock {
-                    Some(custom) => CacheClock::Custom(custom),
-                    None => CacheClock::Default(MonotonicClock::new()),
-                },
+                clock: builder.clock.unwrap_or_default(),
                 ttl: builder.ttl,
                 expire_after: builder.expire_after,
                 negative_ttl: builder.negative_ttl,

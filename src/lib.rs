@@ -114,7 +114,7 @@ pub use load::LoadingCache;
 pub use policy::{Policy, RemovalCause};
 pub use stats::Stats;
 
-pub use time::{Clock, Jitter, ManualClock, PreciseClock};
+pub use time::{Clock, Jitter, ManualClock, PreciseClock, TickingClock};
 pub use write::{
     FlushError, Full, Op, Store, StoreError, WriteBehind, WriteBehindBuilder, WriteBehindStats,
     WriteThrough,

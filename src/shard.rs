@@ -312,6 +312,41 @@ struct Timers {
     /// (written under the write lock, claimed by readers with a CAS under
     /// the read lock; see `crate::load::refresh`).
     refresh_at: Vec<AtomicU64>,
+    /// Whether every deadline set in this shard so far was its write time
+    /// plus one same span (see [`Spans`]).
+    spans: Spans,
+}
+
+/// Tracks whether all the deadlines a shard has set are `write time + D`
+/// for one constant `D` (a fixed time to live, without jitter, per-entry
+/// durations or time to idle: the common case). While they are, and since
+/// the shard's time never goes backwards, a rewrite's deadline is never
+/// earlier than the one it replaces, so `schedule` need not read the old
+/// one (a cache miss on the wheel node) to know that it may leave the
+/// node in its bucket.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Spans {
+    /// No deadline set yet.
+    None,
+    /// Every deadline so far was its write time plus this.
+    One(u64),
+    /// Not so (sticky).
+    Many,
+}
+
+impl Spans {
+    /// Records a deadline set `span` after its write time (`None`: not of
+    /// that form). Returns true if all deadlines so far, this one
+    /// included, share one span.
+    #[inline]
+    fn note(&mut self, span: Option<u64>) -> bool {
+        *self = match (*self, span) {
+            (Spans::None, Some(d)) => Spans::One(d),
+            (Spans::One(d), Some(e)) if d == e => return true,
+            _ => Spans::Many,
+        };
+        *self != Spans::Many
+    }
 }
 
 /// When an entry being written should expire.
@@ -359,6 +394,7 @@ impl<K, V> Core<K, V> {
                 hard: Vec::new(),
                 idle: Vec::new(),
                 refresh_at: Vec::new(),
+                spans: Spans::None,
             })
         })
     }
@@ -440,9 +476,25 @@ impl<K, V> Core<K, V> {
             }
             None => hard,
         };
+        // Time to idle moves wheel deadlines later behind the writes' back
+        // (see `Due`), so it never takes the shortcut.
+        let span = match tti {
+            None if deadline != NEVER => deadline.checked_sub(write.now),
+            _ => None,
+        };
+        let one_span = t.spans.note(span);
         if let Some(entry) = self.slots[idx as usize].as_mut() {
-            let old = t.wheel.deadline(idx, entry.expires_hi);
-            t.wheel.postpone(idx, old, deadline);
+            if one_span && entry.expires_hi != u32::MAX {
+                // A rewrite in a one-span shard (a high half below `MAX`
+                // means the entry has a finite deadline, so its node is in
+                // a bucket): the new deadline is no earlier than the old.
+                debug_assert!(t.wheel.is_scheduled(idx));
+                debug_assert!(deadline >= t.wheel.deadline(idx, entry.expires_hi));
+                t.wheel.postpone_unchecked(idx, deadline);
+            } else {
+                let old = t.wheel.deadline(idx, entry.expires_hi);
+                t.wheel.postpone(idx, old, deadline);
+            }
             entry.expires_hi = split(deadline).0;
         }
     }
@@ -450,6 +502,13 @@ impl<K, V> Core<K, V> {
     /// Removes entries whose deadline has passed at `now`, touching at most
     /// `budget` wheel entries. Returns true if more work is left.
     pub(crate) fn expire(&mut self, now: u64, budget: usize, removed: &mut Removed<K, V>) -> bool {
+        let quiet = match self.timers.as_mut() {
+            Some(t) => t.wheel.is_quiet(now),
+            None => true,
+        };
+        if quiet {
+            return false;
+        }
         self.expire_with(removed, |wheel, fire| wheel.advance(now, budget, fire))
     }
 
@@ -607,13 +666,17 @@ impl<K, V> Core<K, V> {
                 let old_weight = self.weights.get(idx);
                 self.weights.set(idx, weight);
                 self.weight = self.weight - u64::from(old_weight) + u64::from(weight);
+                // Deadline first: its store to the wheel node (a cache line
+                // of its own) then misses while the policy's own misses do,
+                // rather than after them, before the lock's release waits
+                // for both.
+                self.schedule(idx, write);
                 self.policy.on_update(
                     idx,
                     table_hash(short_hash(hash)),
                     weight,
                     &hashes(&self.slots),
                 );
-                self.schedule(idx, write);
                 self.counters.updates += 1;
                 removed.push(key, old_value, RemovalCause::Replaced);
             }
@@ -645,12 +708,12 @@ impl<K, V> Core<K, V> {
                     });
                 self.weights.set(idx, weight);
                 self.weight += u64::from(weight);
+                self.schedule(idx, write); // first, as for an update
                 if self.policy.wants_hits() {
                     self.policy.observe_hits(self.lookups.hits());
                 }
                 self.policy
                     .on_insert(idx, table_hash(hash), weight, &hashes(&self.slots));
-                self.schedule(idx, write);
                 self.counters.inserts += 1;
             }
         }

@@ -868,3 +868,47 @@ fn a_crowded_tick_does_not_stall_maintenance() {
         .expect("maintenance did not finish in 30 s");
     assert_eq!(got, (5100, 100, 5000));
 }
+
+/// `TickingClock` on real time: an entry is served until its TTL has
+/// passed and is gone soon after, maintenance included. The ticker's time
+/// is an `Instant` reading from the past, so it never runs ahead of real
+/// time; the clock is fresh at the write (the first `TickingClock` of this
+/// process stores the time as it starts the thread), so the entry cannot
+/// leave more than a tick early either. Polls with generous limits: a
+/// shared machine may delay the ticker thread, which only makes entries
+/// live longer.
+#[test]
+fn ticking_clock_expires_on_real_time_never_early() {
+    use std::time::Instant;
+    let ttl = Duration::from_millis(40);
+    let cache: Cache<u64, u64> = Cache::builder()
+        .max_capacity(100)
+        .time_to_live(ttl)
+        .clock(larder::TickingClock::new())
+        .build();
+    let written = Instant::now();
+    cache.insert(1, 10);
+    loop {
+        // Judge the time before the read: if the read misses, at least
+        // `seen` had passed since the write when it began.
+        let seen = written.elapsed();
+        match cache.get(&1) {
+            Some(v) => assert_eq!(v, 10),
+            None => {
+                assert!(
+                    seen + Duration::from_millis(1) >= ttl,
+                    "gone after {seen:?}"
+                );
+                break;
+            }
+        }
+        assert!(
+            seen < Duration::from_secs(10),
+            "still served after {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    cache.run_pending_tasks();
+    assert_eq!(cache.len(), 0);
+    assert_eq!(cache.stats().expirations, 1);
+}

@@ -9,7 +9,10 @@
 //! `run_pending_tasks` the cache must hold exactly the live entries and have
 //! counted every expiry once (in the stats and through the listener).
 //!
-//! Variants: time to live; time to live + time to idle; time to idle only;
+//! Variants: time to live; time to live alone, with per-entry writes made
+//! plain writes (every deadline is write time + one TTL: the shard's
+//! shortcut that moves rewritten deadlines without reading them);
+//! time to live + time to idle; time to idle only;
 //! no cache-wide expiry (only `insert_with_ttl`); `expire_after`. A "bulk"
 //! step writes 1,500 keys with one TTL, more than one maintenance budget
 //! (1,024), so budgeted maintenance and crowded wheel buckets are covered.
@@ -40,6 +43,7 @@ const BULK: std::ops::Range<u64> = 1_000..2_500;
 #[derive(Clone, Copy, Debug)]
 enum Config {
     Ttl,
+    OneTtl,
     TtlTti,
     Tti,
     PerEntryOnly,
@@ -49,7 +53,7 @@ enum Config {
 impl Config {
     fn ttl(self) -> Option<Duration> {
         match self {
-            Config::Ttl | Config::ExpireAfter => Some(Duration::from_secs(2)),
+            Config::Ttl | Config::OneTtl | Config::ExpireAfter => Some(Duration::from_secs(2)),
             Config::TtlTti => Some(Duration::from_secs(3)),
             Config::Tti | Config::PerEntryOnly => None,
         }
@@ -234,6 +238,16 @@ fn check(config: Config, shards: usize, ops: &[Op]) -> Result<(), TestCaseError>
                 cache.insert(k, v);
                 m.insert(k, v, config.expire_after(v).or(config.ttl()));
             }
+            Op::InsertTtl(k, v, _) if matches!(config, Config::OneTtl) => {
+                cache.insert(k, v);
+                m.insert(k, v, config.ttl());
+            }
+            Op::Bulk(_) if matches!(config, Config::OneTtl) => {
+                for k in BULK {
+                    cache.insert(k, k);
+                    m.insert(k, k, config.ttl());
+                }
+            }
             Op::InsertTtl(k, v, t) => {
                 cache.insert_with_ttl(k, v, t);
                 m.insert(k, v, Some(t));
@@ -335,6 +349,11 @@ proptest! {
     #[test]
     fn ttl_matches_model(ops in program(), shards in prop_oneof![Just(1usize), Just(4)]) {
         check(Config::Ttl, shards, &ops)?;
+    }
+
+    #[test]
+    fn one_ttl_matches_model(ops in program(), shards in prop_oneof![Just(1usize), Just(4)]) {
+        check(Config::OneTtl, shards, &ops)?;
     }
 
     #[test]

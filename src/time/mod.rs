@@ -41,7 +41,7 @@ pub(crate) mod clock;
 pub(crate) mod expiry;
 pub(crate) mod wheel;
 
-pub use clock::{Clock, ManualClock, PreciseClock};
+pub use clock::{Clock, ManualClock, PreciseClock, TickingClock};
 pub use expiry::Jitter;
 
 /// The deadline that never comes: an entry with it does not expire.

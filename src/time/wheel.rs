@@ -294,6 +294,12 @@ pub(crate) struct TimerWheel {
     cut_current: [bool; RINGS],
     /// Linked entries.
     len: usize,
+    /// Before this time [`advance`](Self::advance) has nothing to do: set
+    /// when an advance finishes, to the start of the next level-0 tick
+    /// (no ring's tick changes before it); 0 whenever work may be waiting
+    /// (an entry placed in `DUE`, a visit cut short, a `clear`). Lets the
+    /// advance every write makes cost one compare.
+    quiet_until: u64,
 }
 
 impl TimerWheel {
@@ -319,6 +325,7 @@ impl TimerWheel {
             cursor: std::array::from_fn(|r| now >> SHIFT[r]),
             behind: [false; RINGS],
             cut_current: [false; RINGS],
+            quiet_until: 0,
             len: 0,
         }
     }
@@ -435,6 +442,15 @@ impl TimerWheel {
         }
     }
 
+    /// [`postpone`](Self::postpone) for a caller that knows `idx` is
+    /// scheduled and `deadline` is finite and no earlier than its current
+    /// one: a store of the new low half, with no read of the node.
+    #[inline]
+    pub(crate) fn postpone_unchecked(&mut self, idx: Idx, deadline: u64) {
+        debug_assert!(self.is_scheduled(idx) && deadline != NEVER);
+        self.nodes[idx as usize].lo = split(deadline).1;
+    }
+
     /// Takes `idx` out of the wheel (if it was in) and clears the low half of
     /// its deadline (the caller clears the high half). O(1).
     pub(crate) fn deschedule(&mut self, idx: Idx) {
@@ -461,6 +477,7 @@ impl TimerWheel {
         self.behind = [false; RINGS];
         self.cut_current = [false; RINGS];
         self.len = 0;
+        self.quiet_until = 0;
     }
 
     /// Moves the wheel's time to `now` (an earlier `now` is read as the
@@ -482,6 +499,12 @@ impl TimerWheel {
     /// not panic: if it does, the rest of the bucket in hand is lost to the
     /// wheel (those entries never fire and `validate` fails).
     pub(crate) fn advance(&mut self, now: u64, budget: usize, d: &mut impl Deadlines) -> Advance {
+        if self.is_quiet(now) {
+            return Advance {
+                touched: 0,
+                pending: false,
+            };
+        }
         let now = now.min(END_OF_TIME);
         if now > self.time {
             self.time = now;
@@ -493,10 +516,32 @@ impl TimerWheel {
             done = self.visit_ring(r, &mut left, d);
             r += 1;
         }
+        self.quiet_until = if done {
+            // Wraps to 0 (never quiet) in the last tick before the end of time.
+            ((self.time >> SHIFT[0]).wrapping_add(1)).wrapping_shl(SHIFT[0])
+        } else {
+            0
+        };
         Advance {
             touched: budget - left,
             pending: !done,
         }
+    }
+
+    /// True if [`advance`](Self::advance) at `now` would find nothing to do
+    /// (the last advance finished and `now` is in the same level-0 tick, and
+    /// nothing has been placed in `DUE` since); then moves the wheel's time
+    /// to `now` as `advance` would. One compare: every write calls it.
+    #[inline]
+    pub(crate) fn is_quiet(&mut self, now: u64) -> bool {
+        if now >= self.quiet_until {
+            return false;
+        }
+        if now > self.time {
+            self.time = now;
+        }
+        debug_assert!(!self.is_pending(), "quiet wheel with work pending");
+        true
     }
 
     /// Fires what is due in the bucket of the wheel's current level-0 tick,
@@ -520,6 +565,7 @@ impl TimerWheel {
         let bucket = OFFSET[0] + (tick as usize & (BUCKETS[0] - 1));
         let mut left = budget;
         let done = self.visit(bucket, &mut left, d);
+        self.quiet_until = 0; // conservative: the next advance looks again
         if !done {
             // The rest is in RESUME; the ring is behind on its current tick.
             self.cursor[0] = tick;
@@ -646,6 +692,9 @@ impl TimerWheel {
 
     #[inline]
     fn push_back(&mut self, bucket: usize, idx: Idx) {
+        if bucket == DUE {
+            self.quiet_until = 0;
+        }
         let s = sentinel(bucket);
         let tail = self.heads[bucket].prev;
         let node = &mut self.nodes[idx as usize];
@@ -1029,6 +1078,40 @@ mod tests {
         w.postpone(5, NEVER);
         assert!(!w.is_scheduled(5));
         assert_eq!(run(&mut w, YEAR), Vec::<Idx>::new());
+    }
+
+    #[test]
+    fn quiet_until_the_next_tick_unless_something_is_due() {
+        let mut w = TestWheel::new(0);
+        assert!(!w.is_quiet(1), "no advance has finished yet");
+        w.schedule(1, 5 * SEC);
+        assert_eq!(run(&mut w, 1), Vec::<Idx>::new());
+        assert!(w.is_quiet(TICK0 - 1));
+        assert!(!w.is_quiet(TICK0), "a new level-0 tick");
+        assert_eq!(run(&mut w, TICK0 + 1), Vec::<Idx>::new());
+        assert!(w.is_quiet(TICK0 + 2));
+        // A deadline already past goes to DUE: the next advance must run.
+        w.schedule(2, TICK0);
+        assert!(!w.is_quiet(TICK0 + 3));
+        assert_eq!(run(&mut w, TICK0 + 3), [2]);
+        assert!(w.is_quiet(TICK0 + 4));
+        // Explicit maintenance and `clear` make the next advance look again.
+        let mut fired = Vec::new();
+        assert!(!w.fire_current_tick(usize::MAX, |i| fired.push(i)).pending);
+        assert!(fired.is_empty());
+        assert!(!w.is_quiet(TICK0 + 5));
+        assert_eq!(run(&mut w, TICK0 + 5), Vec::<Idx>::new());
+        w.clear();
+        assert!(!w.is_quiet(TICK0 + 6));
+        // Within a tick the wheel stays quiet even past a deadline in that
+        // tick's bucket (already visited, as `advance` would leave it:
+        // readers see the entry as expired, `fire_current_tick` removes it);
+        // it fires once the tick turns.
+        w.schedule(3, 2 * TICK0 + 7);
+        assert_eq!(run(&mut w, 2 * TICK0 + 1), Vec::<Idx>::new());
+        assert!(w.is_quiet(2 * TICK0 + 8));
+        assert!(w.is_quiet(3 * TICK0 - 1));
+        assert_eq!(run(&mut w, 3 * TICK0), [3]);
     }
 
     #[test]
