@@ -4,7 +4,7 @@
 //! clock's origin, with [`NEVER`] (`u64::MAX`) meaning "does not expire".
 //!
 //! * [`clock`]: the [`Clock`] trait, the default monotonic clock,
-//!   [`ManualClock`] for tests, and the per-shard floor that keeps the
+//!   [`TickingClock`] (an atomic load per reading), [`ManualClock`] for tests, and the per-shard floor that keeps the
 //!   cache's time from going backwards.
 //! * [`expiry`]: a time-to-live plus [`Jitter`] -> a deadline, and the seeded
 //!   generator jitter draws from.
@@ -20,8 +20,10 @@
 //!   compute the deadline with [`expiry::deadline`] (TTL, jitter, the
 //!   per-entry duration) and the TTI deadline with `expiry::idle_deadline`,
 //!   keep the earliest, and `reschedule` it (or `postpone` it, when the new
-//!   deadline is later: the node stays where it is); `deschedule` on
-//!   removal.
+//!   deadline is later: the node stays where it is; in a shard where every
+//!   deadline is write time + one span, a rewrite is known to be later and
+//!   `postpone_unchecked` stores it without reading the node); `deschedule`
+//!   on removal.
 //! * Read path (read lock): `now = floor.clamp(clock.now_nanos())`; an
 //!   entry is expired iff its deadline is `<= now`. The deadline is split
 //!   (see [`wheel`]): the high 32 bits in the slab entry, the low 32 in the
@@ -31,7 +33,9 @@
 //!   when that comes, places the entry again for the idle one.
 //! * Maintenance (write lock): `wheel.advance(now, budget, &mut due)`
 //!   removes each fired entry with `RemovalCause::Expired`; when the result is
-//!   `pending`, more is left for the next maintenance.
+//!   `pending`, more is left for the next maintenance. Every write calls it;
+//!   until the wheel's level-0 tick (1.07 s) turns it is one compare
+//!   (`is_quiet`).
 
 // The shard integrates this layer separately; until it does, parts of the
 // crate-private API are only exercised by the unit tests here (which loom
