@@ -12,6 +12,7 @@
 //! (default `read`; `mixed` updates every tenth key instead of reading it), threads (default 2), seconds (default 5), contender
 //! `larder-<Policy>` | `quick_cache` (default `larder-WTinyLfu`).
 //! It prints the throughput it reached and the miss ratio. Environment:
+//! `KEY_BITS=n` sets the key space to 2^n keys (default 20);
 //! `SHARDS=n` sets larder's shard count; `TTL=1` gives larder caches a
 //! one-hour time to live on the default clock, `TTL=ticking` the same on a
 //! `TickingClock`.
@@ -24,8 +25,6 @@ use std::time::{Duration, Instant};
 
 use larder::Policy;
 
-/// Number of distinct keys (1,048,576).
-const KEY_SPACE: usize = 1 << KEY_BITS;
 /// Keys in each thread's precomputed stream (a power of two).
 const STREAM_LEN: usize = 1 << 20;
 /// Operations between two looks at the stop flag.
@@ -35,15 +34,21 @@ const CHUNK: usize = 4096;
 mod workload;
 use workload::{key_of, Contender, SplitMix64, Zipf};
 
-/// log2 of the key space.
-const KEY_BITS: u32 = 20;
+/// log2 of the key space: `KEY_BITS` from the environment, else 20
+/// (1,048,576 keys).
+fn key_bits() -> u32 {
+    std::env::var("KEY_BITS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20)
+}
 
 /// A Zipf(1.0) stream over the key space, drawn and scattered as the
 /// throughput bench draws its keys.
 fn zipf_stream(zipf: &Zipf, seed: u64) -> Vec<u64> {
     let mut rng = SplitMix64(seed);
     (0..STREAM_LEN)
-        .map(|_| key_of(zipf.sample(&mut rng), KEY_BITS))
+        .map(|_| key_of(zipf.sample(&mut rng), key_bits()))
         .collect()
 }
 
@@ -61,8 +66,8 @@ fn run<C: Contender>(cache: &C, work: Work, threads: usize, secs: u64, streams: 
     } else {
         // Coldest rank first, as the bench does, so that a shard that
         // overflows drops cold keys.
-        for rank in (0..KEY_SPACE).rev() {
-            let k = key_of(rank, KEY_BITS);
+        for rank in (0..1usize << key_bits()).rev() {
+            let k = key_of(rank, key_bits());
             cache.insert(k, k);
         }
     }
@@ -131,11 +136,11 @@ fn main() {
     let secs: u64 = arg(2, "5").parse().expect("seconds");
     let contender = arg(3, "larder-WTinyLfu");
     let capacity = if work == Work::Evict {
-        KEY_SPACE as u64 / 10
+        (1u64 << key_bits()) / 10
     } else {
-        KEY_SPACE as u64
+        1u64 << key_bits()
     };
-    let zipf = Zipf::new(KEY_SPACE, 1.0);
+    let zipf = Zipf::new(1 << key_bits(), 1.0);
     let streams: Vec<Vec<u64>> = (0..threads)
         .map(|t| zipf_stream(&zipf, 0x1A2D_E200 + t as u64))
         .collect();
