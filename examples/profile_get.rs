@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Arguments (all optional, in order): workload `read` | `evict` | `mixed`
-//! (default `read`; `mixed` updates every tenth key instead of reading it), threads (default 2), seconds (default 5), contender
+//! | `update` (default `read`; `mixed` updates every tenth key instead of
+//! reading it, `update` every key), threads (default 2), seconds (default 5), contender
 //! `larder-<Policy>` | `quick_cache` (default `larder-WTinyLfu`).
 //! It prints the throughput it reached and the miss ratio. Environment:
 //! `KEY_BITS=n` sets the key space to 2^n keys (default 20);
@@ -57,6 +58,7 @@ fn zipf_stream(zipf: &Zipf, seed: u64) -> Vec<u64> {
 fn run<C: Contender>(cache: &C, work: Work, threads: usize, secs: u64, streams: &[Vec<u64>]) {
     let evict = work == Work::Evict;
     let mixed = work == Work::Mixed;
+    let update = work == Work::Update;
     if evict {
         for &k in &streams[0] {
             if cache.get(k).is_none() {
@@ -85,7 +87,7 @@ fn run<C: Contender>(cache: &C, work: Work, threads: usize, secs: u64, streams: 
                         for _ in 0..CHUNK {
                             let k = keys[pos & (STREAM_LEN - 1)];
                             pos += 1;
-                            if mixed && pos % 10 == 9 {
+                            if update || (mixed && pos % 10 == 9) {
                                 cache.insert(k, k);
                             } else if black_box(cache.get(k)).is_none() {
                                 misses += 1;
@@ -121,6 +123,7 @@ enum Work {
     Read,
     Evict,
     Mixed,
+    Update,
 }
 
 fn main() {
@@ -130,7 +133,8 @@ fn main() {
         "read" => Work::Read,
         "evict" => Work::Evict,
         "mixed" => Work::Mixed,
-        other => panic!("workload must be read, evict or mixed, not {other:?}"),
+        "update" => Work::Update,
+        other => panic!("workload must be read, evict, mixed or update, not {other:?}"),
     };
     let threads: usize = arg(1, "2").parse().expect("threads");
     let secs: u64 = arg(2, "5").parse().expect("seconds");

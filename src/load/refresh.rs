@@ -146,6 +146,13 @@ pub(crate) struct RefreshTimes {
 }
 
 impl RefreshTimes {
+    /// True if entries get refresh points (then a write's deadline may be
+    /// moved by the stale window).
+    #[inline]
+    pub(crate) fn is_on(&self) -> bool {
+        self.on
+    }
+
     /// An entry at `idx` was written at `now` and its time to live ends at
     /// `ttl_deadline`: records its refresh point in `points` and returns
     /// the deadline at which it expires (later than `ttl_deadline` by the

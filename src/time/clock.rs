@@ -164,8 +164,10 @@ impl CacheClock {
         }
     }
 
-    /// The current time on this clock.
-    #[inline]
+    /// The current time on this clock. Always inlined: every operation on
+    /// a cache with expiry calls it, and the two shipped clocks are a few
+    /// instructions (left out of line, it was 1.5% of an update's time).
+    #[inline(always)]
     pub(crate) fn now(&self) -> u64 {
         match self {
             CacheClock::Default(clock) => clock.now_nanos(),

@@ -111,11 +111,17 @@ impl From<Duration> for Jitter {
 /// * A `ttl` of more than `u64::MAX` ns, such as [`Duration::MAX`], gives
 ///   [`NEVER`], and so does any deadline that overflows the timeline.
 /// * Uses `rng` only when the jitter is not [`Jitter::is_none`].
+#[inline]
 pub(crate) fn deadline(now: u64, ttl: Duration, jitter: Jitter, rng: &mut Rng) -> u64 {
     if ttl.is_zero() {
         return now;
     }
-    let Ok(ttl) = u64::try_from(ttl.as_nanos()) else {
+    // In u64 arithmetic (`as_nanos` is a u128 multiply on every write).
+    let Some(ttl) = ttl
+        .as_secs()
+        .checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(u64::from(ttl.subsec_nanos())))
+    else {
         return NEVER;
     };
     let live = if jitter.is_none() {
