@@ -998,11 +998,16 @@ impl<K, V> Core<K, V> {
 }
 
 /// A shard: the core under its lock, plus the lock-free read side.
+///
+/// `repr(C)` keeps the time floor beside the lock's word, in the cache line
+/// every operation on the shard has just touched: a reader of a cache with
+/// expiry loads it right after taking the lock.
+#[repr(C)]
 pub(crate) struct Shard<K, V> {
-    core: RwLock<Core<K, V>>,
-    reads: ReadBuffer,
     /// The shard's time never goes backwards (see `TimeFloor`).
     pub(crate) floor: TimeFloor,
+    core: RwLock<Core<K, V>>,
+    reads: ReadBuffer,
 }
 
 /// What a lookup found.
