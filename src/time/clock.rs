@@ -281,10 +281,10 @@ struct Ticker;
 /// clock asks the kernel (`CLOCK_MONOTONIC_COARSE` through the vDSO): about
 /// 8 ns in a tight loop, but about 18 ns in the middle of a large cache's
 /// random memory traffic on our machines, which made a TTL cache of a
-/// million entries up to 29% slower than the same cache without TTL
-/// (`cargo bench --bench expiry`). This clock's read is a load of one cache
-/// line that every reader shares and only the ticker writes, so it stays
-/// cached: the same cache was 0.84x-1.03x of no TTL on it.
+/// million entries up to 26% slower than the same cache without TTL
+/// (`cargo bench --bench expiry`, side-by-side table). This clock's read is
+/// a load of one cache line that every reader shares and only the ticker
+/// writes, so it stays cached: in the same runs a TTL cost 2-15% on it.
 ///
 /// # What it costs and guarantees
 ///
