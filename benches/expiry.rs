@@ -200,27 +200,14 @@ impl Built {
     fn new(kind: Kind, capacity: u64) -> Self {
         match kind {
             Kind::Larder => Built::Larder(larder::Cache::new(capacity)),
-            Kind::LarderTtl => Built::Larder(
-                larder::Cache::builder()
-                    .max_capacity(capacity)
-                    .time_to_live(TTL)
-                    .build(),
-            ),
-            Kind::LarderTtlTicking => Built::Larder(
-                larder::Cache::builder()
-                    .max_capacity(capacity)
-                    .time_to_live(TTL)
-                    .clock(larder::TickingClock::new())
-                    .build(),
-            ),
+            Kind::LarderTtl => Built::larder_ttl(capacity, None::<larder::PreciseClock>),
+            Kind::LarderTtlTicking => {
+                Built::larder_ttl(capacity, Some(larder::TickingClock::new()))
+            }
             Kind::LarderTtlManual => Built::Advancing(Advancing::new(capacity)),
-            Kind::LarderTtlPrecise => Built::Larder(
-                larder::Cache::builder()
-                    .max_capacity(capacity)
-                    .time_to_live(TTL)
-                    .clock(larder::PreciseClock::new())
-                    .build(),
-            ),
+            Kind::LarderTtlPrecise => {
+                Built::larder_ttl(capacity, Some(larder::PreciseClock::new()))
+            }
             Kind::MokaTtl => Built::Moka(
                 moka::sync::Cache::builder()
                     .max_capacity(capacity)
@@ -228,6 +215,19 @@ impl Built {
                     .build(),
             ),
         }
+    }
+
+    /// A larder cache giving every entry the one-hour TTL, on `clock`
+    /// (`None`: the default clock). Generic, not boxed, so the cache sees
+    /// the clock's own type, as a user's cache would.
+    fn larder_ttl<C: larder::Clock>(capacity: u64, clock: Option<C>) -> Self {
+        let builder = larder::Cache::builder()
+            .max_capacity(capacity)
+            .time_to_live(TTL);
+        Built::Larder(match clock {
+            Some(clock) => builder.clock(clock).build(),
+            None => builder.build(),
+        })
     }
 
     /// Runs `f` on the concrete contender (monomorphised per type).

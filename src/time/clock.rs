@@ -319,15 +319,14 @@ struct Ticker;
 /// use std::time::Duration;
 /// use larder::{Cache, TickingClock};
 ///
+/// // A hot cache with expiry: every `get` reads the clock.
 /// let cache: Cache<u32, u32> = Cache::builder()
 ///     .max_capacity(1_000)
-///     .time_to_live(Duration::from_millis(20))
+///     .time_to_live(Duration::from_secs(300))
 ///     .clock(TickingClock::new())
 ///     .build();
 /// cache.insert(1, 1);
 /// assert_eq!(cache.get(&1), Some(1));
-/// std::thread::sleep(Duration::from_millis(100));
-/// assert_eq!(cache.get(&1), None);
 /// ```
 #[derive(Clone, Debug)]
 pub struct TickingClock {
@@ -350,7 +349,7 @@ impl TickingClock {
     /// let b = TickingClock::new(); // the same thread and timeline
     /// let t = a.now_nanos();
     /// std::thread::sleep(Duration::from_millis(20));
-    /// assert!(b.now_nanos() >= t + 10_000_000);
+    /// assert!(b.now_nanos() >= t); // about 20 ms later, unless the ticker was kept waiting
     /// ```
     pub fn new() -> Self {
         // A poisoned lock only means another `new` panicked while holding
@@ -661,13 +660,24 @@ mod tests {
             }
             panic!("ticker threads: {} (want {n})", TICKER_THREADS.load(SeqCst));
         };
+        // Time moves by `by` on `clock` (polled: a busy machine may keep
+        // the ticker waiting, but not for 5 s).
+        let wait_advance = |clock: &TickingClock, by: u64| {
+            let from = clock.now_nanos();
+            for _ in 0..5_000 {
+                if clock.now_nanos() >= from + by {
+                    return clock.now_nanos();
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            panic!("the ticking clock did not move {by} ns from {from}");
+        };
         let a = TickingClock::new();
         let b = TickingClock::new();
         let c = b.clone();
         wait_threads(1);
         let t0 = a.now_nanos();
-        std::thread::sleep(Duration::from_millis(30));
-        let t1 = c.now_nanos();
+        let t1 = wait_advance(&c, 20_000_000);
         assert!(t1 >= t0 + 20_000_000, "{t0} -> {t1}");
         assert!(b.now_nanos() >= t1, "clones share one timeline");
         drop((a, b));
@@ -679,9 +689,7 @@ mod tests {
         let d = TickingClock::new();
         assert!(d.now_nanos() >= t1);
         wait_threads(1);
-        let t2 = d.now_nanos();
-        std::thread::sleep(Duration::from_millis(30));
-        assert!(d.now_nanos() >= t2 + 20_000_000);
+        let t2 = wait_advance(&d, 20_000_000);
         drop(d);
         wait_threads(0);
         // Without a thread (spawning failed), readings come from `Instant`.
