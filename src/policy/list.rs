@@ -32,51 +32,56 @@ const UNLINKED: Node = Node {
 ///   per entry and no weights (the shard keeps its own copy the same way;
 ///   the policy keeps its own copy so list surgery never reads the slab).
 /// * **tags**, one `u32` per entry whose meaning belongs to the policy
-///   (segment, frequency bucket), allocated by the first
+///   (segment, frequency bucket), allocated by the first non-zero
 ///   [`set_tag`](Nodes::set_tag): FIFO, LRU and W-TinyLFU never use it.
 #[derive(Debug, Default)]
 pub(crate) struct Nodes {
     links: Vec<Node>,
     weights: Weights,
-    tags: Vec<u32>,
+    tags: Sparse<0>,
 }
 
-/// Per-entry weights, indexed by [`Idx`], that cost nothing until some
-/// entry weighs other than 1 (then 4 bytes per index up to the highest one
-/// set). Used by the policies' [`Nodes`] and by the shard itself.
+/// A `u32` per [`Idx`] that reads `D` until set otherwise and costs no
+/// memory while every index holds `D` (then 4 bytes per index up to the
+/// highest one set to something else).
 #[derive(Debug, Default)]
-pub(crate) struct Weights {
-    w: Vec<u32>,
+pub(crate) struct Sparse<const D: u32> {
+    v: Vec<u32>,
 }
 
-impl Weights {
-    /// The weight of `idx` (1 unless set otherwise).
+/// Per-entry weights: 1 unless set otherwise, no memory until some entry
+/// weighs other than 1. Used by the policies' [`Nodes`] and by the shard
+/// itself.
+pub(crate) type Weights = Sparse<1>;
+
+impl<const D: u32> Sparse<D> {
+    /// The value of `idx` (`D` unless set otherwise).
     #[inline]
     pub(crate) fn get(&self, idx: Idx) -> u32 {
-        self.w.get(idx as usize).copied().unwrap_or(1)
+        self.v.get(idx as usize).copied().unwrap_or(D)
     }
 
-    /// Sets the weight of `idx`.
+    /// Sets the value of `idx`.
     #[inline]
-    pub(crate) fn set(&mut self, idx: Idx, weight: u32) {
+    pub(crate) fn set(&mut self, idx: Idx, value: u32) {
         let i = idx as usize;
-        if i >= self.w.len() {
-            if weight == 1 {
+        if i >= self.v.len() {
+            if value == D {
                 return;
             }
-            self.w.resize(i + 1, 1);
+            self.v.resize(i + 1, D);
         }
-        self.w[i] = weight;
+        self.v[i] = value;
     }
 
-    /// Forgets every weight and frees the memory.
+    /// Forgets every value and frees the memory.
     pub(crate) fn clear(&mut self) {
-        self.w = Vec::new();
+        self.v = Vec::new();
     }
 
     /// Heap bytes held.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.w.capacity() * std::mem::size_of::<u32>()
+        self.v.capacity() * std::mem::size_of::<u32>()
     }
 }
 
@@ -111,17 +116,13 @@ impl Nodes {
     /// The policy's tag of `idx` (0 if never set).
     #[inline]
     pub(crate) fn tag(&self, idx: Idx) -> u32 {
-        self.tags.get(idx as usize).copied().unwrap_or(0)
+        self.tags.get(idx)
     }
 
     /// Sets the policy's tag of `idx`.
     #[inline]
     pub(crate) fn set_tag(&mut self, idx: Idx, tag: u32) {
-        let i = idx as usize;
-        if i >= self.tags.len() {
-            self.tags.resize(self.links.len().max(i + 1), 0);
-        }
-        self.tags[i] = tag;
+        self.tags.set(idx, tag);
     }
 
     /// Drops every node (the lists using this arena must be cleared too).
@@ -133,7 +134,7 @@ impl Nodes {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.links.capacity() * std::mem::size_of::<Node>()
             + self.weights.heap_bytes()
-            + self.tags.capacity() * std::mem::size_of::<u32>()
+            + self.tags.heap_bytes()
     }
 }
 

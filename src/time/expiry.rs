@@ -116,12 +116,7 @@ pub(crate) fn deadline(now: u64, ttl: Duration, jitter: Jitter, rng: &mut Rng) -
     if ttl.is_zero() {
         return now;
     }
-    // In u64 arithmetic (`as_nanos` is a u128 multiply on every write).
-    let Some(ttl) = ttl
-        .as_secs()
-        .checked_mul(1_000_000_000)
-        .and_then(|n| n.checked_add(u64::from(ttl.subsec_nanos())))
-    else {
+    let Some(ttl) = ttl_nanos(ttl) else {
         return NEVER;
     };
     let live = if jitter.is_none() {
@@ -143,6 +138,15 @@ pub(crate) fn deadline(now: u64, ttl: Duration, jitter: Jitter, rng: &mut Rng) -
         }
     };
     now.saturating_add(live)
+}
+
+/// `ttl` in nanoseconds, or `None` if that does not fit a `u64`. In u64
+/// arithmetic: `Duration::as_nanos` is a u128 multiply, on every write.
+#[inline]
+pub(crate) fn ttl_nanos(ttl: Duration) -> Option<u64> {
+    ttl.as_secs()
+        .checked_mul(1_000_000_000)
+        .and_then(|n| n.checked_add(u64::from(ttl.subsec_nanos())))
 }
 
 /// The time-to-idle deadline of an entry read at `now`: `now + tti`, with the
