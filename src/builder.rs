@@ -41,7 +41,8 @@ const MIN_SHARD_CAPACITY: u64 = 512;
 /// let cache: Cache<String, Vec<u8>> = Cache::builder()
 ///     .max_capacity(1 << 20) // bytes, since a weigher is set
 ///     .policy(Policy::Slru)
-///     .weigher(|_key, value: &Vec<u8>| value.len() as u32)
+///     // Saturate rather than truncate: a value over 4 GiB weighs u32::MAX.
+///     .weigher(|_key, value: &Vec<u8>| u32::try_from(value.len()).unwrap_or(u32::MAX))
 ///     .build();
 /// cache.insert("a".to_string(), vec![0; 1000]);
 /// assert_eq!(cache.weighted_size(), 1000);
@@ -139,10 +140,13 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     }
 
     /// Weighs each entry; capacity then bounds the total weight. Called once
-    /// per insert, before any lock is taken. A weight of 0 is allowed (the
-    /// entry is free, but it is still evicted in policy order once other
-    /// entries need room). A weight above the shard's capacity means the
-    /// value is rejected.
+    /// per insert, before any lock is taken. A weight of 0 counts as 1: every
+    /// entry costs something, so a flood of empty values cannot grow the
+    /// cache without bound (larder has no pinned, weightless entries). A
+    /// weight above the shard's capacity means the value is rejected.
+    ///
+    /// A weigher that panics fails the `insert` (or the load) that called
+    /// it, before anything is stored; the cache is unchanged.
     pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u32 + Send + Sync + 'static) -> Self {
         self.weigher = Some(Box::new(weigher));
         self
@@ -236,9 +240,13 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// [`Cache::optionally_get_with`] returns `None` (negative caching).
     /// While remembered, `optionally_get_with` returns `None` without
     /// calling its loader, and `get` reports a miss. Any `insert` or
-    /// `remove` of the key forgets it. At most `capacity / shards` keys per
-    /// shard are remembered (oldest dropped first); they do not count toward
-    /// capacity.
+    /// `remove` of the key, `invalidate_all` and `retain` forget it.
+    ///
+    /// Marks do not count toward capacity; their number is bounded per
+    /// shard: by the shard's capacity when entries are counted, and by
+    /// `min(shard capacity, 1024)` once a [`weigher`](Self::weigher) makes
+    /// capacity a weight (a byte budget is no count of keys). When a shard's
+    /// marks are at the bound, expired marks go first, then the oldest.
     pub fn negative_ttl(mut self, ttl: Duration) -> Self {
         self.negative_ttl = Some(ttl);
         self

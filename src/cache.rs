@@ -16,6 +16,9 @@ use crate::sync::{Arc, AtomicBool, Ordering};
 use crate::time::clock::CacheClock;
 use crate::time::wheel::DEFAULT_BUDGET;
 
+/// Most negative marks per shard when a weigher is set.
+const NEGATIVE_MARKS_WEIGHED: u64 = 1024;
+
 pub(crate) type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u32 + Send + Sync>;
 pub(crate) type Listener<K, V> = Box<dyn Fn(&K, &V, RemovalCause) + Send + Sync>;
 pub(crate) type ExpireAfter<K, V> = Box<dyn Fn(&K, &V) -> Option<Duration> + Send + Sync>;
@@ -254,9 +257,13 @@ where
         }
     }
 
+    /// The key's hash as the cache uses it: the hasher's output, mixed so
+    /// that a weak hasher (an identity hash of integers, one that sets only
+    /// low or only high bits) still spreads keys over the shards (chosen
+    /// from high bits) and over each shard's table (the low 32 bits).
     #[inline]
     pub(crate) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
-        self.inner.hasher.hash_one(key)
+        mix(self.inner.hasher.hash_one(key))
     }
 
     #[inline]
@@ -380,6 +387,17 @@ where
         self.inner.negative_ttl
     }
 
+    /// Most negative marks a shard of `capacity` keeps: a count of entries,
+    /// or at most [`NEGATIVE_MARKS_WEIGHED`] once a weigher makes capacity
+    /// a weight (see `CacheBuilder::negative_ttl`).
+    pub(crate) fn negative_limit(&self, capacity: u64) -> usize {
+        let limit = match self.inner.weigher {
+            Some(_) => capacity.min(NEGATIVE_MARKS_WEIGHED),
+            None => capacity,
+        };
+        usize::try_from(limit).unwrap_or(usize::MAX)
+    }
+
     /// Like [`insert`](Self::insert), with this entry's own time to live
     /// (overriding the cache-wide one and `expire_after`; jitter still
     /// applies). Works on any cache, with or without expiry configured.
@@ -491,9 +509,11 @@ where
         out.into_iter()
     }
 
+    /// The entry's weight: the weigher's, raised to at least 1 (see
+    /// [`CacheBuilder::weigher`]).
     pub(crate) fn weigh(&self, key: &K, value: &V) -> u32 {
         match &self.inner.weigher {
-            Some(weigher) => weigher(key, value),
+            Some(weigher) => weigher(key, value).max(1),
             None => 1,
         }
     }
@@ -589,6 +609,17 @@ impl<K, V, S> Cache<K, V, S> {
             .sum()
     }
 
+    /// Negative marks stored (expired ones included until they are met).
+    /// For tests.
+    #[doc(hidden)]
+    pub fn negative_mark_count(&self) -> usize {
+        self.inner
+            .shards
+            .iter()
+            .map(|s| s.read().negatives.len())
+            .sum()
+    }
+
     /// Recomputes every internal count, weight and link and panics on a
     /// mismatch. For tests.
     #[doc(hidden)]
@@ -601,6 +632,15 @@ impl<K, V, S> Cache<K, V, S> {
         }
         assert_eq!(total, self.inner.capacity, "shard capacities do not add up");
     }
+}
+
+/// Folded multiply: the 128-bit product of the hash and an odd constant,
+/// its halves xored. Every input bit reaches the high bits (the shard) and
+/// the low half (what a shard keeps), for about a nanosecond.
+#[inline]
+fn mix(hash: u64) -> u64 {
+    let wide = u128::from(hash) * 0x9E37_79B9_7F4A_7C15_u128;
+    (wide as u64) ^ ((wide >> 64) as u64)
 }
 
 fn random_seed() -> u64 {

@@ -886,6 +886,7 @@ impl<K, V> Core<K, V> {
         removed: &mut Removed<K, V>,
     ) {
         self.flights.invalidate_all();
+        self.negatives.clear();
         for idx in 0..self.slots.len() as Idx {
             let drop_it = match &self.slots[idx as usize] {
                 Some(e) => !keep(&e.key, &e.value),

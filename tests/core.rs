@@ -135,7 +135,7 @@ fn zero_capacity_stores_nothing() {
 }
 
 #[test]
-fn zero_weights_are_stored_and_bounded_by_the_policy() {
+fn zero_weights_count_as_one() {
     let cache: Cache<u32, u32> = Cache::builder()
         .max_capacity(10)
         .weigher(|_, v| *v)
@@ -145,10 +145,10 @@ fn zero_weights_are_stored_and_bounded_by_the_policy() {
     for i in 0..1_000 {
         cache.insert(i, 0);
     }
-    // Weightless entries never push the weight over capacity, so they stay.
-    assert_eq!(cache.len(), 1_000);
-    assert_eq!(cache.weighted_size(), 0);
-    // A heavy one evicts in LRU order until it fits: weight 0 entries go too.
+    // A weight of 0 counts as 1: the cache stays bounded.
+    assert_eq!(cache.len(), 10);
+    assert_eq!(cache.weighted_size(), 10);
+    // A heavy one evicts in LRU order until it fits.
     cache.insert(5_000, 10);
     assert_eq!(cache.weighted_size(), 10);
     assert_eq!(cache.get(&5_000), Some(10));

@@ -306,10 +306,10 @@ impl CacheModel {
     /// (only the Random model reads victims from it).
     fn insert(&mut self, key: u32, value: Value, actual: &[Event]) -> Vec<Event> {
         let mut events = Vec::new();
-        let weight = value.0;
+        let weight = value.0.max(1); // a weight of 0 counts as 1
         if self.capacity == 0 || u64::from(weight) > self.capacity {
             if let Some(old) = self.map.remove(&key) {
-                self.weight -= u64::from(old.0);
+                self.weight -= u64::from(old.0.max(1));
                 self.policy.remove(key);
                 self.stats.removals += 1;
                 events.push((key, old, RemovalCause::Replaced));
@@ -322,7 +322,7 @@ impl CacheModel {
         }
         match self.map.insert(key, value) {
             Some(old) => {
-                self.weight = self.weight - u64::from(old.0) + u64::from(weight);
+                self.weight = self.weight - u64::from(old.0.max(1)) + u64::from(weight);
                 self.policy.update(key, weight);
                 self.stats.updates += 1;
                 events.push((key, old, RemovalCause::Replaced));
@@ -340,9 +340,9 @@ impl CacheModel {
                 .map(|e| e.0);
             let victim = self.policy.evict(reported);
             let old = self.map.remove(&victim).expect("victim is stored");
-            self.weight -= u64::from(old.0);
+            self.weight -= u64::from(old.0.max(1));
             self.stats.evictions += 1;
-            self.stats.evicted_weight += u64::from(old.0);
+            self.stats.evicted_weight += u64::from(old.0.max(1));
             events.push((victim, old, RemovalCause::Evicted));
         }
         events
@@ -364,7 +364,7 @@ impl CacheModel {
     fn remove(&mut self, key: u32) -> (Option<Value>, Vec<Event>) {
         match self.map.remove(&key) {
             Some(old) => {
-                self.weight -= u64::from(old.0);
+                self.weight -= u64::from(old.0.max(1));
                 self.policy.remove(key);
                 self.stats.removals += 1;
                 (Some(old), vec![(key, old, RemovalCause::Explicit)])

@@ -75,7 +75,7 @@ fn run(capacity: u64, one_shard: bool, weighted: bool, seed: u64, ops: Vec<Op>) 
         .policy(Policy::WTinyLfu)
         .seed(seed)
         .eviction_listener(move |_k: &u32, v: &u32, cause| {
-            let w = if weighted { u64::from(*v) } else { 1 };
+            let w = if weighted { u64::from((*v).max(1)) } else { 1 };
             match cause {
                 RemovalCause::Evicted => {
                     listener_seen.evicted.fetch_add(1, Ordering::Relaxed);

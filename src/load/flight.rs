@@ -15,11 +15,13 @@
 //!    from the table and, if the flight is not **stale**, stores the value.
 //!    Then it publishes the outcome in the flight and wakes every waiter.
 //! 4. Any invalidation (`insert`, `remove`, `invalidate_all`, `retain`) that
-//!    meets a registered flight marks it stale, under the same lock. A stale
-//!    load still hands its value to the callers that waited for it, but it
-//!    never overwrites what the invalidation left: this closes the
+//!    meets a registered flight marks it stale and takes it out of the
+//!    table, under the same lock. A stale load still hands its value to the
+//!    callers that waited for it, but it never overwrites what the
+//!    invalidation left, and a caller that arrives after the invalidation
+//!    does not join it (it starts a fresh load): this closes the
 //!    cache-aside race (read old value, writer updates the store and
-//!    invalidates, reader stores the old value).
+//!    invalidates, reader stores or hands out the old value).
 //! 5. A loader that panics drops a guard that removes the flight and
 //!    publishes [`Outcome::Abandoned`]: waiters wake up and try again (one of
 //!    them becomes the next loader); the panic continues on the loader's own
@@ -171,21 +173,29 @@ impl<K, V> FlightTable<K, V> {
         }
     }
 
-    /// An invalidation of `key`: its flight, if any, must not store.
+    /// An invalidation of `key`: its flight, if any, must not store, and
+    /// it leaves the table, so that a caller arriving after the
+    /// invalidation starts a fresh load instead of joining one that may have
+    /// read the data from before it. The flight's own waiters still get its
+    /// value.
     #[inline]
     pub(crate) fn invalidate<Q>(&mut self, hash: u64, key: &Q)
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        if let Some(flight) = self.find(hash, key) {
-            flight.mark_stale();
+        if self.table.is_empty() {
+            return;
+        }
+        if let Ok(entry) = self.table.find_entry(hash, |f| f.key.borrow() == key) {
+            entry.get().mark_stale();
+            entry.remove();
         }
     }
 
     /// An invalidation of every key (`invalidate_all`, `retain`).
     pub(crate) fn invalidate_all(&mut self) {
-        for flight in self.table.iter() {
+        for flight in self.table.drain() {
             flight.mark_stale();
         }
     }
@@ -262,12 +272,18 @@ mod tests {
         assert!(Arc::ptr_eq(table.find(10, &2).unwrap(), &b));
         table.invalidate(10, &1);
         assert!(a.is_stale() && !b.is_stale());
+        assert!(
+            table.find(10, &1).is_none(),
+            "a stale flight leaves the table"
+        );
+        // A new flight for the key is not unregistered by the stale one.
+        let a2 = Flight::new(1, 10);
+        table.register(a2.clone());
         table.unregister(&a);
-        assert!(table.find(10, &1).is_none());
+        assert!(Arc::ptr_eq(table.find(10, &1).unwrap(), &a2));
         table.invalidate_all();
-        assert!(b.is_stale());
-        table.unregister(&b);
-        assert!(table.find(10, &2).is_none());
+        assert!(b.is_stale() && a2.is_stale());
+        assert!(table.find(10, &2).is_none() && table.find(10, &1).is_none());
     }
 
     #[test]

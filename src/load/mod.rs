@@ -227,6 +227,9 @@ where
             }
         }
         for (key, flight) in theirs {
+            if loading_on_this_thread(&flight) {
+                panic!("{RECURSIVE_LOAD}");
+            }
             match flight.wait() {
                 Outcome::Value(v) => {
                     found.insert(key, v);
@@ -380,7 +383,11 @@ where
         nanos: u64,
         kind: LoadKind,
     ) -> Outcome<V> {
-        let flight = guard.disarm();
+        // The guard stays armed until the outcome is published: user code
+        // runs on the way (the weigher, `expire_after`, the key's `Eq`, the
+        // value's `Clone`), and if any of it panics the guard gives the
+        // flight up, so waiters wake and nobody is left stuck on the key.
+        let flight = guard.flight().clone();
         let hash = flight.hash;
         let shard = self.shard(hash);
         let (weight, ttl) = match &outcome {
@@ -390,6 +397,10 @@ where
         let now = self.write_now(shard);
         let mut removed = Removed::new();
         {
+            let stored = match &outcome {
+                Outcome::Value(v) if !flight.is_stale() => Some(v.clone()),
+                _ => None,
+            };
             let mut core = shard.write();
             core.flights.unregister(&flight);
             core.counters.loads += 1;
@@ -400,25 +411,27 @@ where
                 core.counters.refreshes += 1;
                 core.counters.refresh_failures += u64::from(failed);
             }
+            // Stale is set under this lock, so it is checked again here.
             if !flight.is_stale() {
-                match &outcome {
-                    Outcome::Value(v) => {
+                match (&outcome, stored) {
+                    (Outcome::Value(_), Some(v)) => {
                         core.negatives.remove(hash, &key);
                         let write = WriteTime { now, ttl };
-                        core.insert(hash, key, v.clone(), weight, write, &mut removed);
+                        core.insert(hash, key, v, weight, write, &mut removed);
                     }
-                    Outcome::Absent => {
+                    (Outcome::Absent, _) => {
                         if let Some(neg) = self.negative_ttl() {
-                            let limit = usize::try_from(core.capacity()).unwrap_or(usize::MAX);
+                            let limit = self.negative_limit(core.capacity());
                             let deadline = idle_deadline(now, neg);
-                            core.negatives.insert(hash, key, deadline, now, limit);
+                            core.negatives.insert(hash, key, deadline, limit);
                         }
                     }
-                    Outcome::Failed(_) | Outcome::Abandoned => {}
+                    _ => {}
                 }
             }
         }
         flight.finish(outcome.clone());
+        drop(guard.disarm());
         self.notify(removed);
         outcome
     }

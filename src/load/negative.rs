@@ -14,10 +14,19 @@ use std::collections::VecDeque;
 use hashbrown::HashTable;
 
 /// The negative marks of one shard.
+///
+/// Every mark of a cache has the same time to live and a shard's time never
+/// goes backwards, so insertion order is also expiry order: dropping the
+/// oldest mark drops an expired one first, if there is any.
 pub(crate) struct NegativeTable<K> {
-    table: HashTable<(u64, K, u64)>,
-    /// Insertion order of the marks (hash, deadline), for bounded eviction.
+    /// `(hash, key, deadline, seq)`: `seq` numbers the marks in insertion
+    /// order and names a mark exactly.
+    table: HashTable<(u64, K, u64, u64)>,
+    /// `(hash, seq)` of the marks in insertion order; records of marks that
+    /// have gone since (met expired, removed, replaced) are skipped, and
+    /// swept out once they outnumber the marks.
     order: VecDeque<(u64, u64)>,
+    next_seq: u64,
 }
 
 impl<K> Default for NegativeTable<K> {
@@ -25,6 +34,7 @@ impl<K> Default for NegativeTable<K> {
         Self {
             table: HashTable::new(),
             order: VecDeque::new(),
+            next_seq: 0,
         }
     }
 }
@@ -40,7 +50,10 @@ impl<K> NegativeTable<K> {
         if self.table.is_empty() {
             return false;
         }
-        match self.table.find_entry(hash, |(_, k, _)| k.borrow() == key) {
+        match self
+            .table
+            .find_entry(hash, |(_, k, _, _)| k.borrow() == key)
+        {
             Ok(entry) if entry.get().2 > now => true,
             Ok(entry) => {
                 entry.remove();
@@ -50,8 +63,9 @@ impl<K> NegativeTable<K> {
         }
     }
 
-    /// Marks `key` as absent until `deadline`, keeping at most `limit` marks.
-    pub(crate) fn insert(&mut self, hash: u64, key: K, deadline: u64, now: u64, limit: usize)
+    /// Marks `key` as absent until `deadline`, keeping at most `limit`
+    /// marks (the oldest go first).
+    pub(crate) fn insert(&mut self, hash: u64, key: K, deadline: u64, limit: usize)
     where
         K: Eq,
     {
@@ -60,25 +74,25 @@ impl<K> NegativeTable<K> {
         }
         self.remove(hash, &key);
         while self.table.len() >= limit {
-            // Drop the oldest mark still present (entries in `order` may be
-            // gone already; they are skipped).
-            let Some((h, d)) = self.order.pop_front() else {
+            let Some((h, seq)) = self.order.pop_front() else {
+                debug_assert!(false, "every mark has an order record");
                 break;
             };
-            if let Ok(e) = self.table.find_entry(h, |(hh, _, dd)| *hh == h && *dd == d) {
+            if let Ok(e) = self.table.find_entry(h, |m| m.3 == seq) {
                 e.remove();
             }
         }
-        // Keep the order queue from growing without bound with dead records.
-        if self.order.len() > 2 * limit.max(16) {
+        if self.order.len() >= 2 * limit.max(16) {
+            // Sweep the records of marks that have gone.
             let table = &self.table;
-            self.order.retain(|&(h, d)| {
-                table.find(h, |(hh, _, dd)| *hh == h && *dd == d).is_some() && d > now
-            });
+            self.order
+                .retain(|&(h, seq)| table.find(h, |m| m.3 == seq).is_some());
         }
+        let seq = self.next_seq;
+        self.next_seq += 1;
         self.table
-            .insert_unique(hash, (hash, key, deadline), |(h, _, _)| *h);
-        self.order.push_back((hash, deadline));
+            .insert_unique(hash, (hash, key, deadline, seq), |m| m.0);
+        self.order.push_back((hash, seq));
     }
 
     /// Clears the mark of `key`, if any.
@@ -91,7 +105,10 @@ impl<K> NegativeTable<K> {
         if self.table.is_empty() {
             return;
         }
-        if let Ok(e) = self.table.find_entry(hash, |(_, k, _)| k.borrow() == key) {
+        if let Ok(e) = self
+            .table
+            .find_entry(hash, |(_, k, _, _)| k.borrow() == key)
+        {
             e.remove();
         }
     }
@@ -103,7 +120,6 @@ impl<K> NegativeTable<K> {
     }
 
     /// Number of marks (expired ones included until they are met).
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.table.len()
     }
@@ -116,12 +132,12 @@ mod tests {
     #[test]
     fn marks_expire_and_are_bounded() {
         let mut t: NegativeTable<u32> = NegativeTable::default();
-        t.insert(1, 1, 100, 0, 2);
+        t.insert(1, 1, 100, 2);
         assert!(t.contains(1, &1, 99));
         assert!(!t.contains(1, &1, 100));
         assert_eq!(t.len(), 0);
         for k in 0..10 {
-            t.insert(u64::from(k), k, 1_000, 0, 3);
+            t.insert(u64::from(k), k, 1_000, 3);
             assert!(t.len() <= 3);
         }
         // The newest three survive.
@@ -130,5 +146,32 @@ mod tests {
         assert!(!t.contains(9, &9, 0));
         t.clear();
         assert_eq!(t.len(), 0);
+    }
+
+    #[test]
+    fn expired_marks_do_not_crowd_out_live_ones() {
+        // Marks met expired leave the table; their order records must not
+        // make later evictions skip the oldest live mark or drop new ones.
+        let mut t: NegativeTable<u64> = NegativeTable::default();
+        let limit = 32;
+        let mut now = 0;
+        for round in 0..1_000u64 {
+            for k in 0..20 {
+                let key = round * 100 + k;
+                t.insert(key, key, now + 10, limit);
+            }
+            // Half of them are asked for after they expired.
+            now += 11;
+            for k in 0..10 {
+                let key = round * 100 + k;
+                assert!(!t.contains(key, &key, now));
+            }
+            // A live mark just inserted is always remembered.
+            let key = round * 100 + 99;
+            t.insert(key, key, now + 10, limit);
+            assert!(t.contains(key, &key, now), "round {round}");
+            assert!(t.len() <= limit);
+            assert!(t.order.len() <= 2 * limit.max(16) + 1);
+        }
     }
 }
