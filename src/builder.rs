@@ -6,9 +6,9 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use crate::cache::{Cache, ExpireAfter, Listener, Weigher};
-use crate::load::refresh::RefreshSettings;
 use crate::policy::{Policy, RemovalCause};
 use crate::time::clock::CacheClock;
+use crate::time::refresh::RefreshTimes;
 use crate::time::{Clock, Jitter};
 
 /// Most shards a cache will use (a power of two).
@@ -64,7 +64,41 @@ pub struct CacheBuilder<K, V, S = ahash::RandomState> {
     pub(crate) negative_ttl: Option<Duration>,
     /// Refresh-ahead settings (methods in `crate::load::refresh`).
     pub(crate) refresh: RefreshSettings,
+    /// Where an async loading cache's background refreshes run (method in
+    /// `crate::load::future`).
+    #[cfg(feature = "async")]
+    pub(crate) spawner: Option<Spawner>,
     _types: PhantomData<fn(K, V)>,
+}
+
+/// A user-supplied executor for background refreshes.
+pub(crate) type Executor = std::sync::Arc<dyn Fn(Box<dyn FnOnce() + Send>) + Send + Sync>;
+
+/// A user-supplied spawner for the background refreshes of an async
+/// loading cache.
+#[cfg(feature = "async")]
+pub(crate) type Spawner = std::sync::Arc<
+    dyn Fn(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>) + Send + Sync,
+>;
+
+/// Refresh settings collected by the builder.
+#[derive(Default)]
+pub(crate) struct RefreshSettings {
+    pub(crate) after: Option<Duration>,
+    pub(crate) stale: Option<Duration>,
+    pub(crate) executor: Option<Executor>,
+}
+
+impl RefreshSettings {
+    /// True if entries need refresh points.
+    pub(crate) fn is_on(&self) -> bool {
+        self.after.is_some() || self.stale.is_some()
+    }
+
+    /// The times a shard works with.
+    pub(crate) fn times(&self) -> RefreshTimes {
+        RefreshTimes::new(self.after, self.stale)
+    }
 }
 
 /// Capacity when [`CacheBuilder::max_capacity`] is not called.
@@ -94,6 +128,8 @@ impl<K, V> CacheBuilder<K, V> {
             clock: None,
             negative_ttl: None,
             refresh: RefreshSettings::default(),
+            #[cfg(feature = "async")]
+            spawner: None,
             _types: PhantomData,
         }
     }
@@ -279,6 +315,8 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             clock: self.clock,
             negative_ttl: self.negative_ttl,
             refresh: self.refresh,
+            #[cfg(feature = "async")]
+            spawner: self.spawner,
             _types: PhantomData,
         }
     }

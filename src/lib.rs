@@ -117,6 +117,8 @@ mod write;
 
 pub use builder::{CacheBuilder, DEFAULT_CAPACITY};
 pub use cache::Cache;
+#[cfg(feature = "async")]
+pub use load::AsyncLoadingCache;
 pub use load::LoadingCache;
 pub use policy::{Policy, RemovalCause};
 pub use stats::Stats;

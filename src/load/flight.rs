@@ -1,204 +1,371 @@
-//! Single-flight: one load per missing key, however many callers wait.
+//! The single-flight protocol: one load per missing key, however many
+//! threads and tasks ask for it.
 //!
-//! A load is a [`Flight`]: a placeholder that lives in its shard's
-//! [`FlightTable`] (under the shard's write lock) from the moment a caller
-//! decides to load a key until the load completes. The protocol:
+//! Every loading verb, blocking or async, foreground or refresh, goes
+//! through [`begin`], which decides under the key's shard lock what the
+//! caller is:
 //!
-//! 1. Under the shard's write lock a caller that misses looks for a flight
-//!    for the key. If there is one it takes a handle and, after releasing
-//!    the lock, **waits** on the flight's condition variable (parks; no
-//!    spinning). Otherwise it registers a new flight and becomes the
-//!    **loader**.
-//! 2. The loader runs the user's loader closure with no lock held, so loads
-//!    of different keys, even in one shard, run in parallel.
-//! 3. Completion: under the shard's write lock the loader removes its flight
-//!    from the table and, if the flight is not **stale**, stores the value.
-//!    Then it publishes the outcome in the flight and wakes every waiter.
-//! 4. Any invalidation (`insert`, `remove`, `invalidate_all`, `retain`) that
-//!    meets a registered flight marks it stale and takes it out of the
-//!    table, under the same lock. A stale load still hands its value to the
-//!    callers that waited for it, but it never overwrites what the
-//!    invalidation left, and a caller that arrives after the invalidation
-//!    does not join it (it starts a fresh load): this closes the
-//!    cache-aside race (read old value, writer updates the store and
-//!    invalidates, reader stores or hands out the old value).
-//! 5. A loader that panics drops a guard that removes the flight and
-//!    publishes [`Outcome::Abandoned`]: waiters wake up and try again (one of
-//!    them becomes the next loader); the panic continues on the loader's own
-//!    thread. Nothing is poisoned.
-//! 6. A loader that asks, on its own thread, for the key it is loading would
-//!    wait for itself forever. Each thread keeps the list of flights it is
-//!    loading; finding one of them as the flight to wait on is reported as a
-//!    panic with a clear message instead.
+//! * [`Begin::Hit`]: the key has a live value (or, [`Begin::Absent`], a
+//!   live negative mark).
+//! * [`Begin::Join`]: someone is loading it; the caller gets a [`Waiter`]
+//!   on that load's [`Flight`] and, after the lock is released, waits for
+//!   its outcome by parking its thread ([`Waiter::wait`]) or as a future
+//!   ([`Waiter::into_future`], feature `async`). Threads and tasks can
+//!   wait on one flight together.
+//! * [`Begin::Lead`]: nobody is; a new flight is registered and the caller
+//!   holds its [`Ticket`]. The ticket owns what it needs (a handle to the
+//!   cache and the flight), so it can move into a task or live across an
+//!   `.await`. It ends in exactly one of two ways:
+//!   - [`Ticket::complete`]: under the shard lock the flight is
+//!     unregistered and, unless an invalidation made it stale meanwhile,
+//!     the value is stored (or the negative mark set); then the outcome is
+//!     published to the waiters.
+//!   - dropped without completing (the loader panicked, the future running
+//!     it was dropped, a refresh task was discarded): the flight is
+//!     unregistered and [`Outcome::Abandoned`] published; every waiter
+//!     wakes and calls [`begin`] again, and the first to get there leads
+//!     the next load.
+//!
+//!   Completion runs user code (the weigher, `expire_after`, the key's
+//!   `Eq`, the value's `Clone`); the ticket stays armed until the outcome
+//!   is published, so a panic there abandons the flight instead of
+//!   stranding its waiters.
+//!
+//! Invalidations (`insert`, `remove`, `invalidate_all`, `retain`) meet a
+//! registered flight under the same shard lock (see `crate::shard`'s
+//! `flights` module): the flight is marked stale, so it will not store, and
+//! leaves the table, so that a caller arriving after the invalidation leads
+//! a fresh load instead of joining one that read the data from before it.
+//! The stale flight's own waiters still receive its value.
+//!
+//! # Recursion
+//!
+//! A loader that asks for the key it is loading would wait for itself.
+//! While a thread runs a loader closure, or polls a loader future, the
+//! flight is on that thread's list ([`LoadingMark`]); joining a flight on
+//! the list panics with [`RECURSIVE_LOAD`] instead. For futures this sees
+//! every request made while the loader future is being polled (including
+//! anything it `.await`s directly); it cannot see a request made by
+//! *another* task that the loader waits for (for example through a spawned
+//! task's join handle): that one waits for the loader, which waits for it.
 
-use std::any::Any;
-use std::borrow::Borrow;
 use std::cell::RefCell;
-use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc as StdArc;
+use std::time::Instant;
 
-use hashbrown::HashTable;
+use crate::cache::Cache;
+use crate::shard::{AnyError, Flight, Outcome, Removed, WriteTime};
+use crate::sync::Arc;
+use crate::time::expiry::idle_deadline;
 
-use crate::sync::{Arc, AtomicBool, Condvar, Mutex, Ordering};
+/// Message of the panic raised when a loader asks for its own key.
+pub(crate) const RECURSIVE_LOAD: &str =
+    "larder: recursive load: a loader asked (on its own thread) for the key it is loading";
 
-/// A shared load error, type-erased so that callers with different error
-/// types can share one flight (each downcasts to its own type). A std `Arc`
-/// even under loom: the error is immutable, and loom's `Arc` can neither
-/// hold an unsized value nor downcast.
-pub(crate) type AnyError = std::sync::Arc<dyn Any + Send + Sync>;
+/// Why a loader runs: for a caller that missed, or to refresh a present
+/// value in the background (counted separately in the stats).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LoadKind {
+    Foreground,
+    Refresh,
+}
 
-/// How a load ended.
-pub(crate) enum Outcome<V> {
-    /// The loader produced a value.
-    Value(V),
-    /// The loader said the key does not exist.
+/// What the caller of [`begin`] is after.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// A value; `absent_ok`: a live negative mark answers [`Begin::Absent`]
+    /// (otherwise it is counted and the key is loaded anyway).
+    Load { absent_ok: bool },
+    /// A background refresh of a present value: lead only if the entry is
+    /// still there and nobody is loading the key, else [`Begin::Skip`].
+    Refresh,
+}
+
+/// What [`begin`] found.
+pub(crate) enum Begin<K, V, S>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+{
+    /// A live value.
+    Hit(V),
+    /// A live negative mark ([`Want::Load`] with `absent_ok`).
     Absent,
-    /// The loader failed with this error.
-    Failed(AnyError),
-    /// The loader panicked (or was cancelled); waiters must try again.
-    Abandoned,
+    /// A load of the key is in flight: wait for it.
+    Join(Waiter<K, V>),
+    /// This caller loads the key.
+    Lead(Ticket<K, V, S>),
+    /// Nothing to do ([`Want::Refresh`] only).
+    Skip,
 }
 
-impl<V: Clone> Clone for Outcome<V> {
-    fn clone(&self) -> Self {
-        match self {
-            Outcome::Value(v) => Outcome::Value(v.clone()),
-            Outcome::Absent => Outcome::Absent,
-            Outcome::Failed(e) => Outcome::Failed(e.clone()),
-            Outcome::Abandoned => Outcome::Abandoned,
+/// The one probe every loading verb starts with: under the shard's write
+/// lock, a live value? a negative mark? a flight to join? else register a
+/// flight and lead it.
+pub(crate) fn begin<K, V, S>(
+    cache: &Cache<K, V, S>,
+    key: &K,
+    hash: u64,
+    want: Want,
+) -> Begin<K, V, S>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher,
+{
+    let shard = cache.shard(hash);
+    let now = cache.write_now(shard);
+    let mut core = shard.write();
+    let live = core.find(hash, key).filter(|&i| !core.is_expired(i, now));
+    if want == Want::Refresh {
+        if live.is_none() || core.flights.find(hash, key).is_some() {
+            // Gone since the read (a removal wins: never brought back by a
+            // refresh), or already being loaded (single flight).
+            return Begin::Skip;
         }
-    }
-}
-
-/// One load in progress.
-pub(crate) struct Flight<K, V> {
-    pub(crate) key: K,
-    pub(crate) hash: u64,
-    /// Set (under the shard lock) when an invalidation met this flight.
-    stale: AtomicBool,
-    outcome: Mutex<Option<Outcome<V>>>,
-    done: Condvar,
-}
-
-impl<K, V> fmt::Debug for Flight<K, V> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Flight")
-            .field("hash", &self.hash)
-            .field("stale", &self.is_stale())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<K, V> Flight<K, V> {
-    pub(crate) fn new(key: K, hash: u64) -> Arc<Self> {
-        Arc::new(Self {
-            key,
-            hash,
-            stale: AtomicBool::new(false),
-            outcome: Mutex::new(None),
-            done: Condvar::new(),
-        })
-    }
-
-    /// True once an invalidation met this flight: its value must not be
-    /// stored.
-    pub(crate) fn is_stale(&self) -> bool {
-        self.stale.load(Ordering::Acquire)
-    }
-
-    fn mark_stale(&self) {
-        self.stale.store(true, Ordering::Release);
-    }
-
-    /// Publishes the outcome and wakes every waiter.
-    pub(crate) fn finish(&self, outcome: Outcome<V>) {
-        let mut slot = self.outcome.lock();
-        *slot = Some(outcome);
-        drop(slot);
-        self.done.notify_all();
-    }
-
-    /// Blocks until the flight has finished, then returns its outcome.
-    pub(crate) fn wait(&self) -> Outcome<V>
-    where
-        V: Clone,
-    {
-        let mut slot = self.outcome.lock();
-        loop {
-            if let Some(outcome) = slot.as_ref() {
-                return outcome.clone();
+    } else {
+        if let Some(idx) = live {
+            return Begin::Hit(core.get_entry(idx).value.clone());
+        }
+        if core.negatives.contains(hash, key, now) {
+            core.counters.negative_hits += 1;
+            if want == (Want::Load { absent_ok: true }) {
+                return Begin::Absent;
             }
-            self.done.wait(&mut slot);
+        }
+        if let Some(flight) = core.flights.find(hash, key) {
+            return Begin::Join(Waiter {
+                flight: flight.clone(),
+            });
         }
     }
+    let flight = Flight::new(key.clone(), hash);
+    core.flights.register(flight.clone());
+    drop(core);
+    let kind = match want {
+        Want::Refresh => LoadKind::Refresh,
+        Want::Load { .. } => LoadKind::Foreground,
+    };
+    Begin::Lead(Ticket {
+        cache: cache.clone(),
+        flight: Some(flight),
+        kind,
+    })
 }
 
-/// The flights registered in one shard, found by key.
-pub(crate) struct FlightTable<K, V> {
-    table: HashTable<Arc<Flight<K, V>>>,
+/// The right and the duty to load one key (see the module docs).
+pub(crate) struct Ticket<K, V, S>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+{
+    cache: Cache<K, V, S>,
+    /// `None` once completed.
+    flight: Option<Arc<Flight<K, V>>>,
+    kind: LoadKind,
 }
 
-impl<K, V> Default for FlightTable<K, V> {
-    fn default() -> Self {
-        Self {
-            table: HashTable::new(),
+impl<K, V, S> Ticket<K, V, S>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher,
+{
+    /// The flight this ticket leads.
+    pub(crate) fn flight(&self) -> &Arc<Flight<K, V>> {
+        self.flight.as_ref().expect("an armed ticket")
+    }
+
+    /// The cache this ticket loads into.
+    pub(crate) fn cache(&self) -> &Cache<K, V, S> {
+        &self.cache
+    }
+
+    /// Runs a blocking loader as this flight's leader, with the flight on
+    /// the thread's recursion list, and completes the flight.
+    pub(crate) fn run<E: Send + Sync + 'static>(
+        self,
+        init: impl FnOnce() -> Result<Option<V>, E>,
+    ) -> Loaded<V, E> {
+        let mark = LoadingMark::new(self.flight());
+        let start = Instant::now();
+        let result = init();
+        let nanos = start.elapsed().as_nanos() as u64;
+        drop(mark);
+        self.finish(result, nanos)
+    }
+
+    /// Completes the flight with a loader's `result` (which took `nanos`).
+    pub(crate) fn finish<E: Send + Sync + 'static>(
+        self,
+        result: Result<Option<V>, E>,
+        nanos: u64,
+    ) -> Loaded<V, E> {
+        let (outcome, error) = match result {
+            Ok(Some(v)) => (Outcome::Value(v), None),
+            Ok(None) => (Outcome::Absent, None),
+            Err(e) => {
+                let e = StdArc::new(e);
+                // The same allocation, type-erased: waiters downcast it back.
+                let any: AnyError = e.clone();
+                (Outcome::Failed(any), Some(e))
+            }
+        };
+        match self.complete(outcome, nanos) {
+            Outcome::Value(v) => Loaded::Value(v),
+            Outcome::Absent => Loaded::Absent,
+            Outcome::Failed(_) => Loaded::Failed(error.expect("error kept")),
+            Outcome::Abandoned => unreachable!("completed loads are not abandoned"),
         }
     }
-}
 
-impl<K, V> FlightTable<K, V> {
-    /// The flight for `key`, if one is registered.
-    pub(crate) fn find<Q>(&self, hash: u64, key: &Q) -> Option<&Arc<Flight<K, V>>>
-    where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
-    {
-        if self.table.is_empty() {
-            return None;
-        }
-        self.table.find(hash, |f| f.key.borrow() == key)
-    }
-
-    /// Registers `flight` (there must be none for its key).
-    pub(crate) fn register(&mut self, flight: Arc<Flight<K, V>>) {
-        self.table.insert_unique(flight.hash, flight, |f| f.hash);
-    }
-
-    /// Removes `flight` if it is still the registered one.
-    pub(crate) fn unregister(&mut self, flight: &Arc<Flight<K, V>>) {
-        if let Ok(entry) = self
-            .table
-            .find_entry(flight.hash, |f| Arc::ptr_eq(f, flight))
+    /// Completes the flight: unregisters it, stores the value unless an
+    /// invalidation made the flight stale (a refresh's value then replaces
+    /// the old one), publishes the outcome to the waiters, and returns it.
+    /// A failure stores nothing, so a failed refresh leaves the old value.
+    pub(crate) fn complete(mut self, outcome: Outcome<V>, nanos: u64) -> Outcome<V> {
+        // The ticket stays armed until the outcome is published: user code
+        // runs on the way, and if it panics, `Drop` abandons the flight.
+        let flight = self.flight().clone();
+        let cache = &self.cache;
+        let (hash, key) = (flight.hash, &flight.key);
+        let shard = cache.shard(hash);
+        let (weight, ttl) = match &outcome {
+            Outcome::Value(v) => (cache.weigh(key, v), cache.entry_ttl(key, v)),
+            _ => (0, None),
+        };
+        let stored = match &outcome {
+            Outcome::Value(v) if !flight.is_stale() => Some((key.clone(), v.clone())),
+            _ => None,
+        };
+        let absent_key = match &outcome {
+            Outcome::Absent if cache.negative_ttl().is_some() => Some(key.clone()),
+            _ => None,
+        };
+        let now = cache.write_now(shard);
+        let mut removed = Removed::new();
         {
-            entry.remove();
+            let mut core = shard.write();
+            core.flights.unregister(&flight);
+            core.counters.loads += 1;
+            core.counters.load_nanos += nanos;
+            let failed = matches!(outcome, Outcome::Failed(_));
+            core.counters.load_failures += u64::from(failed);
+            if self.kind == LoadKind::Refresh {
+                core.counters.refreshes += 1;
+                core.counters.refresh_failures += u64::from(failed);
+            }
+            // Stale is set under this lock, so it is decided here.
+            if !flight.is_stale() {
+                if let Some((key, v)) = stored {
+                    core.negatives.remove(hash, &key);
+                    let write = WriteTime { now, ttl };
+                    core.insert(hash, key, v, weight, write, &mut removed);
+                } else if let (Some(key), Some(neg)) = (absent_key, cache.negative_ttl()) {
+                    let limit = cache.negative_limit(core.capacity());
+                    core.negatives
+                        .insert(hash, key, idle_deadline(now, neg), limit);
+                }
+            }
         }
+        flight.outcome.publish(outcome.clone());
+        self.flight = None; // published: nothing left to abandon
+        self.cache.notify(removed);
+        outcome
+    }
+}
+
+impl<K, V, S> Drop for Ticket<K, V, S>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+{
+    /// Abandons a flight that was not completed: its waiters wake and try
+    /// again.
+    fn drop(&mut self) {
+        if let Some(flight) = self.flight.take() {
+            self.cache
+                .shard(flight.hash)
+                .write()
+                .flights
+                .unregister(&flight);
+            flight.outcome.publish(Outcome::Abandoned);
+        }
+    }
+}
+
+/// A caller waiting for someone else's load of a key.
+pub(crate) struct Waiter<K, V> {
+    flight: Arc<Flight<K, V>>,
+}
+
+impl<K, V: Clone> Waiter<K, V> {
+    /// Parks this thread until the load ends.
+    ///
+    /// # Panics
+    ///
+    /// With [`RECURSIVE_LOAD`] if this thread is the flight's loader.
+    pub(crate) fn wait(self) -> Outcome<V> {
+        if loading_on_this_thread(&self.flight) {
+            panic!("{RECURSIVE_LOAD}");
+        }
+        self.flight.outcome.wait()
     }
 
-    /// An invalidation of `key`: its flight, if any, must not store, and
-    /// it leaves the table, so that a caller arriving after the
-    /// invalidation starts a fresh load instead of joining one that may have
-    /// read the data from before it. The flight's own waiters still get its
-    /// value.
-    #[inline]
-    pub(crate) fn invalidate<Q>(&mut self, hash: u64, key: &Q)
-    where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
-    {
-        if self.table.is_empty() {
-            return;
-        }
-        if let Ok(entry) = self.table.find_entry(hash, |f| f.key.borrow() == key) {
-            entry.get().mark_stale();
-            entry.remove();
+    /// Waits for the load's end as a future (see [`WaitFuture`]).
+    #[cfg(feature = "async")]
+    pub(crate) fn into_future(self) -> WaitFuture<K, V> {
+        WaitFuture {
+            flight: self.flight,
+            slot: crate::sync::rendezvous::WakerSlot::default(),
+            checked: false,
         }
     }
+}
 
-    /// An invalidation of every key (`invalidate_all`, `retain`).
-    pub(crate) fn invalidate_all(&mut self) {
-        for flight in self.table.drain() {
-            flight.mark_stale();
+/// A task waiting for a load: resolves to the outcome. Dropping it before
+/// then takes its waker back; nothing else changes.
+#[cfg(feature = "async")]
+pub(crate) struct WaitFuture<K, V> {
+    flight: Arc<Flight<K, V>>,
+    slot: crate::sync::rendezvous::WakerSlot,
+    /// The recursion check ran (on the first poll).
+    checked: bool,
+}
+
+#[cfg(feature = "async")]
+impl<K, V: Clone> std::future::Future for WaitFuture<K, V> {
+    type Output = Outcome<V>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Outcome<V>> {
+        // Every field is Unpin.
+        let this = self.get_mut();
+        if !this.checked {
+            this.checked = true;
+            if loading_on_this_thread(&this.flight) {
+                panic!("{RECURSIVE_LOAD}");
+            }
         }
+        this.flight.outcome.poll_wait(cx, &mut this.slot)
     }
+}
+
+#[cfg(feature = "async")]
+impl<K, V> Drop for WaitFuture<K, V> {
+    fn drop(&mut self) {
+        self.flight.outcome.forget(&mut self.slot);
+    }
+}
+
+/// What a load gave one caller.
+pub(crate) enum Loaded<V, E> {
+    Value(V),
+    Absent,
+    Failed(StdArc<E>),
 }
 
 #[cfg(not(loom))]
@@ -214,7 +381,7 @@ loom::thread_local! {
 }
 
 /// True if this thread is the loader of `flight`.
-pub(crate) fn loading_on_this_thread<K, V>(flight: &Arc<Flight<K, V>>) -> bool {
+fn loading_on_this_thread<K, V>(flight: &Arc<Flight<K, V>>) -> bool {
     let addr = Arc::as_ptr(flight) as *const () as usize;
     LOADING.with(|l| l.borrow().contains(&addr))
 }
@@ -250,43 +417,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn waiters_see_the_outcome() {
-        let flight: Arc<Flight<u32, u32>> = Flight::new(1, 1);
-        let f2 = flight.clone();
-        let t = std::thread::spawn(move || match f2.wait() {
-            Outcome::Value(v) => v,
-            _ => 0,
-        });
-        flight.finish(Outcome::Value(7));
-        assert_eq!(t.join().unwrap(), 7);
-        assert!(matches!(flight.wait(), Outcome::Value(7)));
-    }
-
-    #[test]
-    fn table_registers_invalidates_and_unregisters() {
-        let mut table: FlightTable<u32, u32> = FlightTable::default();
-        let a = Flight::new(1, 10);
-        let b = Flight::new(2, 10); // same hash, different key
-        table.register(a.clone());
-        table.register(b.clone());
-        assert!(Arc::ptr_eq(table.find(10, &2).unwrap(), &b));
-        table.invalidate(10, &1);
-        assert!(a.is_stale() && !b.is_stale());
-        assert!(
-            table.find(10, &1).is_none(),
-            "a stale flight leaves the table"
-        );
-        // A new flight for the key is not unregistered by the stale one.
-        let a2 = Flight::new(1, 10);
-        table.register(a2.clone());
-        table.unregister(&a);
-        assert!(Arc::ptr_eq(table.find(10, &1).unwrap(), &a2));
-        table.invalidate_all();
-        assert!(b.is_stale() && a2.is_stale());
-        assert!(table.find(10, &2).is_none() && table.find(10, &1).is_none());
-    }
-
-    #[test]
     fn loading_marks_nest() {
         let a: Arc<Flight<u32, u32>> = Flight::new(1, 1);
         let b: Arc<Flight<u32, u32>> = Flight::new(2, 2);
@@ -298,5 +428,44 @@ mod tests {
         assert!(!loading_on_this_thread(&b));
         drop(ma);
         assert!(!loading_on_this_thread(&a));
+    }
+
+    #[test]
+    fn begin_leads_joins_and_hits() {
+        let cache: Cache<u32, u32> = Cache::new(10);
+        let hash = cache.hash(&1);
+        let want = Want::Load { absent_ok: false };
+        let Begin::Lead(ticket) = begin(&cache, &1, hash, want) else {
+            panic!("nobody loads 1: lead");
+        };
+        let Begin::Join(waiter) = begin(&cache, &1, hash, want) else {
+            panic!("1 is in flight: join");
+        };
+        assert!(matches!(
+            begin(&cache, &1, hash, Want::Refresh),
+            Begin::Skip
+        ));
+        assert!(matches!(
+            ticket.complete(Outcome::Value(5), 0),
+            Outcome::Value(5)
+        ));
+        assert!(matches!(waiter.wait(), Outcome::Value(5)));
+        assert!(matches!(begin(&cache, &1, hash, want), Begin::Hit(5)));
+    }
+
+    #[test]
+    fn a_dropped_ticket_abandons_its_flight() {
+        let cache: Cache<u32, u32> = Cache::new(10);
+        let hash = cache.hash(&1);
+        let want = Want::Load { absent_ok: false };
+        let Begin::Lead(ticket) = begin(&cache, &1, hash, want) else {
+            panic!("lead");
+        };
+        let Begin::Join(waiter) = begin(&cache, &1, hash, want) else {
+            panic!("join");
+        };
+        drop(ticket);
+        assert!(matches!(waiter.wait(), Outcome::Abandoned));
+        assert!(matches!(begin(&cache, &1, hash, want), Begin::Lead(_)));
     }
 }

@@ -9,11 +9,14 @@
 //! executor).
 
 pub(crate) mod flight;
-pub(crate) mod negative;
+#[cfg(feature = "async")]
+pub(crate) mod future;
 pub(crate) mod pool;
 pub(crate) mod read_through;
 pub(crate) mod refresh;
 
+#[cfg(feature = "async")]
+pub use future::AsyncLoadingCache;
 pub use read_through::LoadingCache;
 
 use std::collections::HashMap;
@@ -23,29 +26,9 @@ use std::sync::Arc as StdArc;
 use std::time::Instant;
 
 use crate::cache::Cache;
-use crate::shard::{Removed, Shard, WriteTime};
-use crate::time::expiry::idle_deadline;
+use crate::shard::Outcome;
 
-use flight::{loading_on_this_thread, Flight, LoadingMark, Outcome};
-
-/// What a load gave one caller.
-enum Loaded<V, E> {
-    Value(V),
-    Absent,
-    Failed(StdArc<E>),
-}
-
-/// Why a loader runs: for a caller that missed, or to refresh a present
-/// value in the background (counted separately in the stats).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum LoadKind {
-    Foreground,
-    Refresh,
-}
-
-/// Message of the panic raised when a loader asks for its own key.
-pub(crate) const RECURSIVE_LOAD: &str =
-    "larder: recursive load: a loader asked (on its own thread) for the key it is loading";
+use flight::{begin, Begin, Loaded, LoadingMark, Want};
 
 impl<K, V, S> Cache<K, V, S>
 where
@@ -171,66 +154,48 @@ where
         mut load: impl FnMut(&[K]) -> HashMap<K, V>,
     ) -> HashMap<K, V> {
         let mut found = HashMap::new();
-        let mut my_keys: Vec<K> = Vec::new();
-        let mut my_flights = Vec::new();
+        let mut mine = Vec::new();
         let mut theirs = Vec::new();
         for key in keys {
             if found.contains_key(&key) {
                 continue;
             }
-            let hash = self.hash(&key);
             if let Some(v) = self.get(&key) {
                 found.insert(key, v);
                 continue;
             }
-            let shard = self.shard(hash);
-            let now = self.write_now(shard);
-            let mut core = shard.write();
-            if let Some(idx) = core.find(hash, &key).filter(|&i| !core.is_expired(i, now)) {
-                found.insert(key, core.get_entry(idx).value.clone());
-                continue;
-            }
-            if core.negatives.contains(hash, &key, now) {
-                core.counters.negative_hits += 1;
-                continue;
-            }
-            match core.flights.find(hash, &key) {
-                Some(f) => theirs.push((key, f.clone())),
-                None => {
-                    let f = Flight::new(key.clone(), hash);
-                    core.flights.register(f.clone());
-                    drop(core);
-                    my_flights.push(Abandon::new(self, f));
-                    my_keys.push(key);
+            let hash = self.hash(&key);
+            match begin(self, &key, hash, Want::Load { absent_ok: true }) {
+                Begin::Hit(v) => {
+                    found.insert(key, v);
                 }
+                Begin::Absent | Begin::Skip => {}
+                Begin::Join(waiter) => theirs.push((key, waiter)),
+                Begin::Lead(ticket) => mine.push((key, ticket)),
             }
         }
-        if !my_flights.is_empty() {
-            let keys = my_keys;
-            let marks: Vec<LoadingMark> = my_flights
+        if !mine.is_empty() {
+            let keys: Vec<K> = mine.iter().map(|(k, _)| k.clone()).collect();
+            let marks: Vec<LoadingMark> = mine
                 .iter()
-                .map(|a| LoadingMark::new(a.flight()))
+                .map(|(_, t)| LoadingMark::new(t.flight()))
                 .collect();
             let start = Instant::now();
             let mut loaded = load(&keys);
             let nanos = start.elapsed().as_nanos() as u64 / keys.len() as u64;
             drop(marks);
-            for (guard, key) in my_flights.into_iter().zip(keys) {
+            for (key, ticket) in mine {
                 let outcome = match loaded.remove(&key) {
                     Some(v) => Outcome::Value(v),
                     None => Outcome::Absent,
                 };
-                let done = self.complete(guard, key.clone(), outcome, nanos, LoadKind::Foreground);
-                if let Outcome::Value(v) = done {
+                if let Outcome::Value(v) = ticket.complete(outcome, nanos) {
                     found.insert(key, v);
                 }
             }
         }
-        for (key, flight) in theirs {
-            if loading_on_this_thread(&flight) {
-                panic!("{RECURSIVE_LOAD}");
-            }
-            match flight.wait() {
+        for (key, waiter) in theirs {
+            match waiter.wait() {
                 Outcome::Value(v) => {
                     found.insert(key, v);
                 }
@@ -287,7 +252,7 @@ where
     }
 
     /// The single-flight protocol for a key the caller found missing: join
-    /// the key's flight or register one and load.
+    /// the key's flight or lead one and load.
     fn load_missing<E: Send + Sync + 'static>(
         &self,
         key: K,
@@ -295,191 +260,38 @@ where
         init: impl FnOnce() -> Result<Option<V>, E>,
     ) -> Loaded<V, E> {
         let hash = self.hash(&key);
-        let shard = self.shard(hash);
+        let want = Want::Load {
+            absent_ok: accept_absent,
+        };
         let mut init = Some(init);
         loop {
-            let now = self.write_now(shard);
-            let joined = {
-                let mut core = shard.write();
-                if let Some(idx) = core.find(hash, &key).filter(|&i| !core.is_expired(i, now)) {
-                    return Loaded::Value(core.get_entry(idx).value.clone());
+            let waiter = match begin(self, &key, hash, want) {
+                Begin::Hit(v) => return Loaded::Value(v),
+                Begin::Absent => return Loaded::Absent,
+                Begin::Skip => unreachable!("a load is never skipped"),
+                Begin::Lead(ticket) => {
+                    return ticket.run(init.take().expect("loader runs once"));
                 }
-                if core.negatives.contains(hash, &key, now) {
-                    core.counters.negative_hits += 1;
-                    if accept_absent {
-                        return Loaded::Absent;
-                    }
-                }
-                match core.flights.find(hash, &key) {
-                    Some(f) => Some(f.clone()),
-                    None => {
-                        let f = Flight::new(key.clone(), hash);
-                        core.flights.register(f.clone());
-                        drop(core);
-                        let guard = Abandon::new(self, f);
-                        let init = init.take().expect("loader runs once");
-                        return self.run_load(guard, key, init, LoadKind::Foreground);
-                    }
-                }
+                Begin::Join(waiter) => waiter,
             };
-            let Some(flight) = joined else { continue };
-            if loading_on_this_thread(&flight) {
-                panic!("{RECURSIVE_LOAD}");
-            }
-            match flight.wait() {
-                Outcome::Value(v) => return Loaded::Value(v),
-                Outcome::Absent if accept_absent => return Loaded::Absent,
-                Outcome::Failed(e) => {
-                    if let Ok(e) = e.downcast::<E>() {
-                        return Loaded::Failed(e);
-                    }
-                    // An error of another caller's type: load for ourselves.
-                }
-                Outcome::Absent | Outcome::Abandoned => {}
+            if let Some(done) = joined::<V, E>(waiter.wait(), accept_absent) {
+                return done;
             }
         }
-    }
-
-    /// Runs `init` as the loader of `guard`'s flight and completes it.
-    fn run_load<E: Send + Sync + 'static>(
-        &self,
-        guard: Abandon<'_, K, V, S>,
-        key: K,
-        init: impl FnOnce() -> Result<Option<V>, E>,
-        kind: LoadKind,
-    ) -> Loaded<V, E> {
-        let mark = LoadingMark::new(guard.flight());
-        let start = Instant::now();
-        let result = init();
-        let nanos = start.elapsed().as_nanos() as u64;
-        drop(mark);
-        let (outcome, error) = match result {
-            Ok(Some(v)) => (Outcome::Value(v), None),
-            Ok(None) => (Outcome::Absent, None),
-            Err(e) => {
-                let e = StdArc::new(e);
-                let any: flight::AnyError = StdArc::new(e.clone());
-                (Outcome::Failed(any), Some(e))
-            }
-        };
-        match self.complete(guard, key, outcome, nanos, kind) {
-            Outcome::Value(v) => Loaded::Value(v),
-            Outcome::Absent => Loaded::Absent,
-            Outcome::Failed(_) => Loaded::Failed(error.expect("error kept")),
-            Outcome::Abandoned => unreachable!("completed loads are not abandoned"),
-        }
-    }
-
-    /// Completes a load or a refresh: unregisters the flight, stores the
-    /// value unless an invalidation made the flight stale (a refresh's value
-    /// then replaces the old one), wakes the waiters. Returns the outcome
-    /// (the caller's copy). A failure stores nothing, so a failed refresh
-    /// leaves the old value in place.
-    fn complete(
-        &self,
-        guard: Abandon<'_, K, V, S>,
-        key: K,
-        outcome: Outcome<V>,
-        nanos: u64,
-        kind: LoadKind,
-    ) -> Outcome<V> {
-        // The guard stays armed until the outcome is published: user code
-        // runs on the way (the weigher, `expire_after`, the key's `Eq`, the
-        // value's `Clone`), and if any of it panics the guard gives the
-        // flight up, so waiters wake and nobody is left stuck on the key.
-        let flight = guard.flight().clone();
-        let hash = flight.hash;
-        let shard = self.shard(hash);
-        let (weight, ttl) = match &outcome {
-            Outcome::Value(v) => (self.weigh(&key, v), self.entry_ttl(&key, v)),
-            _ => (0, None),
-        };
-        let now = self.write_now(shard);
-        let mut removed = Removed::new();
-        {
-            let stored = match &outcome {
-                Outcome::Value(v) if !flight.is_stale() => Some(v.clone()),
-                _ => None,
-            };
-            let mut core = shard.write();
-            core.flights.unregister(&flight);
-            core.counters.loads += 1;
-            core.counters.load_nanos += nanos;
-            let failed = matches!(outcome, Outcome::Failed(_));
-            core.counters.load_failures += u64::from(failed);
-            if kind == LoadKind::Refresh {
-                core.counters.refreshes += 1;
-                core.counters.refresh_failures += u64::from(failed);
-            }
-            // Stale is set under this lock, so it is checked again here.
-            if !flight.is_stale() {
-                match (&outcome, stored) {
-                    (Outcome::Value(_), Some(v)) => {
-                        core.negatives.remove(hash, &key);
-                        let write = WriteTime { now, ttl };
-                        core.insert(hash, key, v, weight, write, &mut removed);
-                    }
-                    (Outcome::Absent, _) => {
-                        if let Some(neg) = self.negative_ttl() {
-                            let limit = self.negative_limit(core.capacity());
-                            let deadline = idle_deadline(now, neg);
-                            core.negatives.insert(hash, key, deadline, limit);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        flight.finish(outcome.clone());
-        drop(guard.disarm());
-        self.notify(removed);
-        outcome
     }
 }
 
-/// Held by a loader: if it is dropped without [`Abandon::disarm`] (the
-/// loader panicked), the flight is unregistered and its waiters are told to
-/// try again.
-struct Abandon<'a, K, V, S>
-where
-    K: Hash + Eq,
-    S: BuildHasher,
-{
-    cache: &'a Cache<K, V, S>,
-    flight: Option<crate::sync::Arc<Flight<K, V>>>,
-}
-
-impl<'a, K, V, S> Abandon<'a, K, V, S>
-where
-    K: Hash + Eq,
-    S: BuildHasher,
-{
-    fn new(cache: &'a Cache<K, V, S>, flight: crate::sync::Arc<Flight<K, V>>) -> Self {
-        Self {
-            cache,
-            flight: Some(flight),
-        }
-    }
-
-    fn flight(&self) -> &crate::sync::Arc<Flight<K, V>> {
-        self.flight.as_ref().expect("armed guard")
-    }
-
-    fn disarm(mut self) -> crate::sync::Arc<Flight<K, V>> {
-        self.flight.take().expect("armed guard")
-    }
-}
-
-impl<K, V, S> Drop for Abandon<'_, K, V, S>
-where
-    K: Hash + Eq,
-    S: BuildHasher,
-{
-    fn drop(&mut self) {
-        if let Some(flight) = self.flight.take() {
-            let shard: &Shard<K, V> = self.cache.shard(flight.hash);
-            shard.write().flights.unregister(&flight);
-            flight.finish(Outcome::Abandoned);
-        }
+/// What a caller that joined a flight makes of its outcome: its answer, or
+/// `None` to try again (the load was abandoned, said "absent" to a caller
+/// that needs a value, or failed with another caller's error type).
+pub(crate) fn joined<V, E: Send + Sync + 'static>(
+    outcome: Outcome<V>,
+    accept_absent: bool,
+) -> Option<Loaded<V, E>> {
+    match outcome {
+        Outcome::Value(v) => Some(Loaded::Value(v)),
+        Outcome::Absent if accept_absent => Some(Loaded::Absent),
+        Outcome::Failed(e) => e.downcast::<E>().ok().map(Loaded::Failed),
+        Outcome::Absent | Outcome::Abandoned => None,
     }
 }

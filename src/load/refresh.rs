@@ -30,7 +30,7 @@
 //!   foreground load or another refresh: single flight),
 //! * does nothing if the entry has gone meanwhile (a `remove` that came
 //!   first wins: a removed key is never brought back by a refresh),
-//! * otherwise registers a [`Flight`] for the key, exactly as a foreground
+//! * otherwise leads a flight for the key (`flight::begin`), exactly as a foreground
 //!   load does, and hands a task to the executor.
 //!
 //! From then on the refresh *is* the key's load: a foreground caller that
@@ -41,7 +41,8 @@
 //! # Completion
 //!
 //! The task runs the loader with no lock held and completes the flight with
-//! the same code as a foreground load (`Cache::complete`): under the write
+//! the same code as a foreground load (`Ticket::complete` in
+//! [`flight`](super::flight)): under the write
 //! lock, unless the flight is stale, the new value replaces the old one
 //! (counted as an update, with a fresh time to live and refresh point; the
 //! eviction listener sees the old value as
@@ -87,123 +88,15 @@ use std::hash::{BuildHasher, Hash};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
-use crate::builder::CacheBuilder;
+use crate::builder::{CacheBuilder, Executor};
 use crate::cache::Cache;
 use crate::load::pool::{Pool, Task, MAX_WORKERS, QUEUE_CAPACITY};
 use crate::load::read_through::Loader;
-use crate::policy::Idx;
-use crate::sync::{Arc, AtomicU64, Ordering};
-use crate::time::clock::duration_to_nanos;
-use crate::time::NEVER;
 
-use super::flight::Flight;
-use super::{Abandon, LoadKind};
+use super::flight::{begin, Begin, Ticket, Want};
 
 #[cfg(doc)]
 use crate::LoadingCache;
-
-/// A user-supplied executor for background refreshes.
-pub(crate) type Executor = std::sync::Arc<dyn Fn(Task) + Send + Sync>;
-
-/// Refresh settings collected by the builder.
-#[derive(Default)]
-pub(crate) struct RefreshSettings {
-    pub(crate) after: Option<Duration>,
-    pub(crate) stale: Option<Duration>,
-    pub(crate) executor: Option<Executor>,
-}
-
-impl RefreshSettings {
-    /// True if entries need refresh points.
-    pub(crate) fn is_on(&self) -> bool {
-        self.after.is_some() || self.stale.is_some()
-    }
-
-    /// The times a shard works with.
-    pub(crate) fn times(&self) -> RefreshTimes {
-        let after = self.after.map(duration_to_nanos);
-        let stale = self.stale.map(duration_to_nanos);
-        RefreshTimes {
-            on: self.is_on(),
-            after: after.unwrap_or(NEVER),
-            stale,
-            retry: after.or(stale.map(|w| w / 4)).unwrap_or(NEVER),
-        }
-    }
-}
-
-/// The refresh settings a shard applies under its lock, in nanoseconds.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct RefreshTimes {
-    /// Keep refresh points at all.
-    on: bool,
-    /// `refresh_after` ([`NEVER`] if unset).
-    after: u64,
-    /// The stale-while-revalidate window.
-    stale: Option<u64>,
-    /// How far a claim moves the refresh point (see "Failures").
-    retry: u64,
-}
-
-impl RefreshTimes {
-    /// True if entries get refresh points (then a write's deadline may be
-    /// moved by the stale window).
-    #[inline]
-    pub(crate) fn is_on(&self) -> bool {
-        self.on
-    }
-
-    /// An entry at `idx` was written at `now` and its time to live ends at
-    /// `ttl_deadline`: records its refresh point in `points` and returns
-    /// the deadline at which it expires (later than `ttl_deadline` by the
-    /// stale window, if one is set). Called under the shard's write lock.
-    #[inline]
-    pub(crate) fn schedule(
-        &self,
-        idx: Idx,
-        now: u64,
-        ttl_deadline: u64,
-        points: &mut Vec<AtomicU64>,
-    ) -> u64 {
-        if !self.on {
-            return ttl_deadline;
-        }
-        let mut due = now.saturating_add(self.after);
-        let mut expires = ttl_deadline;
-        if let Some(window) = self.stale {
-            if ttl_deadline != NEVER {
-                due = due.min(ttl_deadline);
-                expires = ttl_deadline.saturating_add(window);
-            }
-        }
-        let i = idx as usize;
-        if points.len() <= i {
-            points.resize_with(i + 1, || AtomicU64::new(NEVER));
-        }
-        points[i].store(due, Ordering::Relaxed);
-        expires
-    }
-
-    /// True if the entry at `idx` is due for a refresh at `now` and this
-    /// caller won the right to start it (its refresh point moved one retry
-    /// interval on). Callable under the shard's read lock.
-    #[inline]
-    pub(crate) fn claim(&self, points: &[AtomicU64], idx: Idx, now: u64) -> bool {
-        let Some(point) = points.get(idx as usize) else {
-            return false;
-        };
-        let due = point.load(Ordering::Relaxed);
-        now >= due
-            && point
-                .compare_exchange(
-                    due,
-                    now.saturating_add(self.retry),
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-    }
-}
 
 impl<K, V, S> CacheBuilder<K, V, S> {
     /// Refresh-ahead: a [`LoadingCache`] read of an entry written more than
@@ -343,8 +236,8 @@ impl Refresher {
     }
 }
 
-/// Starts a background refresh of `key` (the reader claimed it): registers
-/// a flight unless one exists or the entry has gone, then submits the task.
+/// Starts a background refresh of `key` (the reader claimed it): leads a
+/// flight unless one exists or the entry has gone, then submits the task.
 pub(crate) fn start<K, V, E, S>(
     cache: &Cache<K, V, S>,
     loader: &Loader<K, V, E>,
@@ -357,87 +250,31 @@ pub(crate) fn start<K, V, E, S>(
     E: Send + Sync + 'static,
     S: BuildHasher + Send + Sync + 'static,
 {
-    let shard = cache.shard(hash);
-    let now = cache.write_now(shard);
-    let flight = {
-        let mut core = shard.write();
-        if core.flights.find(hash, key).is_some() {
-            return; // single flight: a load or refresh of this key is running
-        }
-        let present = core
-            .find(hash, key)
-            .is_some_and(|i| !core.is_expired(i, now));
-        if !present {
-            return; // removed (or expired) since the read: nothing to refresh
-        }
-        let flight = Flight::new(key.clone(), hash);
-        core.flights.register(flight.clone());
-        flight
+    let Begin::Lead(ticket) = begin(cache, key, hash, Want::Refresh) else {
+        return; // gone since the read, or already being loaded
     };
-    let task = RefreshTask {
-        cache: cache.clone(),
-        loader: loader.clone(),
-        key: key.clone(),
-        flight: Some(flight),
-    };
-    refresher.submit(Box::new(move || task.run()));
+    let loader = loader.clone();
+    // A task dropped unrun drops the ticket, which gives the flight up.
+    refresher.submit(Box::new(move || run(ticket, &loader)));
 }
 
-/// One background reload: owns what it needs, never the pool.
-struct RefreshTask<K, V, E, S>
-where
-    K: Hash + Eq,
-    S: BuildHasher,
-{
-    cache: Cache<K, V, S>,
-    loader: Loader<K, V, E>,
-    key: K,
-    /// The registered flight, until the task runs.
-    flight: Option<Arc<Flight<K, V>>>,
-}
-
-impl<K, V, E, S> RefreshTask<K, V, E, S>
+/// One background reload, on the executor.
+fn run<K, V, E, S>(ticket: Ticket<K, V, S>, loader: &Loader<K, V, E>)
 where
     K: Hash + Eq + Clone,
     V: Clone,
     E: Send + Sync + 'static,
     S: BuildHasher,
 {
-    fn run(mut self) {
-        let Some(flight) = self.flight.take() else {
-            return;
-        };
-        let hash = flight.hash;
-        let guard = Abandon::new(&self.cache, flight);
-        let (loader, key) = (&self.loader, &self.key);
-        let reload = || {
-            self.cache.run_load(
-                guard,
-                key.clone(),
-                || loader(key).map(Some),
-                LoadKind::Refresh,
-            )
-        };
-        if catch_unwind(AssertUnwindSafe(reload)).is_err() {
-            // The guard gave the flight up while unwinding; count the
-            // failure (the old value stays).
-            let mut core = self.cache.shard(hash).write();
-            core.counters.refreshes += 1;
-            core.counters.refresh_failures += 1;
-        }
-    }
-}
-
-impl<K, V, E, S> Drop for RefreshTask<K, V, E, S>
-where
-    K: Hash + Eq,
-    S: BuildHasher,
-{
-    /// A task dropped unrun gives its flight up, so that foreground callers
-    /// waiting on it load for themselves.
-    fn drop(&mut self) {
-        if let Some(flight) = self.flight.take() {
-            drop(Abandon::new(&self.cache, flight));
-        }
+    let cache = ticket.cache().clone();
+    let hash = ticket.flight().hash;
+    let key = ticket.flight().key.clone();
+    let reload = || ticket.run(|| loader(&key).map(Some));
+    if catch_unwind(AssertUnwindSafe(reload)).is_err() {
+        // The ticket gave the flight up while unwinding; count the
+        // failure (the old value stays).
+        let mut core = cache.shard(hash).write();
+        core.counters.refreshes += 1;
+        core.counters.refresh_failures += 1;
     }
 }

@@ -8,6 +8,8 @@
 //!   cache's time from going backwards.
 //! * [`expiry`]: a time-to-live plus [`Jitter`] -> a deadline, and the seeded
 //!   generator jitter draws from.
+//! * [`refresh`]: refresh points (refresh-ahead, stale-while-revalidate)
+//!   and the claim a reader makes on a due one.
 //! * [`wheel`]: the hierarchical timer wheel that finds expired entries
 //!   without scanning, with a work budget per call.
 //!
@@ -43,6 +45,7 @@
 
 pub(crate) mod clock;
 pub(crate) mod expiry;
+pub(crate) mod refresh;
 pub(crate) mod wheel;
 
 pub use clock::{Clock, ManualClock, PreciseClock, TickingClock};

@@ -59,15 +59,23 @@ use hashbrown::HashTable;
 
 use std::time::Duration;
 
-use crate::load::flight::FlightTable;
-use crate::load::negative::NegativeTable;
-use crate::load::refresh::RefreshTimes;
+mod flights;
+mod leave;
+mod negative;
+
+pub(crate) use flights::{AnyError, Flight, Outcome};
+pub(crate) use leave::Removed;
+
+use flights::FlightTable;
+use negative::NegativeTable;
+
 use crate::policy::list::Weights;
 use crate::policy::{AnyPolicy, EvictionPolicy, Idx, Policy, RemovalCause};
 use crate::stats::Lookups;
 use crate::sync::{AtomicU32, AtomicU64, Ordering, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::time::clock::TimeFloor;
 use crate::time::expiry::{self, Jitter, Rng};
+use crate::time::refresh::RefreshTimes;
 use crate::time::wheel::{join, split, Advance, Deadlines, TimerWheel, DEFAULT_BUDGET};
 use crate::time::NEVER;
 
@@ -152,38 +160,6 @@ impl ReadBuffer {
     }
 }
 
-/// Removed entries waiting to be announced and dropped outside the lock.
-pub(crate) struct Removed<K, V> {
-    first: Option<(K, V, RemovalCause)>,
-    rest: Vec<(K, V, RemovalCause)>,
-}
-
-impl<K, V> Removed<K, V> {
-    pub(crate) fn new() -> Self {
-        Self {
-            first: None,
-            rest: Vec::new(),
-        }
-    }
-
-    pub(crate) fn push(&mut self, key: K, value: V, cause: RemovalCause) {
-        if self.first.is_none() {
-            self.first = Some((key, value, cause));
-        } else {
-            self.rest.push((key, value, cause));
-        }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.first.is_none()
-    }
-
-    /// Every removed entry, in the order removed.
-    pub(crate) fn into_iter(self) -> impl Iterator<Item = (K, V, RemovalCause)> {
-        self.first.into_iter().chain(self.rest)
-    }
-}
-
 /// Counters kept under the shard lock.
 #[derive(Default, Clone, Copy, Debug)]
 pub(crate) struct CoreCounters {
@@ -223,9 +199,9 @@ pub(crate) struct Core<K, V> {
     /// The shard's seed, for the jitter generator when the wheel is created
     /// lazily (so `CacheBuilder::seed` also covers `insert_with_ttl`).
     seed: u64,
-    /// Loads in progress (see `crate::load::flight`).
+    /// Loads in progress (see [`flights`] and `crate::load::flight`).
     pub(crate) flights: FlightTable<K, V>,
-    /// Keys known not to exist (see `crate::load::negative`).
+    /// Keys known not to exist (see [`negative`]).
     pub(crate) negatives: NegativeTable<K>,
     pub(crate) counters: CoreCounters,
     /// Lookups that found a live entry or nothing live, counted by readers
@@ -292,7 +268,7 @@ pub(crate) struct TimeSettings {
     pub(crate) jitter: Jitter,
     /// Create the wheel up front (some expiry is configured cache-wide).
     pub(crate) eager: bool,
-    /// Refresh-ahead and stale-while-revalidate (`crate::load::refresh`).
+    /// Refresh-ahead and stale-while-revalidate (`crate::time::refresh`).
     pub(crate) refresh: RefreshTimes,
 }
 
@@ -580,11 +556,9 @@ impl<K, V> Core<K, V> {
         };
         let pending = step(&mut t.wheel, &mut due).pending;
         for &idx in &fired {
+            // The wheel may fire a slot emptied since it was scheduled.
             if self.slots.get(idx as usize).is_some_and(Option::is_some) {
-                self.policy.on_remove(idx);
-                let (entry, _) = self.unlink(idx);
-                self.counters.expirations += 1;
-                removed.push(entry.key, entry.value, RemovalCause::Expired);
+                self.detach(idx, RemovalCause::Expired, removed);
             }
         }
         fired.clear();
@@ -762,22 +736,6 @@ impl<K, V> Core<K, V> {
         true
     }
 
-    /// Removes the live entry at `idx` from everything, counting it under
-    /// `cause` (`Replaced` and `Explicit` count as removals).
-    fn detach(&mut self, idx: Idx, cause: RemovalCause, removed: &mut Removed<K, V>) {
-        self.policy.on_remove(idx);
-        let (entry, weight) = self.unlink(idx);
-        match cause {
-            RemovalCause::Expired => self.counters.expirations += 1,
-            RemovalCause::Evicted => {
-                self.counters.evictions += 1;
-                self.counters.evicted_weight += u64::from(weight);
-            }
-            RemovalCause::Explicit | RemovalCause::Replaced => self.counters.removals += 1,
-        }
-        removed.push(entry.key, entry.value, cause);
-    }
-
     /// Makes room for one more slab slot. The slab doubles as usual, but
     /// never past the shard's capacity while it is below it (a count-bounded
     /// shard then holds no slack), and the timer wheel's node array is grown
@@ -799,128 +757,6 @@ impl<K, V> Core<K, V> {
         if let Some(t) = self.timers.as_mut() {
             t.wheel.reserve_slots(self.slots.capacity());
         }
-    }
-
-    /// Evicts until the stored weight is within capacity.
-    fn evict_to_capacity(&mut self, removed: &mut Removed<K, V>) {
-        while self.weight > self.capacity {
-            let Some(victim) = self.policy.evict(&hashes(&self.slots)) else {
-                debug_assert!(false, "policy empty while over capacity");
-                break;
-            };
-            let (entry, weight) = self.unlink(victim);
-            self.counters.evictions += 1;
-            self.counters.evicted_weight += u64::from(weight);
-            removed.push(entry.key, entry.value, RemovalCause::Evicted);
-        }
-    }
-
-    /// Removes the entry at `idx` from the table and the slab (not from the
-    /// policy) and returns it with its weight.
-    fn unlink(&mut self, idx: Idx) -> (Entry<K, V>, u32) {
-        let hash = self.entry(idx).hash();
-        match self.table.find_entry(hash, |&i| i == idx) {
-            Ok(found) => {
-                found.remove();
-            }
-            Err(_) => unreachable!("live entry missing from the table"),
-        }
-        let entry = self.slots[idx as usize].take().expect("live slot");
-        if let Some(t) = self.timers.as_mut() {
-            t.wheel.deschedule(idx);
-        }
-        self.free.push(idx);
-        let weight = self.weights.get(idx);
-        self.weight -= u64::from(weight);
-        if self.table.is_empty() {
-            // Give memory back once the shard is empty.
-            self.slots.clear();
-            self.free.clear();
-            self.weights.clear();
-        }
-        (entry, weight)
-    }
-
-    /// A write or removal of `key` from outside a load: a load in flight
-    /// for it must not store its value, and a negative mark is void.
-    #[inline]
-    pub(crate) fn invalidate<Q>(&mut self, hash: u64, key: &Q)
-    where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
-    {
-        self.flights.invalidate(hash, key);
-        self.negatives.remove(hash, key);
-    }
-
-    /// Removes `key` if present. An entry that had expired at `now` is
-    /// removed too, but reported in `removed` (as expired) instead of
-    /// returned.
-    pub(crate) fn remove<Q>(
-        &mut self,
-        hash: u64,
-        key: &Q,
-        now: u64,
-        removed: &mut Removed<K, V>,
-    ) -> Option<(K, V)>
-    where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
-    {
-        self.invalidate(hash, key);
-        let idx = self.find(hash, key)?;
-        if self.is_expired(idx, now) {
-            self.detach(idx, RemovalCause::Expired, removed);
-            return None;
-        }
-        self.policy.on_remove(idx);
-        let (entry, _) = self.unlink(idx);
-        self.counters.removals += 1;
-        Some((entry.key, entry.value))
-    }
-
-    /// Keeps only the entries for which `keep` returns true.
-    pub(crate) fn retain(
-        &mut self,
-        keep: &mut dyn FnMut(&K, &V) -> bool,
-        removed: &mut Removed<K, V>,
-    ) {
-        self.flights.invalidate_all();
-        self.negatives.clear();
-        for idx in 0..self.slots.len() as Idx {
-            let drop_it = match &self.slots[idx as usize] {
-                Some(e) => !keep(&e.key, &e.value),
-                None => false,
-            };
-            if drop_it {
-                self.detach(idx, RemovalCause::Explicit, removed);
-                if self.slots.is_empty() {
-                    break;
-                }
-            }
-        }
-    }
-
-    /// Removes every entry.
-    pub(crate) fn clear(&mut self, removed: &mut Removed<K, V>) {
-        self.flights.invalidate_all();
-        self.negatives.clear();
-        self.table.clear();
-        self.policy.clear();
-        self.free.clear();
-        if let Some(t) = self.timers.as_mut() {
-            t.wheel.clear();
-            t.hard.clear();
-            t.idle.clear();
-            t.refresh_at.clear();
-        }
-        self.weight = 0;
-        self.weights.clear();
-        for entry in self.slots.drain(..).flatten() {
-            self.counters.removals += 1;
-            removed.push(entry.key, entry.value, RemovalCause::Explicit);
-        }
-        self.slots.shrink_to_fit();
     }
 
     /// Every entry not expired at `now`, in slab order.

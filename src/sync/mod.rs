@@ -142,3 +142,4 @@ mod imp {
 }
 
 pub(crate) use imp::*;
+pub(crate) mod rendezvous;

@@ -1,0 +1,204 @@
+//! Where an entry leaves a shard.
+//!
+//! However an entry goes (evicted by the policy, expired by the timer
+//! wheel, removed by `remove`, `retain` or `invalidate_all`, replaced by a
+//! write that is rejected), it leaves through [`Core::take_out`]: out of
+//! the policy, the table, the slab, the timer wheel and the weights, counted
+//! under its cause, and handed to the caller, who puts it in a [`Removed`]
+//! list (announced to the listener and dropped after the lock is released)
+//! or returns it. The per-index side arrays (idle and hard deadlines,
+//! refresh points) need no clearing: every write of a slot sets them again.
+//!
+//! Invalidation is about keys, not entries: a write or removal of a key
+//! also voids the key's load in flight and its negative mark
+//! ([`Core::invalidate`]), present entry or not.
+
+use std::borrow::Borrow;
+
+use crate::policy::{EvictionPolicy, Idx, RemovalCause};
+
+use super::{hashes, Core, Entry};
+
+/// Removed entries waiting to be announced and dropped outside the lock.
+pub(crate) struct Removed<K, V> {
+    first: Option<(K, V, RemovalCause)>,
+    rest: Vec<(K, V, RemovalCause)>,
+}
+
+impl<K, V> Removed<K, V> {
+    pub(crate) fn new() -> Self {
+        Self {
+            first: None,
+            rest: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, key: K, value: V, cause: RemovalCause) {
+        if self.first.is_none() {
+            self.first = Some((key, value, cause));
+        } else {
+            self.rest.push((key, value, cause));
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    /// Every removed entry, in the order removed.
+    pub(crate) fn into_iter(self) -> impl Iterator<Item = (K, V, RemovalCause)> {
+        self.first.into_iter().chain(self.rest)
+    }
+}
+
+/// Who has already taken the entry out of the policy.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Policy {
+    /// The policy still tracks it (every removal but eviction).
+    Tracks,
+    /// The policy chose it as its victim and dropped it itself.
+    Evicted,
+}
+
+impl<K, V> Core<K, V> {
+    /// The one path by which a live entry leaves the shard: out of the
+    /// policy (unless it is the policy's own victim), the table, the slab,
+    /// the timer wheel and the weights, counted under `cause` (`Replaced`
+    /// and `Explicit` count as removals). Returns the entry.
+    pub(super) fn take_out(
+        &mut self,
+        idx: Idx,
+        cause: RemovalCause,
+        policy: Policy,
+    ) -> Entry<K, V> {
+        if policy == Policy::Tracks {
+            self.policy.on_remove(idx);
+        }
+        let hash = self.entry(idx).hash();
+        match self.table.find_entry(hash, |&i| i == idx) {
+            Ok(found) => {
+                found.remove();
+            }
+            Err(_) => unreachable!("live entry missing from the table"),
+        }
+        let entry = self.slots[idx as usize].take().expect("live slot");
+        if let Some(t) = self.timers.as_mut() {
+            t.wheel.deschedule(idx);
+        }
+        self.free.push(idx);
+        let weight = self.weights.get(idx);
+        self.weight -= u64::from(weight);
+        if self.table.is_empty() {
+            // Give memory back once the shard is empty.
+            self.slots.clear();
+            self.free.clear();
+            self.weights.clear();
+        }
+        match cause {
+            RemovalCause::Expired => self.counters.expirations += 1,
+            RemovalCause::Evicted => {
+                self.counters.evictions += 1;
+                self.counters.evicted_weight += u64::from(weight);
+            }
+            RemovalCause::Explicit | RemovalCause::Replaced => self.counters.removals += 1,
+        }
+        entry
+    }
+
+    /// [`take_out`](Self::take_out) into the `removed` list.
+    pub(super) fn detach(&mut self, idx: Idx, cause: RemovalCause, removed: &mut Removed<K, V>) {
+        let entry = self.take_out(idx, cause, Policy::Tracks);
+        removed.push(entry.key, entry.value, cause);
+    }
+
+    /// Evicts until the stored weight is within capacity.
+    pub(super) fn evict_to_capacity(&mut self, removed: &mut Removed<K, V>) {
+        while self.weight > self.capacity {
+            let Some(victim) = self.policy.evict(&hashes(&self.slots)) else {
+                debug_assert!(false, "policy empty while over capacity");
+                break;
+            };
+            let entry = self.take_out(victim, RemovalCause::Evicted, Policy::Evicted);
+            removed.push(entry.key, entry.value, RemovalCause::Evicted);
+        }
+    }
+
+    /// A write or removal of `key` from outside a load: a load in flight
+    /// for it must not store its value (and later callers must not join
+    /// it), and a negative mark is void.
+    #[inline]
+    pub(crate) fn invalidate<Q>(&mut self, hash: u64, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        self.flights.invalidate(hash, key);
+        self.negatives.remove(hash, key);
+    }
+
+    /// An invalidation of every key: loads in flight and negative marks.
+    fn invalidate_every_key(&mut self) {
+        self.flights.invalidate_all();
+        self.negatives.clear();
+    }
+
+    /// Removes `key` if present. An entry that had expired at `now` is
+    /// removed too, but reported in `removed` (as expired) instead of
+    /// returned.
+    pub(crate) fn remove<Q>(
+        &mut self,
+        hash: u64,
+        key: &Q,
+        now: u64,
+        removed: &mut Removed<K, V>,
+    ) -> Option<(K, V)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        self.invalidate(hash, key);
+        let idx = self.find(hash, key)?;
+        if self.is_expired(idx, now) {
+            self.detach(idx, RemovalCause::Expired, removed);
+            return None;
+        }
+        let entry = self.take_out(idx, RemovalCause::Explicit, Policy::Tracks);
+        Some((entry.key, entry.value))
+    }
+
+    /// Keeps only the entries for which `keep` returns true (an
+    /// invalidation of every key, as for [`clear`](Self::clear)).
+    pub(crate) fn retain(
+        &mut self,
+        keep: &mut dyn FnMut(&K, &V) -> bool,
+        removed: &mut Removed<K, V>,
+    ) {
+        self.invalidate_every_key();
+        let mut idx = 0;
+        // `take_out` empties the slab when the last entry goes.
+        while idx < self.slots.len() {
+            let drop_it = match &self.slots[idx] {
+                Some(e) => !keep(&e.key, &e.value),
+                None => false,
+            };
+            if drop_it {
+                self.detach(idx as Idx, RemovalCause::Explicit, removed);
+            }
+            idx += 1;
+        }
+    }
+
+    /// Removes every entry.
+    pub(crate) fn clear(&mut self, removed: &mut Removed<K, V>) {
+        self.retain(&mut |_, _| false, removed);
+        debug_assert!(self.table.is_empty() && self.policy.len() == 0);
+        self.policy.clear();
+        if let Some(t) = self.timers.as_mut() {
+            t.wheel.clear();
+            t.hard.clear();
+            t.idle.clear();
+            t.refresh_at.clear();
+        }
+        self.slots.shrink_to_fit();
+    }
+}

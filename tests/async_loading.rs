@@ -1,0 +1,467 @@
+//! Async loading (feature `async`): one flight per key shared by tasks and
+//! threads, cancellation, errors, invalidation, negative caching, refresh,
+//! no blocking, `Send` futures and recursion, on tokio's runtimes.
+#![cfg(feature = "async")]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use larder::{AsyncLoadingCache, Cache, ManualClock};
+use tokio::sync::{oneshot, Barrier, Notify};
+
+/// Fails the test instead of hanging it.
+async fn guarded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(Duration::from_secs(30), f).await {
+        Ok(v) => v,
+        Err(_) => panic!("hang: {what} did not finish within 30 s"),
+    }
+}
+
+fn assert_send<T: Send>(t: T) -> T {
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_tasks_and_four_threads_one_load() {
+    let cache: Cache<u32, u32> = Cache::new(100);
+    let loads = Arc::new(AtomicUsize::new(0));
+    let release = Arc::new(Notify::new());
+    let (started_tx, started_rx) = oneshot::channel();
+    // The leader: a task whose loader holds the flight open until released.
+    let leader = {
+        let (cache, loads, release) = (cache.clone(), loads.clone(), release.clone());
+        tokio::spawn(async move {
+            cache
+                .get_with_async(1, async move {
+                    loads.fetch_add(1, Ordering::SeqCst);
+                    started_tx.send(()).unwrap();
+                    release.notified().await;
+                    42
+                })
+                .await
+        })
+    };
+    started_rx.await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..10_000 {
+        let (cache, loads) = (cache.clone(), loads.clone());
+        tasks.push(tokio::spawn(async move {
+            cache
+                .get_with_async(1, async move {
+                    loads.fetch_add(1, Ordering::SeqCst);
+                    0
+                })
+                .await
+        }));
+    }
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (cache, loads) = (cache.clone(), loads.clone());
+            std::thread::spawn(move || {
+                cache.get_with(1, || {
+                    loads.fetch_add(1, Ordering::SeqCst);
+                    0
+                })
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    release.notify_one();
+    guarded("the tasks", async {
+        assert_eq!(leader.await.unwrap(), 42);
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 42);
+        }
+    })
+    .await;
+    for t in threads {
+        assert_eq!(t.join().unwrap(), 42);
+    }
+    assert_eq!(loads.load(Ordering::SeqCst), 1);
+    assert_eq!(cache.stats().loads, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aborting_the_leader_never_strands_its_waiters() {
+    for round in 0..1_000u32 {
+        let cache: Cache<u32, u32> = Cache::new(10);
+        let (started_tx, started_rx) = oneshot::channel();
+        let leader = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache
+                    .get_with_async(round, async move {
+                        let _ = started_tx.send(());
+                        std::future::pending::<()>().await;
+                        unreachable!()
+                    })
+                    .await
+            })
+        };
+        started_rx.await.unwrap();
+        let waiters: Vec<_> = (0..4)
+            .map(|i| {
+                let cache = cache.clone();
+                tokio::spawn(async move { cache.get_with_async(round, async move { i }).await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        leader.abort();
+        guarded("waiters after an abort", async {
+            let mut got = Vec::new();
+            for w in waiters {
+                got.push(w.await.unwrap());
+            }
+            // One waiter led the next load; everyone got its value.
+            assert!(got.iter().all(|&v| v == got[0]), "round {round}: {got:?}");
+        })
+        .await;
+        cache.check_invariants();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thread_waits_on_a_task_that_is_cancelled() {
+    let cache: Cache<u32, u32> = Cache::new(10);
+    let (started_tx, started_rx) = oneshot::channel();
+    let leader = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache
+                .get_with_async(1, async move {
+                    let _ = started_tx.send(());
+                    std::future::pending::<u32>().await
+                })
+                .await
+        })
+    };
+    started_rx.await.unwrap();
+    let thread = {
+        let cache = cache.clone();
+        std::thread::spawn(move || cache.get_with(1, || 9))
+    };
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    leader.abort();
+    let v = guarded("the thread", async {
+        tokio::task::spawn_blocking(move || thread.join().unwrap())
+            .await
+            .unwrap()
+    })
+    .await;
+    assert_eq!(v, 9);
+}
+
+#[tokio::test]
+async fn a_dropped_waiter_just_leaves() {
+    let cache: Cache<u32, u32> = Cache::new(10);
+    let (go_tx, go_rx) = oneshot::channel::<()>();
+    let (started_tx, started_rx) = oneshot::channel();
+    let leader = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache
+                .get_with_async(1, async move {
+                    let _ = started_tx.send(());
+                    go_rx.await.unwrap();
+                    5
+                })
+                .await
+        })
+    };
+    started_rx.await.unwrap();
+    // A waiter that gives up after a moment.
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(10),
+        cache.get_with_async(1, async { 6 }),
+    )
+    .await;
+    assert!(gave_up.is_err());
+    go_tx.send(()).unwrap();
+    assert_eq!(guarded("leader", leader).await.unwrap(), 5);
+    assert_eq!(cache.get(&1), Some(5));
+}
+
+#[tokio::test]
+async fn errors_are_shared_and_not_cached() {
+    let cache: Cache<u32, u32> = Cache::new(10);
+    let (go_tx, go_rx) = oneshot::channel::<()>();
+    let (started_tx, started_rx) = oneshot::channel();
+    let leader = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache
+                .try_get_with_async(1, async move {
+                    let _ = started_tx.send(());
+                    go_rx.await.unwrap();
+                    Err::<u32, _>("down")
+                })
+                .await
+        })
+    };
+    started_rx.await.unwrap();
+    let waiter = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache
+                .try_get_with_async(1, async { Ok::<_, &str>(1) })
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    go_tx.send(()).unwrap();
+    let e1 = leader.await.unwrap().unwrap_err();
+    let e2 = waiter.await.unwrap().unwrap_err();
+    assert!(Arc::ptr_eq(&e1, &e2), "one shared error");
+    assert_eq!(*e1, "down");
+    assert_eq!(
+        cache
+            .try_get_with_async(1, async { Ok::<_, &str>(3) })
+            .await,
+        Ok(3)
+    );
+}
+
+#[tokio::test]
+async fn an_invalidation_during_a_load_wins() {
+    let cache: Cache<u32, u32> = Cache::new(10);
+    let (go_tx, go_rx) = oneshot::channel::<()>();
+    let (started_tx, started_rx) = oneshot::channel();
+    let loader = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache
+                .get_with_async(1, async move {
+                    let _ = started_tx.send(());
+                    go_rx.await.unwrap();
+                    100
+                })
+                .await
+        })
+    };
+    started_rx.await.unwrap();
+    cache.remove(&1);
+    // Arrives after the invalidation: loads afresh, does not join.
+    let fresh = guarded("fresh load", cache.get_with_async(1, async { 200 })).await;
+    assert_eq!(fresh, 200);
+    go_tx.send(()).unwrap();
+    assert_eq!(loader.await.unwrap(), 100);
+    assert_eq!(cache.get(&1), Some(200));
+}
+
+#[tokio::test]
+async fn negative_ttl_applies() {
+    let clock = ManualClock::new();
+    let cache: Cache<u32, u32> = Cache::builder()
+        .negative_ttl(Duration::from_secs(10))
+        .clock(clock.clone())
+        .build();
+    assert_eq!(
+        cache.optionally_get_with_async(1, async { None }).await,
+        None
+    );
+    assert_eq!(
+        cache.optionally_get_with_async(1, async { Some(5) }).await,
+        None,
+        "remembered"
+    );
+    assert_eq!(cache.stats().negative_hits, 1);
+    clock.advance(Duration::from_secs(11));
+    assert_eq!(
+        cache.optionally_get_with_async(1, async { Some(5) }).await,
+        Some(5)
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_slow_load_does_not_delay_hits_on_its_shard() {
+    // One shard and one runtime thread: if anything blocked the thread or
+    // held the shard lock across the slow load, the hit could not run.
+    let cache: Cache<u32, u32> = Cache::builder().max_capacity(10).shards(1).build();
+    cache.insert(2, 20);
+    let (go_tx, go_rx) = oneshot::channel::<()>();
+    let slow = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache
+                .get_with_async(1, async { go_rx.await.map(|_| 10).unwrap() })
+                .await
+        })
+    };
+    tokio::task::yield_now().await; // the slow load is in flight
+    assert_eq!(cache.get(&2), Some(20));
+    assert_eq!(cache.get_with_async(2, async { unreachable!() }).await, 20);
+    assert_eq!(cache.get_with_async(3, async { 30 }).await, 30);
+    go_tx.send(()).unwrap();
+    assert_eq!(slow.await.unwrap(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_futures_are_send() {
+    let cache: Cache<u64, String> = Cache::new(10);
+    let loading: AsyncLoadingCache<u64, String> =
+        Cache::builder().build_with_async_loader(|k: &u64| {
+            let k = *k;
+            async move { k.to_string() }
+        });
+    // The verbs' futures themselves, and inside spawned tasks.
+    drop(assert_send(cache.get_with_async(0, async { "0".to_string() })));
+    let c = cache.clone();
+    let f1 = assert_send(async move { c.get_with_async(1, async { "1".to_string() }).await });
+    let c = cache.clone();
+    let f2 = assert_send(async move {
+        c.try_get_with_async(2, async { Ok::<_, std::io::Error>("2".into()) })
+            .await
+    });
+    let c = cache.clone();
+    let f3 = assert_send(async move { c.optionally_get_with_async(3, async { None }).await });
+    let l2 = loading.clone();
+    let f4 = assert_send(async move { l2.get(&4).await });
+    assert_eq!(tokio::spawn(f1).await.unwrap(), "1");
+    assert_eq!(tokio::spawn(f2).await.unwrap().unwrap(), "2");
+    assert_eq!(tokio::spawn(f3).await.unwrap(), None);
+    assert_eq!(tokio::spawn(f4).await.unwrap(), "4");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loader_future_that_awaits_its_own_key_panics() {
+    let cache: Cache<u32, u32> = Cache::new(10);
+    let task = {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            let inner = cache.clone();
+            cache
+                .get_with_async(1, async move { inner.get_with_async(1, async { 2 }).await })
+                .await
+        })
+    };
+    let err = guarded("recursive load", task).await.unwrap_err();
+    let payload = err.into_panic();
+    let msg = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap();
+    assert!(msg.contains("recursive load"), "{msg}");
+    // Nothing is stuck.
+    assert_eq!(
+        guarded("after", cache.get_with_async(1, async { 3 })).await,
+        3
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_loading_cache_loads_refreshes_and_serves_stale() {
+    let clock = ManualClock::new();
+    let version = Arc::new(AtomicUsize::new(0));
+    let v2 = version.clone();
+    let cache: AsyncLoadingCache<u32, usize> = Cache::builder()
+        .time_to_live(Duration::from_secs(60))
+        .refresh_after(Duration::from_secs(30))
+        .stale_while_revalidate(Duration::from_secs(30))
+        .clock(clock.clone())
+        .spawner(|task| {
+            tokio::spawn(task);
+        })
+        .build_with_async_loader(move |_k: &u32| {
+            let v = v2.fetch_add(1, Ordering::SeqCst);
+            async move { v }
+        });
+    assert_eq!(cache.get(&1).await, 0);
+    assert_eq!(cache.get(&1).await, 0);
+    clock.advance(Duration::from_secs(31));
+    assert_eq!(cache.get(&1).await, 0, "old value at once, refresh starts");
+    guarded("refresh", async {
+        while cache.cache().get(&1) != Some(1) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    assert_eq!(cache.stats().refreshes, 1);
+    // Past the TTL, inside the stale window: stale at once, then fresh.
+    clock.advance(Duration::from_secs(70));
+    assert_eq!(cache.get(&1).await, 1);
+    guarded("revalidation", async {
+        while cache.cache().get(&1) != Some(2) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn async_loading_cache_refreshes_without_a_spawner() {
+    let clock = ManualClock::new();
+    let version = Arc::new(AtomicUsize::new(0));
+    let v2 = version.clone();
+    let cache: AsyncLoadingCache<u32, usize> = Cache::builder()
+        .refresh_after(Duration::from_secs(30))
+        .clock(clock.clone())
+        .build_with_async_loader(move |_k: &u32| {
+            let v = v2.fetch_add(1, Ordering::SeqCst);
+            async move { v }
+        });
+    assert_eq!(cache.get(&1).await, 0);
+    clock.advance(Duration::from_secs(31));
+    assert_eq!(cache.get(&1).await, 0);
+    guarded("refresh on the built-in threads", async {
+        while cache.cache().get(&1) != Some(1) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn async_try_loader_shares_errors() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c2 = calls.clone();
+    let cache: AsyncLoadingCache<u32, u32, String> =
+        Cache::builder().build_with_async_try_loader(move |k: &u32| {
+            let k = *k;
+            c2.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if k == 0 {
+                    Err("no row".to_string())
+                } else {
+                    Ok(k * 10)
+                }
+            }
+        });
+    assert_eq!(cache.try_get(&3).await, Ok(30));
+    assert_eq!(*cache.try_get(&0).await.unwrap_err(), "no row");
+    assert!(cache.try_get(&0).await.is_err(), "errors are not cached");
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_tasks_many_keys_one_load_each() {
+    let cache: Cache<u32, u32> = Cache::new(1_000);
+    let loads = Arc::new(AtomicUsize::new(0));
+    let start = Arc::new(Barrier::new(64));
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let (cache, loads, start) = (cache.clone(), loads.clone(), start.clone());
+            tokio::spawn(async move {
+                start.wait().await;
+                let mut sum = 0;
+                for k in 0..100u32 {
+                    let key = (k + i) % 100;
+                    let loads = loads.clone();
+                    sum += cache
+                        .get_with_async(key, async move {
+                            loads.fetch_add(1, Ordering::SeqCst);
+                            tokio::task::yield_now().await;
+                            key
+                        })
+                        .await;
+                }
+                sum
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(guarded("task", t).await.unwrap(), (0..100).sum::<u32>());
+    }
+    assert_eq!(loads.load(Ordering::SeqCst), 100);
+}
