@@ -589,6 +589,10 @@ impl<K, V, S> Cache<K, V, S> {
             .sum()
     }
 
+    /// Slots in each shard's read buffer (for the loom models). For tests.
+    #[doc(hidden)]
+    pub const READ_BUFFER_SLOTS: usize = crate::shard::READ_BUFFER_SLOTS;
+
     /// Recomputes every internal count, weight and link and panics on a
     /// mismatch. For tests.
     #[doc(hidden)]

@@ -194,9 +194,14 @@ where
                 core.counters.negative_hits += 1;
                 continue;
             }
-            match core.flights.find(hash, &key) {
-                Some(f) => theirs.push((key, f.clone())),
-                None => {
+            match core.flights.find(hash, &key).cloned() {
+                Some(f) if !f.is_stale() => theirs.push((key, f)),
+                stale => {
+                    // A stale flight predates an invalidation this caller
+                    // came after: load afresh (the stale one stores nothing).
+                    if let Some(f) = stale {
+                        core.flights.unregister(&f);
+                    }
                     let f = Flight::new(key.clone(), hash);
                     core.flights.register(f.clone());
                     drop(core);
@@ -307,9 +312,16 @@ where
                         return Loaded::Absent;
                     }
                 }
-                match core.flights.find(hash, &key) {
-                    Some(f) => Some(f.clone()),
-                    None => {
+                match core.flights.find(hash, &key).cloned() {
+                    Some(f) if !f.is_stale() => Some(f),
+                    stale => {
+                        // A stale flight's value predates an invalidation
+                        // this caller came after: do not join it, load
+                        // afresh (the stale load still completes for its
+                        // own waiters and stores nothing).
+                        if let Some(f) = stale {
+                            core.flights.unregister(&f);
+                        }
                         let f = Flight::new(key.clone(), hash);
                         core.flights.register(f.clone());
                         drop(core);

@@ -598,9 +598,28 @@ where
     }
 
     /// The value for `key` as this adapter knows it: a pending write's
-    /// value, `None` for a pending delete, otherwise the cache's value
-    /// ([`Cache::get`]). `None` for a key that is neither pending nor
-    /// cached says nothing about the store: read it there.
+    /// value, `None` for a pending delete, otherwise the cache's value, and
+    /// on a miss the store's ([`Store::read`]).
+    ///
+    /// **Read-your-writes:** once [`write`](Self::write) or
+    /// [`delete`](Self::delete) has returned, `get` on any thread returns
+    /// that operation's result or a later one's, whether the operation is
+    /// still pending, has landed in the store and been evicted from the
+    /// cache, or was never admitted to it, provided the store implements
+    /// [`Store::read`]. A miss is loaded through the cache's single flight
+    /// ([`Cache::try_get_with`]): concurrent `get`s of one missing key make
+    /// one store read, and the value read fills the cache, unless a write
+    /// or delete of the key is acknowledged while the read runs (that
+    /// operation wins, as an invalidation wins over a load).
+    ///
+    /// Over a store without `read` (the provided one returns `Ok(None)`),
+    /// a key that is neither pending nor cached reads as `None`, which
+    /// says nothing about the store. An operation that failed every retry
+    /// (see [`on_failure`](WriteBehindBuilder::on_failure)) is no longer
+    /// pending: `get` then reads what the store holds.
+    ///
+    /// A store error reads as `None` here; [`try_get`](Self::try_get)
+    /// returns it. A panic in `read` propagates to this caller.
     ///
     /// # Examples
     ///
@@ -623,17 +642,44 @@ where
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        T::Error: Send + Sync + 'static,
     {
-        {
-            let state = self.shared.state.lock();
-            if let Some(p) = state.pending.get(key) {
-                return p.value.clone();
-            }
+        self.try_get(key).ok().flatten()
+    }
+
+    /// Like [`get`](Self::get), but a failed [`Store::read`] is returned
+    /// instead of reading as `None`.
+    ///
+    /// # Errors
+    ///
+    /// The store's error, shared with every caller that waited for the
+    /// same read. Nothing is cached; the next call reads again.
+    ///
+    /// # Panics
+    ///
+    /// If `read` panics (the panic propagates), or asks this adapter for
+    /// the key it is reading (a recursive load).
+    pub fn try_get<Q>(&self, key: &Q) -> Result<Option<V>, std::sync::Arc<T::Error>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        T::Error: Send + Sync + 'static,
+    {
+        let shared = &*self.shared;
+        if let Some(p) = shared.state.lock().pending.get(key) {
+            return Ok(p.value.clone());
         }
-        // Not pending: the cache is at least as new as the store, because
-        // the cache is only written under the state lock, in order.
-        self.shared.cache.get(key)
+        super::read_through(&shared.cache, key.to_owned(), |key| {
+            // Inside the flight: from here on, a write or delete of `key`
+            // updates the cache under the state lock and so makes this load
+            // stale. One acknowledged before, and still pending, is the
+            // answer; one that has landed is in the store.
+            if let Some(p) = shared.state.lock().pending.get(key) {
+                return Ok(p.value.clone());
+            }
+            shared.store.read(key)
+        })
     }
 
     /// Blocks until every operation acknowledged before the call is in the

@@ -1,0 +1,118 @@
+//! Bugs found while building the fuzz targets, the sanitizer runs and the
+//! write-behind read contract (issue 16), each pinned by a deterministic
+//! test.
+//!
+//! The interleavings are forced without sleeps: the key type's `Eq` is
+//! only called under a shard lock, when a lookup meets a flight for the
+//! key, so counting its calls tells the test that another thread has
+//! reached the flight table (and, once the test takes the same shard lock,
+//! that it has finished with it).
+
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+
+use larder::Cache;
+
+/// A key whose equality tests are counted.
+#[derive(Clone, Debug)]
+struct Key(u32, Arc<AtomicUsize>);
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.1.fetch_add(1, Ordering::SeqCst);
+        self.0 == other.0
+    }
+}
+impl Eq for Key {}
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.0.hash(h);
+    }
+}
+
+fn wait_until(f: impl Fn() -> bool) {
+    while !f() {
+        thread::yield_now();
+    }
+}
+
+/// A caller that asks for a key *after* an invalidation met the key's load
+/// used to join that stale load and get its value, which predates the
+/// invalidation: cache-aside read-your-writes broke (update the store,
+/// `remove`, `get_with` returns the old row). Found by reading the
+/// single-flight code for the write-behind read contract; fixed in
+/// `src/load/mod.rs` (a stale flight is replaced, not joined).
+#[test]
+fn a_caller_after_an_invalidation_does_not_join_the_stale_load() {
+    let eqs = Arc::new(AtomicUsize::new(0));
+    let key = Key(1, eqs.clone());
+    let cache: Cache<Key, u32> = Cache::builder().max_capacity(100).shards(1).build();
+    let (a, b) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+    let loader = {
+        let (cache, key, a, b) = (cache.clone(), key.clone(), a.clone(), b.clone());
+        thread::spawn(move || {
+            cache.get_with(key, || {
+                a.wait();
+                b.wait();
+                1 // read from the store before the update
+            })
+        })
+    };
+    a.wait(); // the load is running
+    cache.remove(&key); // the store was updated: invalidate
+    let before = eqs.load(Ordering::SeqCst);
+    let late = {
+        let (cache, key) = (cache.clone(), key.clone());
+        thread::spawn(move || cache.get_with(key, || 2)) // reads the update
+    };
+    // The late caller meets the flight (an `Eq` call under the shard lock).
+    wait_until(|| eqs.load(Ordering::SeqCst) > before);
+    b.wait();
+    assert_eq!(loader.join().unwrap(), 1);
+    assert_eq!(
+        late.join().unwrap(),
+        2,
+        "a caller that came after the invalidation got the stale load's value"
+    );
+    assert_eq!(cache.get(&key), Some(2));
+    cache.check_invariants();
+}
+
+/// The same through `get_all_with`.
+#[test]
+fn a_batch_after_an_invalidation_does_not_join_the_stale_load() {
+    let eqs = Arc::new(AtomicUsize::new(0));
+    let key = Key(1, eqs.clone());
+    let cache: Cache<Key, u32> = Cache::builder().max_capacity(100).shards(1).build();
+    let (a, b) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+    let loader = {
+        let (cache, key, a, b) = (cache.clone(), key.clone(), a.clone(), b.clone());
+        thread::spawn(move || {
+            cache.get_with(key, || {
+                a.wait();
+                b.wait();
+                1
+            })
+        })
+    };
+    a.wait();
+    cache.remove(&key);
+    let before = eqs.load(Ordering::SeqCst);
+    let late = {
+        let (cache, key) = (cache.clone(), key.clone());
+        thread::spawn(move || {
+            cache.get_all_with([key], |missing| {
+                missing.iter().map(|k| (k.clone(), 2)).collect()
+            })
+        })
+    };
+    wait_until(|| eqs.load(Ordering::SeqCst) > before);
+    b.wait();
+    assert_eq!(loader.join().unwrap(), 1);
+    let got = late.join().unwrap();
+    assert_eq!(got.get(&key), Some(&2));
+    assert_eq!(cache.get(&key), Some(2));
+    cache.check_invariants();
+}
