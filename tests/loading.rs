@@ -281,7 +281,11 @@ fn waiters_of_a_stale_load_get_its_value() {
     cache.remove(&key);
     b.wait();
     assert_eq!(loader.join().unwrap(), 7);
-    assert_eq!(waiter.join().unwrap(), 7, "a waiter gets the load it joined");
+    assert_eq!(
+        waiter.join().unwrap(),
+        7,
+        "a waiter gets the load it joined"
+    );
     assert_eq!(loads.load(Ordering::SeqCst), 1);
     assert_eq!(cache.get(&key), None, "the stale value was not stored");
 }
