@@ -457,6 +457,8 @@ where
     }
 
     /// Keeps only the entries for which `keep(&key, &value)` is true.
+    /// Expired entries not yet reclaimed are not shown to `keep`: they
+    /// leave as [`RemovalCause::Expired`].
     ///
     /// **Locking behaviour:** `keep` runs while its shard's write lock is
     /// held; it must not call back into this cache (that would deadlock).
@@ -464,7 +466,8 @@ where
     pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
         for shard in self.inner.shards.iter() {
             let mut removed = Removed::new();
-            shard.write().retain(&mut keep, &mut removed);
+            let now = self.write_now(shard);
+            shard.write().retain(now, &mut keep, &mut removed);
             self.notify(removed);
         }
     }

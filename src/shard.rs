@@ -882,17 +882,21 @@ impl<K, V> Core<K, V> {
     /// Keeps only the entries for which `keep` returns true.
     pub(crate) fn retain(
         &mut self,
+        now: u64,
         keep: &mut dyn FnMut(&K, &V) -> bool,
         removed: &mut Removed<K, V>,
     ) {
         self.flights.invalidate_all();
         for idx in 0..self.slots.len() as Idx {
-            let drop_it = match &self.slots[idx as usize] {
-                Some(e) => !keep(&e.key, &e.value),
-                None => false,
+            // Expired entries are never shown to user code: they leave as
+            // expired.
+            let cause = match &self.slots[idx as usize] {
+                Some(_) if self.is_expired(idx, now) => Some(RemovalCause::Expired),
+                Some(e) if !keep(&e.key, &e.value) => Some(RemovalCause::Explicit),
+                _ => None,
             };
-            if drop_it {
-                self.detach(idx, RemovalCause::Explicit, removed);
+            if let Some(cause) = cause {
+                self.detach(idx, cause, removed);
                 if self.slots.is_empty() {
                     break;
                 }

@@ -116,3 +116,39 @@ fn a_batch_after_an_invalidation_does_not_join_the_stale_load() {
     assert_eq!(cache.get(&key), Some(2));
     cache.check_invariants();
 }
+
+/// `retain` handed expired entries (not yet reclaimed) to its predicate,
+/// though expired entries are never returned, and reported those it
+/// dropped as `Explicit` removals rather than expirations. Found by the
+/// `cache_ops` fuzz target; fixed in `Core::retain` (src/shard.rs):
+/// expired entries leave as `Expired` without meeting the predicate.
+#[test]
+fn retain_does_not_show_expired_entries_to_its_predicate() {
+    use larder::{ManualClock, RemovalCause};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    let clock = ManualClock::new();
+    let causes = Arc::new(Mutex::new(Vec::new()));
+    let sink = causes.clone();
+    let cache: Cache<u32, u32> = Cache::builder()
+        .max_capacity(100)
+        .time_to_live(Duration::from_secs(10))
+        .clock(clock.clone())
+        .eviction_listener(move |k, _, cause| sink.lock().unwrap().push((*k, cause)))
+        .build();
+    cache.insert(1, 1);
+    clock.advance(Duration::from_secs(5));
+    cache.insert(2, 2);
+    clock.advance(Duration::from_secs(6)); // 1 expired, 2 live
+    let mut seen = Vec::new();
+    cache.retain(|k, _| {
+        seen.push(*k);
+        true
+    });
+    assert_eq!(seen, [2], "the predicate saw an expired entry");
+    assert_eq!(*causes.lock().unwrap(), [(1, RemovalCause::Expired)]);
+    assert_eq!(cache.stats().expirations, 1);
+    assert_eq!(cache.stats().removals, 0);
+    cache.check_invariants();
+}
