@@ -152,3 +152,32 @@ fn retain_does_not_show_expired_entries_to_its_predicate() {
     assert_eq!(cache.stats().removals, 0);
     cache.check_invariants();
 }
+
+/// A weigher that panics on a loaded value used to run after the loader's
+/// flight guard was disarmed: the flight stayed registered and unfinished,
+/// so every later load of the key (and every waiter) blocked forever.
+/// Found while writing the soak test.
+#[test]
+fn a_panicking_weigher_on_a_loaded_value_does_not_wedge_the_key() {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let cache: Cache<u32, u32> = Cache::builder()
+        .max_capacity(100)
+        .weigher(|_, v| if *v == 999 { panic!("weigher told to panic") } else { 1 })
+        .build();
+    let r = catch_unwind(AssertUnwindSafe(|| cache.get_with(1, || 999)));
+    assert!(r.is_err(), "the weigher's panic reaches the loader's caller");
+    let (tx, rx) = mpsc::channel();
+    let c = cache.clone();
+    thread::spawn(move || {
+        let _ = tx.send(c.get_with(1, || 5));
+    });
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)),
+        Ok(5),
+        "a later load of the key hangs on the dead flight"
+    );
+    cache.check_invariants();
+}

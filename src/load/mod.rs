@@ -392,13 +392,16 @@ where
         nanos: u64,
         kind: LoadKind,
     ) -> Outcome<V> {
-        let flight = guard.disarm();
-        let hash = flight.hash;
-        let shard = self.shard(hash);
+        // The weigher and `expire_after` are user code: while they run the
+        // guard stays armed, so a panic in them abandons the flight (its
+        // waiters retry) instead of leaving it registered forever.
         let (weight, ttl) = match &outcome {
             Outcome::Value(v) => (self.weigh(&key, v), self.entry_ttl(&key, v)),
             _ => (0, None),
         };
+        let flight = guard.disarm();
+        let hash = flight.hash;
+        let shard = self.shard(hash);
         let now = self.write_now(shard);
         let mut removed = Removed::new();
         {
