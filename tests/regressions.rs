@@ -165,10 +165,19 @@ fn a_panicking_weigher_on_a_loaded_value_does_not_wedge_the_key() {
 
     let cache: Cache<u32, u32> = Cache::builder()
         .max_capacity(100)
-        .weigher(|_, v| if *v == 999 { panic!("weigher told to panic") } else { 1 })
+        .weigher(|_, v| {
+            if *v == 999 {
+                panic!("weigher told to panic")
+            } else {
+                1
+            }
+        })
         .build();
     let r = catch_unwind(AssertUnwindSafe(|| cache.get_with(1, || 999)));
-    assert!(r.is_err(), "the weigher's panic reaches the loader's caller");
+    assert!(
+        r.is_err(),
+        "the weigher's panic reaches the loader's caller"
+    );
     let (tx, rx) = mpsc::channel();
     let c = cache.clone();
     thread::spawn(move || {
