@@ -102,12 +102,23 @@ fn run(data: &[u8]) {
     };
     let mut w = Wheel::new(start);
     let mut m = Model::default();
+    let trace = std::env::var_os("LARDER_FUZZ_TRACE").is_some();
+    if trace {
+        eprintln!("start {start}");
+    }
     let mut steps = 0;
     while !inp.is_empty() && steps < 3_000 {
         steps += 1;
         let time = w.time();
         let i = u32::from(inp.u8()) % SLOTS;
-        match inp.u8() % 10 {
+        let op = inp.u8() % 10;
+        if trace {
+            eprintln!(
+                "time {time} idx {i} op {op} model {:?} due {:?}",
+                m.deadline, m.due
+            );
+        }
+        match op {
             0..=2 => {
                 let d = deadline(&mut inp, time);
                 w.reschedule(i, d);
@@ -115,8 +126,22 @@ fn run(data: &[u8]) {
             }
             3 => {
                 let d = deadline(&mut inp, time);
+                // The wheel's own deadline (an extension is not in it).
+                let old = w.is_scheduled(i).then(|| w.deadline(i));
                 w.postpone(i, d);
-                m.set(i, d, time);
+                match old {
+                    // The node stays in the bucket `old` called for: the
+                    // entry keeps its place, so a deadline already passed
+                    // fires with that bucket (within the level-0 lateness),
+                    // not at the next advance as a fresh schedule would.
+                    Some(old) if d >= old && d != NEVER => {
+                        m.deadline.insert(i, d);
+                        if d > time {
+                            m.due.remove(&i);
+                        }
+                    }
+                    _ => m.set(i, d, time),
+                }
             }
             4 => {
                 // A time-to-idle read: later, without telling the wheel.
