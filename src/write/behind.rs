@@ -1263,3 +1263,172 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         "a panic with a non-string payload".to_string()
     }
 }
+
+/// The queue's bookkeeping, driven step by step without a flusher thread:
+/// what the integration tests only reach when a race happens to line up.
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Mutex as StdMutex;
+
+    /// A store that records calls and fails while told to.
+    #[derive(Default)]
+    struct Rec {
+        calls: StdMutex<Vec<String>>,
+        fail: std::sync::atomic::AtomicBool,
+    }
+
+    impl Store<u32, u64> for Rec {
+        type Error = &'static str;
+        fn write(&self, batch: &[(u32, u64)]) -> Result<(), Self::Error> {
+            self.calls.lock().unwrap().push(format!("write {batch:?}"));
+            match self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                true => Err("down"),
+                false => Ok(()),
+            }
+        }
+        fn delete(&self, keys: &[u32]) -> Result<(), Self::Error> {
+            self.calls.lock().unwrap().push(format!("delete {keys:?}"));
+            match self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                true => Err("down"),
+                false => Ok(()),
+            }
+        }
+    }
+
+    /// An adapter with no flusher: the test plays the flusher.
+    fn adapter(batch_size: usize) -> WriteBehind<u32, u64, Rec> {
+        let mut wb = WriteBehind::builder(Cache::new(100), Rec::default())
+            .batch_size(batch_size)
+            .max_retries(0)
+            .build();
+        // Stop the real flusher before it takes anything: close it on an
+        // empty queue, then reopen the state for the test.
+        wb.shutdown().unwrap();
+        wb.shared.state.lock().closed = false;
+        wb
+    }
+
+    /// One flusher round: take a batch, send it, land it.
+    fn round(wb: &WriteBehind<u32, u64, Rec>) {
+        let shared = &*wb.shared;
+        let batch = shared.take_batch(&mut shared.state.lock());
+        let (landed, _, _) = shared.send(batch);
+        shared.land(&mut shared.state.lock(), landed);
+    }
+
+    #[test]
+    fn done_through_is_below_both_the_queue_front_and_the_flight() {
+        let wb = adapter(1);
+        assert_eq!(wb.shared.state.lock().done_through(), 0);
+        wb.write(1, 10); // seq 1
+        wb.write(2, 20); // seq 2
+        assert_eq!(wb.shared.state.lock().done_through(), 0);
+        let shared = &*wb.shared;
+        let batch = shared.take_batch(&mut shared.state.lock()); // key 1 in flight
+        {
+            let state = shared.state.lock();
+            assert_eq!(state.in_flight_since, Some(1));
+            assert_eq!(state.done_through(), 0);
+        }
+        let (landed, _, _) = shared.send(batch);
+        shared.land(&mut shared.state.lock(), landed);
+        assert_eq!(shared.state.lock().done_through(), 1, "key 2 still queued");
+        round(&wb);
+        assert_eq!(shared.state.lock().done_through(), 2);
+        assert!(shared.state.lock().pending.is_empty());
+    }
+
+    #[test]
+    fn writes_to_a_queued_key_coalesce_into_one_queue_slot() {
+        let wb = adapter(10);
+        wb.write(1, 10);
+        wb.write(1, 11);
+        wb.delete(&1);
+        wb.write(1, 12);
+        {
+            let state = wb.shared.state.lock();
+            assert_eq!(state.queue.len(), 1);
+            assert_eq!(state.queue[0].since, 1, "keeps its place in the queue");
+            assert_eq!(state.pending[&1].seq, 4);
+            assert_eq!(state.stats.coalesced, 3);
+        }
+        round(&wb);
+        assert_eq!(*wb.store().calls.lock().unwrap(), ["write [(1, 12)]"]);
+    }
+
+    #[test]
+    fn a_write_during_its_keys_flight_is_queued_again_and_survives_the_landing() {
+        let wb = adapter(10);
+        wb.write(1, 10);
+        let shared = &*wb.shared;
+        let batch = shared.take_batch(&mut shared.state.lock());
+        wb.write(1, 11); // while 10 is in flight
+        {
+            let state = shared.state.lock();
+            assert!(state.pending[&1].queued);
+            assert_eq!(state.queue.len(), 1, "queued again, not coalesced");
+            assert_eq!(state.stats.coalesced, 0);
+        }
+        let (landed, _, _) = shared.send(batch);
+        shared.land(&mut shared.state.lock(), landed);
+        assert_eq!(wb.get(&1), Some(11), "the newer write outlives the landing");
+        assert_eq!(shared.state.lock().pending[&1].seq, 2);
+        round(&wb);
+        assert!(shared.state.lock().pending.is_empty());
+        assert_eq!(
+            *wb.store().calls.lock().unwrap(),
+            ["write [(1, 10)]", "write [(1, 11)]"],
+            "per-key order across the flight"
+        );
+    }
+
+    #[test]
+    fn a_batch_takes_at_most_batch_size_keys_and_splits_writes_from_deletes() {
+        let wb = adapter(3);
+        wb.write(1, 10);
+        wb.delete(&2);
+        wb.write(3, 30);
+        wb.write(4, 40);
+        let shared = &*wb.shared;
+        let batch = shared.take_batch(&mut shared.state.lock());
+        assert_eq!(batch.writes, [(1, 10), (3, 30)]);
+        assert_eq!(batch.deletes, [2]);
+        assert_eq!(shared.state.lock().queue.len(), 1);
+        let (landed, calls, _) = shared.send(batch);
+        assert_eq!(calls, 2, "one call for the writes, one for the deletes");
+        shared.land(&mut shared.state.lock(), landed);
+        assert_eq!(shared.state.lock().stats.persisted, 3);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_cache_unless_a_newer_one_is_pending() {
+        let wb = adapter(10);
+        wb.write(1, 10);
+        wb.write(2, 20);
+        let shared = &*wb.shared;
+        let batch = shared.take_batch(&mut shared.state.lock());
+        wb.write(2, 21); // newer than the flight
+        wb.store()
+            .fail
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let (landed, _, _) = shared.send(batch);
+        shared.land(&mut shared.state.lock(), landed);
+        {
+            let state = shared.state.lock();
+            assert_eq!(state.stats.failures, 2);
+            assert_eq!(
+                state.unreported, 2,
+                "no flush was waiting: left for the next"
+            );
+            assert!(!state.pending.contains_key(&1));
+            assert_eq!(state.pending[&2].value, Some(21));
+        }
+        assert_eq!(wb.cache().get(&1), None, "the store does not hold 10");
+        assert_eq!(
+            wb.cache().get(&2),
+            Some(21),
+            "the pending write is still cached"
+        );
+    }
+}
