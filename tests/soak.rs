@@ -355,13 +355,12 @@ fn write_behind_worker(
             continue;
         };
         match tally.guard("wb.try_get", || wb.try_get(&k)) {
-            Some(Ok(got)) => {
-                if got != expected && !failed.lock().unwrap().contains(&k) {
-                    tally.violation(format!(
-                        "write-behind get({k}) = {got:?}, last acknowledged {expected:?}"
-                    ));
-                }
+            Some(Ok(got)) if got != expected && !failed.lock().unwrap().contains(&k) => {
+                tally.violation(format!(
+                    "write-behind get({k}) = {got:?}, last acknowledged {expected:?}"
+                ));
             }
+            Some(Ok(_)) => {}
             Some(Err(_)) => tally.fault(), // an injected read failure
             None => {}
         }
