@@ -116,15 +116,6 @@ impl Sqlite {
         }))
     }
 
-    fn read(&self, page: u32) -> u64 {
-        self.reads.fetch_add(1, Ordering::Relaxed);
-        let conn = self.conn.lock().unwrap();
-        conn.prepare_cached("SELECT views FROM page_views WHERE page = ?1")
-            .and_then(|mut stmt| stmt.query_row([page], |row| row.get(0)).optional())
-            .expect("select")
-            .unwrap_or(0)
-    }
-
     fn table(&self) -> BTreeMap<u32, u64> {
         let conn = self.conn.lock().unwrap();
         let mut stmt = conn.prepare("SELECT page, views FROM page_views").unwrap();
@@ -170,6 +161,15 @@ impl Store<u32, u64> for Sqlite {
         self.rows.fetch_add(pages.len() as u64, Ordering::Relaxed);
         Ok(())
     }
+
+    /// What the adapters read on a miss (a page neither pending nor
+    /// cached).
+    fn read(&self, page: &u32) -> rusqlite::Result<Option<u64>> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let conn = self.conn.lock().unwrap();
+        let mut stmt = conn.prepare_cached("SELECT views FROM page_views WHERE page = ?1")?;
+        stmt.query_row([page], |row| row.get(0)).optional()
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -200,7 +200,8 @@ fn write_through(views: &[u32]) -> Run {
     let wt = WriteThrough::new(Cache::new(CACHE_CAPACITY), db.clone());
     let start = Instant::now();
     for &page in views {
-        let count = wt.get(&page).unwrap_or_else(|| db.read(page));
+        // Cached, or read from SQLite through `Store::read` on a miss.
+        let count = wt.try_get(&page).expect("SQLite read").unwrap_or(0);
         wt.write(page, count + 1).expect("SQLite write");
     }
     let elapsed = start.elapsed();
@@ -229,8 +230,9 @@ fn write_behind(views: &[u32]) -> (Run, larder::WriteBehindStats) {
     let start = Instant::now();
     for &page in views {
         // Pending and cached counters come from the adapter; a page that
-        // is neither has its latest count in SQLite.
-        let count = wb.get(&page).unwrap_or_else(|| db.read(page));
+        // is neither is read from SQLite (`Store::read`), where its latest
+        // count is.
+        let count = wb.try_get(&page).expect("SQLite read").unwrap_or(0);
         wb.write(page, count + 1);
     }
     wb.flush().expect("every counter stored");

@@ -475,6 +475,8 @@ where
     }
 
     /// Keeps only the entries for which `keep(&key, &value)` is true.
+    /// Expired entries not yet reclaimed are not shown to `keep`: they
+    /// leave as [`RemovalCause::Expired`].
     ///
     /// **Locking behaviour:** `keep` runs while its shard's write lock is
     /// held; it must not call back into this cache (that would deadlock).
@@ -482,7 +484,8 @@ where
     pub fn retain(&self, mut keep: impl FnMut(&K, &V) -> bool) {
         for shard in self.inner.shards.iter() {
             let mut removed = Removed::new();
-            shard.write().retain(&mut keep, &mut removed);
+            let now = self.write_now(shard);
+            shard.write().retain(now, &mut keep, &mut removed);
             self.notify(removed);
         }
     }
@@ -619,6 +622,10 @@ impl<K, V, S> Cache<K, V, S> {
             .map(|s| s.read().negatives.len())
             .sum()
     }
+
+    /// Slots in each shard's read buffer (for the loom models). For tests.
+    #[doc(hidden)]
+    pub const READ_BUFFER_SLOTS: usize = crate::shard::READ_BUFFER_SLOTS;
 
     /// Recomputes every internal count, weight and link and panics on a
     /// mismatch. For tests.

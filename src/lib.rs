@@ -115,6 +115,13 @@ mod sync;
 mod time;
 mod write;
 
+/// Hooks for the fuzz targets in `fuzz/`: not a public API (only built
+/// under `cfg(fuzzing)`, which cargo-fuzz sets, and in unit tests).
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+#[path = "fuzz_hook.rs"]
+pub mod __fuzz;
+
 pub use builder::{CacheBuilder, DEFAULT_CAPACITY};
 pub use cache::Cache;
 #[cfg(feature = "async")]

@@ -218,40 +218,76 @@ fn retain_during_load_wins() {
     invalidation_wins(|c| c.retain(|_, _| true));
 }
 
+/// A key whose equality tests are counted: `Eq` runs under the shard lock
+/// when a lookup meets a flight for the key, so the count tells a test that
+/// another thread has reached the flight.
+#[derive(Clone, Debug)]
+struct CountedKey(u32, Arc<AtomicUsize>);
+
+impl PartialEq for CountedKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.1.fetch_add(1, Ordering::SeqCst);
+        self.0 == other.0
+    }
+}
+impl Eq for CountedKey {}
+impl std::hash::Hash for CountedKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.0.hash(h);
+    }
+}
+
 #[test]
 fn waiters_of_a_stale_load_get_its_value() {
-    let cache: Cache<u32, u32> = Cache::new(100);
+    let eqs = Arc::new(AtomicUsize::new(0));
+    let key = CountedKey(1, eqs.clone());
+    let cache: Cache<CountedKey, u32> = Cache::builder().max_capacity(100).shards(1).build();
     let (a, b) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
     let loads = Arc::new(AtomicUsize::new(0));
     let loader = {
-        let (cache, a, b, loads) = (cache.clone(), a.clone(), b.clone(), loads.clone());
+        let (cache, key, a, b, loads) = (
+            cache.clone(),
+            key.clone(),
+            a.clone(),
+            b.clone(),
+            loads.clone(),
+        );
         thread::spawn(move || {
-            cache.get_with(1, || {
+            cache.get_with(key, || {
                 loads.fetch_add(1, Ordering::SeqCst);
                 a.wait();
                 b.wait();
-                thread::sleep(Duration::from_millis(30));
                 7
             })
         })
     };
-    a.wait();
+    a.wait(); // the load is running and stays so until `b`
+    let before = eqs.load(Ordering::SeqCst);
     let waiter = {
-        let (cache, loads) = (cache.clone(), loads.clone());
+        let (cache, key, loads) = (cache.clone(), key.clone(), loads.clone());
         thread::spawn(move || {
-            cache.get_with(1, || {
+            cache.get_with(key, || {
                 loads.fetch_add(1, Ordering::SeqCst);
                 8
             })
         })
     };
-    thread::sleep(Duration::from_millis(10)); // let the waiter join the flight
-    cache.remove(&1);
+    // The waiter has met the flight (under the shard lock); the remove
+    // takes that lock after it, so the waiter joined before the
+    // invalidation.
+    while eqs.load(Ordering::SeqCst) == before {
+        thread::yield_now();
+    }
+    cache.remove(&key);
     b.wait();
     assert_eq!(loader.join().unwrap(), 7);
-    let w = waiter.join().unwrap();
-    assert!(w == 7 || w == 8);
-    assert_eq!(cache.get(&1).unwrap_or(8), 8);
+    assert_eq!(
+        waiter.join().unwrap(),
+        7,
+        "a waiter gets the load it joined"
+    );
+    assert_eq!(loads.load(Ordering::SeqCst), 1);
+    assert_eq!(cache.get(&key), None, "the stale value was not stored");
 }
 
 #[test]

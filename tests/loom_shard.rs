@@ -22,8 +22,8 @@ use larder::{Cache, ManualClock, Policy, RemovalCause};
 use loom::sync::{Arc, Mutex};
 use loom::thread;
 
-/// Slots in a shard's read buffer (`READ_BUFFER_SLOTS` in `src/shard.rs`).
-const RING: u64 = 64;
+/// Slots in a shard's read buffer, taken from the crate.
+const RING: u64 = Cache::<u32, u32>::READ_BUFFER_SLOTS as u64;
 
 /// Runs `f` under loom with `bound` preemptions (None: exhaustive).
 fn model(bound: Option<usize>, f: impl Fn() + Sync + Send + 'static) {
@@ -111,7 +111,7 @@ fn get_insert_remove_same_key_with_timers() {
     get_insert_remove(Some(Duration::from_secs(60)));
 }
 
-/// (b) Two readers complete the read buffer (pre-filled to 62 of 64 hits)
+/// (b) Two readers complete the read buffer (pre-filled to all but two of its `RING` slots)
 /// while a writer inserts into a full cache and evicts. One of the readers
 /// drains the ring into the policy if it wins `try_write`. (W-TinyLFU takes
 /// no hits through the ring: there the readers note hits in the entries'

@@ -167,9 +167,22 @@ impl<K, V> Core<K, V> {
     }
 
     /// Keeps only the entries for which `keep` returns true (an
-    /// invalidation of every key, as for [`clear`](Self::clear)).
+    /// invalidation of every key, as for [`clear`](Self::clear)). Entries
+    /// expired at `now` are never shown to `keep`: they leave as expired.
     pub(crate) fn retain(
         &mut self,
+        now: u64,
+        keep: &mut dyn FnMut(&K, &V) -> bool,
+        removed: &mut Removed<K, V>,
+    ) {
+        self.sweep(Some(now), keep, removed);
+    }
+
+    /// [`retain`](Self::retain), judging expiry at `now` (with `None`,
+    /// every entry dropped counts as an explicit removal).
+    fn sweep(
+        &mut self,
+        now: Option<u64>,
         keep: &mut dyn FnMut(&K, &V) -> bool,
         removed: &mut Removed<K, V>,
     ) {
@@ -177,12 +190,16 @@ impl<K, V> Core<K, V> {
         let mut idx = 0;
         // `take_out` empties the slab when the last entry goes.
         while idx < self.slots.len() {
-            let drop_it = match &self.slots[idx] {
-                Some(e) => !keep(&e.key, &e.value),
-                None => false,
+            let i = idx as Idx;
+            let cause = match &self.slots[idx] {
+                Some(_) if now.is_some_and(|now| self.is_expired(i, now)) => {
+                    Some(RemovalCause::Expired)
+                }
+                Some(e) if !keep(&e.key, &e.value) => Some(RemovalCause::Explicit),
+                _ => None,
             };
-            if drop_it {
-                self.detach(idx as Idx, RemovalCause::Explicit, removed);
+            if let Some(cause) = cause {
+                self.detach(i, cause, removed);
             }
             idx += 1;
         }
@@ -190,7 +207,7 @@ impl<K, V> Core<K, V> {
 
     /// Removes every entry.
     pub(crate) fn clear(&mut self, removed: &mut Removed<K, V>) {
-        self.retain(&mut |_, _| false, removed);
+        self.sweep(None, &mut |_, _| false, removed);
         debug_assert!(self.table.is_empty() && self.policy.len() == 0);
         self.policy.clear();
         if let Some(t) = self.timers.as_mut() {

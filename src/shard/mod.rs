@@ -102,7 +102,7 @@ fn table_hash(short: NonZeroU32) -> u64 {
 }
 
 /// Number of slots in a shard's read buffer (a power of two).
-const READ_BUFFER_SLOTS: usize = 64;
+pub(crate) const READ_BUFFER_SLOTS: usize = 64;
 
 /// A stored entry: 24 bytes for `u64 -> u64`.
 pub(crate) struct Entry<K, V> {

@@ -333,21 +333,21 @@ impl TimerWheel {
     /// The wheel's time: the latest `now` given to [`advance`](Self::advance)
     /// (or to [`new`](Self::new)).
     #[inline]
-    #[cfg(test)]
+    #[cfg(any(test, fuzzing))]
     pub(crate) fn time(&self) -> u64 {
         self.time
     }
 
     /// Number of scheduled entries.
     #[inline]
-    #[cfg(test)]
+    #[cfg(any(test, fuzzing))]
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     /// True if nothing is scheduled.
     #[inline]
-    #[cfg(test)]
+    #[cfg(any(test, fuzzing))]
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }

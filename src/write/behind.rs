@@ -598,9 +598,28 @@ where
     }
 
     /// The value for `key` as this adapter knows it: a pending write's
-    /// value, `None` for a pending delete, otherwise the cache's value
-    /// ([`Cache::get`]). `None` for a key that is neither pending nor
-    /// cached says nothing about the store: read it there.
+    /// value, `None` for a pending delete, otherwise the cache's value, and
+    /// on a miss the store's ([`Store::read`]).
+    ///
+    /// **Read-your-writes:** once [`write`](Self::write) or
+    /// [`delete`](Self::delete) has returned, `get` on any thread returns
+    /// that operation's result or a later one's, whether the operation is
+    /// still pending, has landed in the store and been evicted from the
+    /// cache, or was never admitted to it, provided the store implements
+    /// [`Store::read`]. A miss is loaded through the cache's single flight
+    /// ([`Cache::try_get_with`]): concurrent `get`s of one missing key make
+    /// one store read, and the value read fills the cache, unless a write
+    /// or delete of the key is acknowledged while the read runs (that
+    /// operation wins, as an invalidation wins over a load).
+    ///
+    /// Over a store without `read` (the provided one returns `Ok(None)`),
+    /// a key that is neither pending nor cached reads as `None`, which
+    /// says nothing about the store. An operation that failed every retry
+    /// (see [`on_failure`](WriteBehindBuilder::on_failure)) is no longer
+    /// pending: `get` then reads what the store holds.
+    ///
+    /// A store error reads as `None` here; [`try_get`](Self::try_get)
+    /// returns it. A panic in `read` propagates to this caller.
     ///
     /// # Examples
     ///
@@ -623,17 +642,44 @@ where
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
         K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        T::Error: Send + Sync + 'static,
     {
-        {
-            let state = self.shared.state.lock();
-            if let Some(p) = state.pending.get(key) {
-                return p.value.clone();
-            }
+        self.try_get(key).ok().flatten()
+    }
+
+    /// Like [`get`](Self::get), but a failed [`Store::read`] is returned
+    /// instead of reading as `None`.
+    ///
+    /// # Errors
+    ///
+    /// The store's error, shared with every caller that waited for the
+    /// same read. Nothing is cached; the next call reads again.
+    ///
+    /// # Panics
+    ///
+    /// If `read` panics (the panic propagates), or asks this adapter for
+    /// the key it is reading (a recursive load).
+    pub fn try_get<Q>(&self, key: &Q) -> Result<Option<V>, std::sync::Arc<T::Error>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        T::Error: Send + Sync + 'static,
+    {
+        let shared = &*self.shared;
+        if let Some(p) = shared.state.lock().pending.get(key) {
+            return Ok(p.value.clone());
         }
-        // Not pending: the cache is at least as new as the store, because
-        // the cache is only written under the state lock, in order.
-        self.shared.cache.get(key)
+        super::read_through(&shared.cache, key.to_owned(), |key| {
+            // Inside the flight: from here on, a write or delete of `key`
+            // updates the cache under the state lock and so makes this load
+            // stale. One acknowledged before, and still pending, is the
+            // answer; one that has landed is in the store.
+            if let Some(p) = shared.state.lock().pending.get(key) {
+                return Ok(p.value.clone());
+            }
+            shared.store.read(key)
+        })
     }
 
     /// Blocks until every operation acknowledged before the call is in the
@@ -1215,5 +1261,174 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "a panic with a non-string payload".to_string()
+    }
+}
+
+/// The queue's bookkeeping, driven step by step without a flusher thread:
+/// what the integration tests only reach when a race happens to line up.
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Mutex as StdMutex;
+
+    /// A store that records calls and fails while told to.
+    #[derive(Default)]
+    struct Rec {
+        calls: StdMutex<Vec<String>>,
+        fail: std::sync::atomic::AtomicBool,
+    }
+
+    impl Store<u32, u64> for Rec {
+        type Error = &'static str;
+        fn write(&self, batch: &[(u32, u64)]) -> Result<(), Self::Error> {
+            self.calls.lock().unwrap().push(format!("write {batch:?}"));
+            match self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                true => Err("down"),
+                false => Ok(()),
+            }
+        }
+        fn delete(&self, keys: &[u32]) -> Result<(), Self::Error> {
+            self.calls.lock().unwrap().push(format!("delete {keys:?}"));
+            match self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                true => Err("down"),
+                false => Ok(()),
+            }
+        }
+    }
+
+    /// An adapter with no flusher: the test plays the flusher.
+    fn adapter(batch_size: usize) -> WriteBehind<u32, u64, Rec> {
+        let mut wb = WriteBehind::builder(Cache::new(100), Rec::default())
+            .batch_size(batch_size)
+            .max_retries(0)
+            .build();
+        // Stop the real flusher before it takes anything: close it on an
+        // empty queue, then reopen the state for the test.
+        wb.shutdown().unwrap();
+        wb.shared.state.lock().closed = false;
+        wb
+    }
+
+    /// One flusher round: take a batch, send it, land it.
+    fn round(wb: &WriteBehind<u32, u64, Rec>) {
+        let shared = &*wb.shared;
+        let batch = shared.take_batch(&mut shared.state.lock());
+        let (landed, _, _) = shared.send(batch);
+        shared.land(&mut shared.state.lock(), landed);
+    }
+
+    #[test]
+    fn done_through_is_below_both_the_queue_front_and_the_flight() {
+        let wb = adapter(1);
+        assert_eq!(wb.shared.state.lock().done_through(), 0);
+        wb.write(1, 10); // seq 1
+        wb.write(2, 20); // seq 2
+        assert_eq!(wb.shared.state.lock().done_through(), 0);
+        let shared = &*wb.shared;
+        let batch = shared.take_batch(&mut shared.state.lock()); // key 1 in flight
+        {
+            let state = shared.state.lock();
+            assert_eq!(state.in_flight_since, Some(1));
+            assert_eq!(state.done_through(), 0);
+        }
+        let (landed, _, _) = shared.send(batch);
+        shared.land(&mut shared.state.lock(), landed);
+        assert_eq!(shared.state.lock().done_through(), 1, "key 2 still queued");
+        round(&wb);
+        assert_eq!(shared.state.lock().done_through(), 2);
+        assert!(shared.state.lock().pending.is_empty());
+    }
+
+    #[test]
+    fn writes_to_a_queued_key_coalesce_into_one_queue_slot() {
+        let wb = adapter(10);
+        wb.write(1, 10);
+        wb.write(1, 11);
+        wb.delete(&1);
+        wb.write(1, 12);
+        {
+            let state = wb.shared.state.lock();
+            assert_eq!(state.queue.len(), 1);
+            assert_eq!(state.queue[0].since, 1, "keeps its place in the queue");
+            assert_eq!(state.pending[&1].seq, 4);
+            assert_eq!(state.stats.coalesced, 3);
+        }
+        round(&wb);
+        assert_eq!(*wb.store().calls.lock().unwrap(), ["write [(1, 12)]"]);
+    }
+
+    #[test]
+    fn a_write_during_its_keys_flight_is_queued_again_and_survives_the_landing() {
+        let wb = adapter(10);
+        wb.write(1, 10);
+        let shared = &*wb.shared;
+        let batch = shared.take_batch(&mut shared.state.lock());
+        wb.write(1, 11); // while 10 is in flight
+        {
+            let state = shared.state.lock();
+            assert!(state.pending[&1].queued);
+            assert_eq!(state.queue.len(), 1, "queued again, not coalesced");
+            assert_eq!(state.stats.coalesced, 0);
+        }
+        let (landed, _, _) = shared.send(batch);
+        shared.land(&mut shared.state.lock(), landed);
+        assert_eq!(wb.get(&1), Some(11), "the newer write outlives the landing");
+        assert_eq!(shared.state.lock().pending[&1].seq, 2);
+        round(&wb);
+        assert!(shared.state.lock().pending.is_empty());
+        assert_eq!(
+            *wb.store().calls.lock().unwrap(),
+            ["write [(1, 10)]", "write [(1, 11)]"],
+            "per-key order across the flight"
+        );
+    }
+
+    #[test]
+    fn a_batch_takes_at_most_batch_size_keys_and_splits_writes_from_deletes() {
+        let wb = adapter(3);
+        wb.write(1, 10);
+        wb.delete(&2);
+        wb.write(3, 30);
+        wb.write(4, 40);
+        let shared = &*wb.shared;
+        let batch = shared.take_batch(&mut shared.state.lock());
+        assert_eq!(batch.writes, [(1, 10), (3, 30)]);
+        assert_eq!(batch.deletes, [2]);
+        assert_eq!(shared.state.lock().queue.len(), 1);
+        let (landed, calls, _) = shared.send(batch);
+        assert_eq!(calls, 2, "one call for the writes, one for the deletes");
+        shared.land(&mut shared.state.lock(), landed);
+        assert_eq!(shared.state.lock().stats.persisted, 3);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_cache_unless_a_newer_one_is_pending() {
+        let wb = adapter(10);
+        wb.write(1, 10);
+        wb.write(2, 20);
+        let shared = &*wb.shared;
+        let batch = shared.take_batch(&mut shared.state.lock());
+        wb.write(2, 21); // newer than the flight
+        wb.store()
+            .fail
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let (landed, _, _) = shared.send(batch);
+        shared.land(&mut shared.state.lock(), landed);
+        {
+            let state = shared.state.lock();
+            assert_eq!(state.stats.failures, 2);
+            assert_eq!(
+                state.unreported, 2,
+                "no flush was waiting: left for the next"
+            );
+            assert!(!state.pending.contains_key(&1));
+            assert_eq!(state.pending[&2].value, Some(21));
+        }
+        assert_eq!(wb.cache().get(&1), None, "the store does not hold 10");
+        assert_eq!(
+            wb.cache().get(&2),
+            Some(21),
+            "the pending write is still cached"
+        );
     }
 }

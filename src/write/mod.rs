@@ -109,10 +109,17 @@ pub use behind::{
 };
 pub use through::WriteThrough;
 
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc as StdArc;
+
+use crate::cache::Cache;
+
 /// A backing store: the system of record behind a cache.
 ///
-/// Implement it for a database table, a remote service, a file. Both
-/// methods take a batch; a store that cannot do better may loop over it.
+/// Implement it for a database table, a remote service, a file. `write`
+/// and `delete` take a batch; a store that cannot do better may loop over
+/// it. `read` is optional (provided), and what the adapters answer on a
+/// miss without it is said there.
 /// `write` is an upsert: every key in `batch` ends up with its value,
 /// whether it existed or not. `delete` removes every key in `keys`, and
 /// deleting an absent key is not an error.
@@ -181,6 +188,71 @@ pub trait Store<K, V> {
     ///
     /// Whatever the store reports; the batch may have been partly applied.
     fn delete(&self, keys: &[K]) -> Result<(), Self::Error>;
+
+    /// Reads the stored value for `key`: `Ok(None)` if the store has none.
+    ///
+    /// The adapters call it when [`WriteBehind::get`] or
+    /// [`WriteThrough::get`] finds the key neither pending nor cached, as a
+    /// single-flight load that fills the cache (see [`WriteBehind::get`]).
+    /// It must see every `write` and `delete` that has returned `Ok`
+    /// (read-after-write consistency), and must not call back into the
+    /// adapter for the same key (that load would wait for itself: it
+    /// panics instead).
+    ///
+    /// The provided implementation reads nothing and returns `Ok(None)`:
+    /// an adapter over a store that does not implement `read` answers a
+    /// key that is neither pending nor cached with `None`, which then says
+    /// nothing about the store (a write that has landed and been evicted
+    /// reads as `None`). Implement it to get read-your-writes in every
+    /// case.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the store reports; the adapters hand it to the caller of
+    /// `try_get` (shared, as an `Arc`, with every caller waiting for the
+    /// same read) and cache nothing.
+    fn read(&self, key: &K) -> Result<Option<V>, Self::Error> {
+        let _ = key;
+        Ok(None)
+    }
+}
+
+/// Why a read-through of a missing key produced no value: the loader's
+/// error type inside the cache's single flight.
+enum Miss<E> {
+    /// Pending delete, or the store has no value.
+    Absent,
+    /// The store failed.
+    Store(StdArc<E>),
+}
+
+/// Loads `key` through `cache`'s single flight with `read`, caching what
+/// it finds. An `insert` or `remove` of the key while `read` runs wins
+/// over the value it returns (the cache's invalidation rule), so a write
+/// acknowledged during the read is never overwritten by it.
+fn read_through<K, V, S, E>(
+    cache: &Cache<K, V, S>,
+    key: K,
+    read: impl FnOnce(&K) -> Result<Option<V>, E>,
+) -> Result<Option<V>, StdArc<E>>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher,
+    E: Send + Sync + 'static,
+{
+    let k = key.clone();
+    match cache.try_get_with(key, move || match read(&k) {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => Err(Miss::Absent),
+        Err(e) => Err(Miss::Store(StdArc::new(e))),
+    }) {
+        Ok(v) => Ok(Some(v)),
+        Err(miss) => match &*miss {
+            Miss::Absent => Ok(None),
+            Miss::Store(e) => Err(e.clone()),
+        },
+    }
 }
 
 /// A shared store is a store: keep one handle to inspect it while an
@@ -193,6 +265,9 @@ impl<K, V, T: Store<K, V> + ?Sized> Store<K, V> for std::sync::Arc<T> {
     fn delete(&self, keys: &[K]) -> Result<(), Self::Error> {
         (**self).delete(keys)
     }
+    fn read(&self, key: &K) -> Result<Option<V>, Self::Error> {
+        (**self).read(key)
+    }
 }
 
 /// A boxed store is a store (for `Box<dyn Store<K, V, Error = E> + Send + Sync>`).
@@ -203,6 +278,9 @@ impl<K, V, T: Store<K, V> + ?Sized> Store<K, V> for Box<T> {
     }
     fn delete(&self, keys: &[K]) -> Result<(), Self::Error> {
         (**self).delete(keys)
+    }
+    fn read(&self, key: &K) -> Result<Option<V>, Self::Error> {
+        (**self).read(key)
     }
 }
 
@@ -215,5 +293,8 @@ impl<K, V, T: Store<K, V> + ?Sized> Store<K, V> for &T {
     }
     fn delete(&self, keys: &[K]) -> Result<(), Self::Error> {
         (**self).delete(keys)
+    }
+    fn read(&self, key: &K) -> Result<Option<V>, Self::Error> {
+        (**self).read(key)
     }
 }

@@ -173,16 +173,56 @@ where
         result.unwrap_or_else(|payload| panic::resume_unwind(payload))
     }
 
-    /// The cached value for `key`, if any ([`Cache::get`]). A miss says
-    /// nothing about the store: read it there and
-    /// [`cache().insert`](Cache::insert) the result, or use a loader.
+    /// The value for `key`: the cache's ([`Cache::get`]), and on a miss the
+    /// store's ([`Store::read`]), loaded through the cache's single flight
+    /// ([`Cache::try_get_with`]) so that concurrent `get`s of one missing
+    /// key make one store read, and filling the cache. A write or delete of
+    /// the key that reaches the cache while the read runs wins over the
+    /// value read, so the cache never goes back to a value the store has
+    /// replaced.
+    ///
+    /// Once [`write`](Self::write) has returned `Ok`, `get` returns its
+    /// value or a later one, even after the cache evicted it, provided the
+    /// store implements [`Store::read`]. Over a store without `read` (the
+    /// provided one returns `Ok(None)`) a miss reads as `None`, which says
+    /// nothing about the store.
+    ///
+    /// A store error reads as `None` here; [`try_get`](Self::try_get)
+    /// returns it. A panic in `read` propagates to this caller.
     pub fn get<Q>(&self, key: &Q) -> Option<V>
     where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
+        K: Borrow<Q> + Clone,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
         V: Clone,
+        T::Error: Send + Sync + 'static,
     {
-        self.cache.get(key)
+        self.try_get(key).ok().flatten()
+    }
+
+    /// Like [`get`](Self::get), but a failed [`Store::read`] is returned
+    /// instead of reading as `None`.
+    ///
+    /// # Errors
+    ///
+    /// The store's error, shared with every caller that waited for the
+    /// same read. Nothing is cached; the next call reads again.
+    ///
+    /// # Panics
+    ///
+    /// If `read` panics (the panic propagates), or asks this adapter for
+    /// the key it is reading (a recursive load).
+    pub fn try_get<Q>(&self, key: &Q) -> Result<Option<V>, std::sync::Arc<T::Error>>
+    where
+        K: Borrow<Q> + Clone,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+        V: Clone,
+        T::Error: Send + Sync + 'static,
+    {
+        // A write holds its stripe across the store call and the cache
+        // update, and the update comes after the store accepted it: a read
+        // that starts after the update hits; one that started before it is
+        // made stale by it.
+        super::read_through(&self.cache, key.to_owned(), |key| self.store.read(key))
     }
 
     /// The cache this adapter writes to.
