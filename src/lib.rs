@@ -97,11 +97,21 @@
 //! every removal and its [`RemovalCause`], on the thread that caused it,
 //! before that operation returns.
 //!
+//! With the `async` feature, `Cache::get_with_async` and friends take a
+//! future for a loader, and `AsyncLoadingCache` (from
+//! `CacheBuilder::build_with_async_loader`) is the read-through cache for
+//! async code. Threads and tasks share one flight per key: the protocol is
+//! the same (`load::flight` in the source), only the waiting differs (a
+//! parked thread, or a registered waker). No runtime is assumed.
+//!
 //! # Cargo features
 //!
-//! larder has no cargo features yet: everything above is always built. Its
-//! runtime dependencies are parking_lot, hashbrown, ahash and
-//! crossbeam-utils.
+//! Every feature is off by default. The runtime dependencies are always
+//! parking_lot, hashbrown, ahash and crossbeam-utils.
+//!
+//! | feature | adds | extra dependency | why a feature |
+//! |---|---|---|---|
+//! | `async` | `get_with_async`, `try_get_with_async`, `optionally_get_with_async`, `AsyncLoadingCache`, `CacheBuilder::spawner` | none | keeps the async surface out of builds that never use it; runtime-agnostic (tokio, async-std, smol) |
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn, unreachable_pub, rust_2018_idioms)]
 

@@ -1,7 +1,7 @@
 //! Async loading (feature `async`): one flight per key shared by tasks and
 //! threads, cancellation, errors, invalidation, negative caching, refresh,
 //! no blocking, `Send` futures and recursion, on tokio's runtimes.
-#![cfg(feature = "async")]
+#![cfg(all(feature = "async", not(loom)))]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
