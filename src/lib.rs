@@ -105,6 +105,7 @@
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn, unreachable_pub, rust_2018_idioms)]
 
+mod bloom;
 mod builder;
 mod cache;
 mod load;
@@ -115,6 +116,7 @@ mod sync;
 mod time;
 mod write;
 
+pub use bloom::BloomFilter;
 pub use builder::{CacheBuilder, DEFAULT_CAPACITY};
 pub use cache::Cache;
 pub use load::LoadingCache;
