@@ -108,6 +108,7 @@
 mod bloom;
 mod builder;
 mod cache;
+mod histogram;
 mod load;
 mod policy;
 mod shard;
@@ -119,6 +120,7 @@ mod write;
 pub use bloom::BloomFilter;
 pub use builder::{CacheBuilder, DEFAULT_CAPACITY};
 pub use cache::Cache;
+pub use histogram::Histogram;
 pub use load::LoadingCache;
 pub use policy::{Policy, RemovalCause};
 pub use stats::Stats;
