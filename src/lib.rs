@@ -109,6 +109,7 @@ mod bloom;
 mod builder;
 mod cache;
 mod histogram;
+mod hot;
 mod load;
 mod policy;
 mod shard;
@@ -121,6 +122,8 @@ pub use bloom::BloomFilter;
 pub use builder::{CacheBuilder, DEFAULT_CAPACITY};
 pub use cache::Cache;
 pub use histogram::Histogram;
+#[doc(hidden)]
+pub use hot::HotKeys;
 pub use load::LoadingCache;
 pub use policy::{Policy, RemovalCause};
 pub use stats::Stats;
