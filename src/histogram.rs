@@ -345,7 +345,7 @@ mod tests {
         sorted[rank - 1]
     }
 
-    fn check_against_exact(samples: &mut Vec<u64>) {
+    fn check_against_exact(samples: &mut [u64]) {
         let h = AtomicHistogram::new();
         for &s in samples.iter() {
             h.record_nanos(s);
@@ -395,8 +395,8 @@ mod tests {
             .collect();
         check_against_exact(&mut s);
         // Few samples, tiny values (exact buckets), and one value.
-        check_against_exact(&mut vec![3, 1, 4, 1, 5, 9, 2, 6]);
-        check_against_exact(&mut vec![12_345_678]);
+        check_against_exact(&mut [3, 1, 4, 1, 5, 9, 2, 6]);
+        check_against_exact(&mut [12_345_678]);
         // Beyond the top bucket (73 minutes): counted in the last bucket,
         // the maximum still exact.
         let h = AtomicHistogram::new();
