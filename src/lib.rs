@@ -111,6 +111,8 @@ mod cache;
 mod histogram;
 mod hot;
 mod load;
+#[cfg(feature = "metrics")]
+mod metrics_export;
 mod policy;
 mod shard;
 mod stats;
@@ -125,6 +127,8 @@ pub use histogram::Histogram;
 #[doc(hidden)]
 pub use hot::HotKeys;
 pub use load::LoadingCache;
+#[cfg(feature = "metrics")]
+pub use metrics_export::MetricsReporter;
 pub use policy::{Policy, RemovalCause};
 pub use stats::Stats;
 
