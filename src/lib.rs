@@ -125,7 +125,7 @@ pub use builder::{CacheBuilder, DEFAULT_CAPACITY};
 pub use cache::Cache;
 pub use histogram::Histogram;
 #[doc(hidden)]
-pub use hot::HotKeys;
+pub use hot::{HotKeys, Sampler};
 pub use load::LoadingCache;
 #[cfg(feature = "metrics")]
 pub use metrics_export::MetricsReporter;
