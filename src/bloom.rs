@@ -63,9 +63,9 @@ const MAX_HASHES: u32 = 33;
 /// # Examples
 ///
 /// ```
-/// let known_ids = larder::BloomFilter::new(1_000_000, 0.01); // expected keys, false-positive rate
+/// let known_ids = larder::BloomFilter::<u64>::new(1_000_000, 0.01); // expected keys, false-positive rate
 /// let reader = known_ids.clone(); // the same bits
-/// known_ids.insert(&42u64);
+/// known_ids.insert(&42);
 /// assert!(reader.contains(&42));
 /// assert!(known_ids.bits() >= 9_585_058); // -1e6 ln 0.01 / (ln 2)^2 bits
 /// assert_eq!(known_ids.hashes(), 7);
