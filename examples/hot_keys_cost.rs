@@ -9,7 +9,7 @@
 //! ```
 //!
 //! Variants: `get` alone; `get + record` with the default sampling (1 in
-//! 16); `get + record (every read)` for scale. The hash given to `record`
+//! 64) and with 1 in 16; `get + record (every read)` for scale. The hash given to `record`
 //! is one multiply of the key (in the cache the key's hash is already
 //! computed, so the wired-in feed would not hash again). The line to read
 //! is the ratio `get + record` / `get`, the median and best over rounds;
@@ -46,6 +46,7 @@ fn hash(k: u64) -> u64 {
 enum Variant {
     Get,
     GetRecord,
+    GetRecord16,
     GetRecordAll,
 }
 
@@ -53,7 +54,8 @@ impl Variant {
     fn name(self) -> &'static str {
         match self {
             Variant::Get => "get",
-            Variant::GetRecord => "get + record (1 in 16)",
+            Variant::GetRecord => "get + record (1 in 64, default)",
+            Variant::GetRecord16 => "get + record (1 in 16)",
             Variant::GetRecordAll => "get + record (every read)",
         }
     }
@@ -63,6 +65,7 @@ impl Variant {
 fn run(
     cache: &Cache<u64, u64>,
     hot: &HotKeys<u64>,
+    hot16: &HotKeys<u64>,
     all: &HotKeys<u64>,
     variant: Variant,
     streams: &[Vec<u64>],
@@ -86,6 +89,7 @@ fn run(
                             match variant {
                                 Variant::Get => {}
                                 Variant::GetRecord => hot.record(hash(k), &k),
+                                Variant::GetRecord16 => hot16.record(hash(k), &k),
                                 Variant::GetRecordAll => all.record(hash(k), &k),
                             }
                         }
@@ -128,7 +132,11 @@ fn main() {
         let k = key_of(rank, KEY_BITS);
         cache.insert(k, k);
     }
-    let hot = HotKeys::new(HotKeys::<u64>::DEFAULT_CAPACITY, 16);
+    let hot = HotKeys::new(
+        HotKeys::<u64>::DEFAULT_CAPACITY,
+        HotKeys::<u64>::DEFAULT_SAMPLE_RATE,
+    );
+    let hot16 = HotKeys::new(HotKeys::<u64>::DEFAULT_CAPACITY, 16);
     let all = HotKeys::new(HotKeys::<u64>::DEFAULT_CAPACITY, 1);
 
     // The feed alone, on one thread.
@@ -136,7 +144,8 @@ fn main() {
     let never = HotKeys::new(HotKeys::<u64>::DEFAULT_CAPACITY, u32::MAX);
     for (name, h) in [
         ("record (1 in 2^32: the sampling decision alone)", &never),
-        ("record (1 in 16)", &hot),
+        ("record (1 in 64, default)", &hot),
+        ("record (1 in 16)", &hot16),
         ("record (every read)", &all),
     ] {
         let n = 1 << 24;
@@ -149,12 +158,18 @@ fn main() {
         println!("{name}: {ns:.2} ns per call, tight loop, 1 thread");
     }
     hot.clear();
+    hot16.clear();
     all.clear();
 
     println!();
     println!("| threads | variant | median Mops/s | ratio to get, median | ratio, best round |");
     println!("|---:|---|---:|---:|---:|");
-    let variants = [Variant::Get, Variant::GetRecord, Variant::GetRecordAll];
+    let variants = [
+        Variant::Get,
+        Variant::GetRecord,
+        Variant::GetRecord16,
+        Variant::GetRecordAll,
+    ];
     for threads in 1..=max_threads {
         let streams = &streams[..threads];
         let mut results: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
@@ -166,7 +181,7 @@ fn main() {
                 } else {
                     variants.len() - 1 - j
                 };
-                results[i].push(run(&cache, &hot, &all, variants[i], streams, secs));
+                results[i].push(run(&cache, &hot, &hot16, &all, variants[i], streams, secs));
             }
         }
         let base = results[0].clone();

@@ -3,19 +3,20 @@
 //!
 //! # Design
 //!
-//! * **Sampling.** For a rate of 1 in `r` with `r >= 16` (16 by default),
+//! * **Sampling.** For a rate of 1 in `r` with `r >= 64` (64 by default),
 //!   [`record`](HotKeys::record) counts down a per-thread counter and
 //!   returns unless it reached zero: a thread-local load, a decrement, a
-//!   store and a branch. On zero the counter restarts from a random gap,
-//!   uniform on `1..=31` (mean 16), and the read is sampled with
-//!   probability `16 / r` (a xorshift draw). Random gaps rather than a fixed
-//!   period, so that a periodic access pattern cannot alias with the
-//!   sampling (with "every 16th read", a loop over 16 keys would report one
-//!   of them); a countdown rather than a draw per read because it costs
-//!   less. The countdown is the thread's, shared by every tracker it
-//!   feeds, which is why its gaps do not depend on a tracker's rate: every
-//!   read a thread makes, of any tracker, has the same 1 in 16 chance of
-//!   ending a gap. Rates from 2 to 15 draw per read; rate 1 samples all.
+//!   store and a branch (about 5 instructions). On zero the counter
+//!   restarts from a random gap, uniform on `1..=127` (mean 64), and the
+//!   read is sampled with probability `64 / r` (a xorshift draw). Random
+//!   gaps rather than a fixed period, so that a periodic access pattern
+//!   cannot alias with the sampling (with "every 64th read", a loop over
+//!   64 keys would report one of them); a countdown rather than a draw per
+//!   read because it costs less. The countdown is the thread's, shared by
+//!   every tracker it feeds, which is why its gaps do not depend on a
+//!   tracker's rate: every read a thread makes, of any tracker, has the
+//!   same 1 in 64 chance of ending a gap. Rates from 2 to 63 draw per read
+//!   instead (about 10 instructions); rate 1 samples all.
 //! * **Never waits.** A sampled read takes its stripe's lock with
 //!   `try_lock`; if another thread holds it, the sample is dropped (and
 //!   counted). Readers never queue behind one another or behind a
@@ -23,8 +24,8 @@
 //!   `Eq` or `Drop` reading the cache) cannot deadlock. The price: under
 //!   contention the stripes holding the hottest keys are the busiest and
 //!   drop the most samples, so a key sharing a stripe with a hotter one is
-//!   understated. At 1 in 16 a stripe is busy for a small fraction of the
-//!   time (about 44 ns per sample); [`dropped`](HotKeys::dropped) tells how
+//!   understated. At 1 in 64 a stripe is busy for a small fraction of the
+//!   time (about 40 ns per sample); [`dropped`](HotKeys::dropped) tells how
 //!   many samples were lost.
 //! * **Space-Saving with randomised admission** per stripe: a fixed set
 //!   of counters; a sampled key already held gains one. In Space-Saving
@@ -36,17 +37,18 @@
 //!   only with probability `1 / (c + 1)`. The long tail of cold keys then
 //!   rarely displaces anything (fewer hot keys lost to churn with few
 //!   counters), and the usual sample costs a look-up and a draw, not a
-//!   replacement and a scan for the new minimum (a sampled read of
-//!   `examples/hot_keys_cost.rs` fell from about 52 to 44 ns with it; about
-//!   40% of what is left is the two atomic operations of the lock). A stripe keeps 32 bits of each key's
-//!   hash and its count in small contiguous arrays: finding a key is a
-//!   vectorised scan of a few cache lines, and the smallest count is kept
-//!   and rescanned only when the slot holding it changes.
+//!   replacement and a scan for the new minimum. A stripe keeps 32 bits of
+//!   each key's hash in blocks of 8 and its counts in a small array:
+//!   whether a key is held at all is a SIMD OR-reduction over a few cache
+//!   lines, and the smallest count is kept and rescanned only when the
+//!   slot holding it changes. A sampled read costs about 160 instructions
+//!   (callgrind, 32 counters per stripe), a good part of its time the
+//!   lock's two atomic operations.
 //! * **Stripes.** Keys are split over several independent stripes by hash
 //!   (a key always goes to the same one), so sampled readers of different
 //!   keys rarely contend for a lock; a query merges the stripes.
 //! * **Aging.** Every [`HotKeys::DEFAULT_HALF_LIFE`] samples (of the whole
-//!   tracker) every count and error is halved, so the estimates weigh
+//!   tracker) every count is halved, so the estimates weigh
 //!   recent reads most and a key that stops being read falls out. The
 //!   stripes age together, or their counts could not be compared: a
 //!   stripe adds its samples to one shared counter 64 at a time (a shared
@@ -105,9 +107,9 @@ pub struct HotKeys<K> {
 pub struct Sampler {
     /// 1 in `rate` reads is sampled.
     rate: u32,
-    /// Rates 2..16: a read is sampled when its draw is at most this. Rates
-    /// of 16 and more: a read that ends a countdown gap is sampled when its
-    /// draw is at most this (probability 16 / rate).
+    /// Rates 2..64: a read is sampled when its draw is at most this. Rates
+    /// of 64 and more: a read that ends a countdown gap is sampled when its
+    /// draw is at most this (probability 64 / rate).
     threshold: u32,
 }
 
@@ -130,7 +132,7 @@ impl Sampler {
         self.rate
     }
 
-    /// Whether this read of this thread is sampled. For rates of 16 and
+    /// Whether this read of this thread is sampled. For rates of 64 and
     /// more: a thread-local countdown, decremented (see the module docs).
     #[inline]
     pub fn due(&self) -> bool {
@@ -147,12 +149,12 @@ impl Sampler {
     }
 
     /// Starts this thread's next gap; the read that ended the last one is
-    /// sampled with probability `16 / rate`.
+    /// sampled with probability `64 / rate`.
     #[cold]
     #[inline(never)]
     fn end_gap(&self) -> bool {
         let x = draw();
-        // Uniform on 1..=31 from the top 32 bits of x * 31 (mean 16).
+        // Uniform on 1..=127 from the top 32 bits of x * 127 (mean 64).
         let gap = 1 + ((u64::from(x) * u64::from(2 * GAP_MEAN - 1)) >> 32) as u32;
         COUNTDOWN.with(|c| c.set(gap));
         self.rate == GAP_MEAN || draw() <= self.threshold
@@ -166,15 +168,15 @@ struct Stripe<K> {
 }
 
 impl<K: Clone + Eq> HotKeys<K> {
-    /// Default sampling: 1 read in 16.
-    pub const DEFAULT_SAMPLE_RATE: u32 = 16;
+    /// Default sampling: 1 read in 64.
+    pub const DEFAULT_SAMPLE_RATE: u32 = 64;
 
     /// Default total number of counters: 128.
     pub const DEFAULT_CAPACITY: usize = 128;
 
-    /// Samples between two halvings of the counts: 262,144 (about 4
+    /// Samples between two halvings of the counts: 65,536 (about 4
     /// million reads at the default rate).
-    pub const DEFAULT_HALF_LIFE: u64 = 1 << 18;
+    pub const DEFAULT_HALF_LIFE: u64 = 1 << 16;
 
     /// A tracker with about `capacity` counters in total, sampling 1 read
     /// in `sample_rate`, striped for the machine's parallelism.
@@ -312,11 +314,13 @@ impl<K> fmt::Debug for HotKeys<K> {
 }
 
 /// One stripe's summary, in parallel arrays (slot `i` is `keys[i]`,
-/// `prints[i]`, `counts[i]`).
+/// `prints[i / 8][i % 8]`, `counts[i]`).
 struct SpaceSaving<K> {
     keys: Vec<K>,
-    /// 32 bits of each key's hash: compared four to an SSE2 instruction.
-    prints: Vec<u32>,
+    /// 32 bits of each key's hash, in blocks of 8 (fixed-size arrays, so
+    /// that a block is compared in a few SIMD instructions; slots past
+    /// `keys.len()` are masked off).
+    prints: Vec<[u32; 8]>,
     counts: Vec<u64>,
     capacity: usize,
     /// The smallest count once every slot is taken.
@@ -341,7 +345,7 @@ impl<K: Clone + Eq> SpaceSaving<K> {
     fn new(capacity: usize) -> Self {
         Self {
             keys: Vec::with_capacity(capacity),
-            prints: Vec::with_capacity(capacity),
+            prints: Vec::with_capacity(capacity.div_ceil(8)),
             counts: Vec::with_capacity(capacity),
             capacity,
             min: 0,
@@ -360,8 +364,12 @@ impl<K: Clone + Eq> SpaceSaving<K> {
                 self.min = self.smallest();
             }
         } else if !self.is_full() {
+            let i = self.keys.len();
             self.keys.push(key.clone());
-            self.prints.push(fp);
+            if i % 8 == 0 {
+                self.prints.push([0; 8]);
+            }
+            self.prints[i / 8][i % 8] = fp;
             self.counts.push(1);
             if self.is_full() {
                 self.min = self.smallest();
@@ -376,7 +384,7 @@ impl<K: Clone + Eq> SpaceSaving<K> {
             let key = key.clone(); // before any change: a panicking clone leaves the summary whole
             let i = self.counts.iter().position(|&c| c == m).unwrap_or(0);
             self.keys[i] = key;
-            self.prints[i] = fp;
+            self.prints[i / 8][i % 8] = fp;
             self.counts[i] = m + 1;
             self.min = self.smallest();
         }
@@ -391,24 +399,21 @@ impl<K: Clone + Eq> SpaceSaving<K> {
         self.counts.iter().copied().min().unwrap_or(0)
     }
 
-    /// The slot holding `key`: slots whose print matches, 8 compared at a
-    /// time, then the key itself.
+    /// The slot holding `key`. First whether any print matches at all: an
+    /// OR-reduction over whole blocks, which the compiler turns into SIMD
+    /// compares (most samples are of keys not held, and stop here); then
+    /// the matching slots in order, each confirmed by the key itself.
+    /// Slots past `keys.len()` hold stale or zero prints, so the second
+    /// pass stops at `keys.len()`.
     #[inline]
     fn find(&self, fp: u32, key: &K) -> Option<usize> {
-        for (c, chunk) in self.prints.chunks(8).enumerate() {
-            let mut hits = 0u32;
-            for (j, &h) in chunk.iter().enumerate() {
-                hits |= u32::from(h == fp) << j;
-            }
-            while hits != 0 {
-                let i = c * 8 + hits.trailing_zeros() as usize;
-                if self.keys[i] == *key {
-                    return Some(i);
-                }
-                hits &= hits - 1;
-            }
+        let any = self.prints.iter().fold(false, |acc, block| {
+            acc | block.iter().fold(false, |a, &h| a | (h == fp))
+        });
+        if !any {
+            return None;
         }
-        None
+        (0..self.keys.len()).find(|&i| self.prints[i / 8][i % 8] == fp && self.keys[i] == *key)
     }
 
     /// Halves every count once per epoch from `self.epoch` to `epoch`
@@ -433,8 +438,8 @@ impl<K: Clone + Eq> SpaceSaving<K> {
     }
 }
 
-/// Mean of a countdown gap, in reads: 16.
-const GAP_MEAN: u32 = 16;
+/// Mean of a countdown gap, in reads: 64.
+const GAP_MEAN: u32 = 64;
 
 thread_local! {
     /// Reads of this thread until its gap ends (0 or 1: the next read).
@@ -559,15 +564,31 @@ mod tests {
         let stream = zipf_stream(100_000, 1.0, 8_000_000, 2);
         let (top10, truth) = true_top(&stream, 10);
         let h = hasher();
-        // The default tracker (its stripes halve a few times here), and one
-        // that never halves, whose estimates are then comparable to counts.
-        let default = HotKeys::new(HotKeys::<u64>::DEFAULT_CAPACITY, 16);
+        // At 1 in 16: a tracker with the default aging (it halves a few
+        // times here), and one that never halves, whose estimates are then
+        // comparable to counts. And the default tracker (1 in 64, so about
+        // 125,000 samples): its top ten holds the true top five, each
+        // sampled about 2,000 times or more against under 1,000 for any key
+        // outside the true top ten (a gap of some 20 standard deviations).
+        let aging = HotKeys::with_stripes(128, 16, 4, 1 << 18);
         let no_aging = HotKeys::with_stripes(128, 16, 4, u64::MAX);
+        let default = HotKeys::new(
+            HotKeys::<u64>::DEFAULT_CAPACITY,
+            HotKeys::<u64>::DEFAULT_SAMPLE_RATE,
+        );
         for k in &stream {
-            default.record(h.hash_one(k), k);
-            no_aging.record(h.hash_one(k), k);
+            let hash = h.hash_one(k);
+            aging.record(hash, k);
+            no_aging.record(hash, k);
+            default.record(hash, k);
         }
-        for hot in [&default, &no_aging] {
+        let got: Vec<u64> = default.top(10).into_iter().map(|p| p.0).collect();
+        assert_eq!(got[0], top10[0]);
+        assert!(
+            top10[..5].iter().all(|k| got.contains(k)),
+            "returned {got:?}"
+        );
+        for hot in [&aging, &no_aging] {
             let got = hot.top(10);
             assert_eq!(
                 sorted(got.iter().map(|p| p.0).collect()),
@@ -588,7 +609,14 @@ mod tests {
         // Two trackers of different rates fed alternately from one thread
         // (they share its countdown); one key each, so its count is the
         // number of samples.
-        for (r1, r2) in [(16, u32::MAX), (64, 4), (3, 16), (1000, 16)] {
+        for (r1, r2) in [
+            (16, u32::MAX),
+            (64, 4),
+            (3, 16),
+            (1000, 16),
+            (64, 128),
+            (65, 63),
+        ] {
             let a = HotKeys::with_stripes(8, r1, 1, u64::MAX);
             let b = HotKeys::with_stripes(8, r2, 1, u64::MAX);
             let reads = 1_600_000u64;
@@ -658,7 +686,7 @@ mod tests {
 
     #[test]
     fn concurrent_readers_and_queries() {
-        // Four threads feed (at the default 1 in 16) while a fifth queries.
+        // Four threads feed (at 1 in 16) while a fifth queries.
         let stream = zipf_stream(10_000, 1.2, 1_600_000, 3);
         let (top3, _) = true_top(&stream, 3);
         let h = hasher();
