@@ -115,9 +115,14 @@
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn, unreachable_pub, rust_2018_idioms)]
 
+mod bloom;
 mod builder;
 mod cache;
+mod histogram;
+mod hot;
 mod load;
+#[cfg(feature = "metrics")]
+mod metrics_export;
 mod policy;
 mod shard;
 mod stats;
@@ -132,11 +137,17 @@ mod write;
 #[path = "fuzz_hook.rs"]
 pub mod __fuzz;
 
+pub use bloom::BloomFilter;
 pub use builder::{CacheBuilder, DEFAULT_CAPACITY};
 pub use cache::Cache;
+pub use histogram::Histogram;
+#[doc(hidden)]
+pub use hot::{HotKeys, Sampler};
 #[cfg(feature = "async")]
 pub use load::AsyncLoadingCache;
 pub use load::LoadingCache;
+#[cfg(feature = "metrics")]
+pub use metrics_export::MetricsReporter;
 pub use policy::{Policy, RemovalCause};
 pub use stats::Stats;
 

@@ -1,4 +1,6 @@
-//! Cache statistics: a plain snapshot of counters.
+//! Cache statistics: a plain snapshot of counters, differences between
+//! two snapshots ([`Stats::since`]), and load-time percentiles from the
+//! histogram in [`crate::histogram`].
 //!
 //! Hits and misses are counted per shard in [`Lookups`], striped per thread so that
 //! readers on different cores never write the same cache line (a shared
@@ -8,7 +10,11 @@
 //! not atomic across shards, so under concurrent traffic the fields may be
 //! a few operations apart.
 
+use std::time::Duration;
+
 use crossbeam_utils::CachePadded;
+
+use crate::histogram::Histogram;
 
 use crate::sync::{AtomicU64, Ordering};
 
@@ -58,7 +64,7 @@ pub struct Stats {
     /// Loader calls that returned an error.
     pub load_failures: u64,
     /// Time spent in loader calls, summed over loads.
-    pub total_load_time: std::time::Duration,
+    pub total_load_time: Duration,
     /// Lookups answered by a remembered "does not exist" (see
     /// [`CacheBuilder::negative_ttl`](crate::CacheBuilder::negative_ttl)).
     pub negative_hits: u64,
@@ -71,6 +77,16 @@ pub struct Stats {
     /// Refreshes whose loader returned an error or panicked: the old value
     /// was kept.
     pub refresh_failures: u64,
+    /// Median loader call duration since the cache was built, to within
+    /// [`Histogram::RELATIVE_ERROR`]; zero before the first load. Over an
+    /// interval, use the difference of two load-time [`Histogram`]s.
+    pub load_time_p50: Duration,
+    /// 90th percentile of loader call durations (as `load_time_p50`).
+    pub load_time_p90: Duration,
+    /// 99th percentile of loader call durations (as `load_time_p50`).
+    pub load_time_p99: Duration,
+    /// Longest loader call (exact); zero before the first load.
+    pub load_time_max: Duration,
 }
 
 impl Stats {
@@ -87,6 +103,67 @@ impl Stats {
     /// `hits + misses`.
     pub fn requests(&self) -> u64 {
         self.hits + self.misses
+    }
+
+    /// The counts between `earlier` and `self` (two snapshots of one cache,
+    /// `earlier` taken first): every counter and `total_load_time`
+    /// subtracted, saturating at zero (swapped arguments give zeros, not a
+    /// panic). The load-time percentiles are `self`'s, since the cache was
+    /// built: a percentile of an interval needs the two histograms
+    /// ([`Histogram::since`]).
+    ///
+    /// # Examples
+    ///
+    /// Rates over an interval:
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use larder::Cache;
+    ///
+    /// let cache: Cache<u32, u32> = Cache::new(100);
+    /// let (before, start) = (cache.stats(), Instant::now());
+    /// cache.insert(1, 1);
+    /// cache.get(&1);
+    /// cache.get(&2);
+    /// let interval = cache.stats().since(&before);
+    /// let seconds = start.elapsed().as_secs_f64();
+    /// assert_eq!((interval.hits, interval.misses), (1, 1));
+    /// println!("{:.0} lookups/s, hit ratio {:.2}",
+    ///     interval.requests() as f64 / seconds, interval.hit_ratio());
+    /// ```
+    pub fn since(&self, earlier: &Stats) -> Stats {
+        Stats {
+            hits: self.hits.saturating_sub(earlier.hits),
+            misses: self.misses.saturating_sub(earlier.misses),
+            inserts: self.inserts.saturating_sub(earlier.inserts),
+            updates: self.updates.saturating_sub(earlier.updates),
+            evictions: self.evictions.saturating_sub(earlier.evictions),
+            evicted_weight: self.evicted_weight.saturating_sub(earlier.evicted_weight),
+            removals: self.removals.saturating_sub(earlier.removals),
+            rejections: self.rejections.saturating_sub(earlier.rejections),
+            expirations: self.expirations.saturating_sub(earlier.expirations),
+            loads: self.loads.saturating_sub(earlier.loads),
+            load_failures: self.load_failures.saturating_sub(earlier.load_failures),
+            total_load_time: self.total_load_time.saturating_sub(earlier.total_load_time),
+            negative_hits: self.negative_hits.saturating_sub(earlier.negative_hits),
+            refreshes: self.refreshes.saturating_sub(earlier.refreshes),
+            refresh_failures: self
+                .refresh_failures
+                .saturating_sub(earlier.refresh_failures),
+            load_time_p50: self.load_time_p50,
+            load_time_p90: self.load_time_p90,
+            load_time_p99: self.load_time_p99,
+            load_time_max: self.load_time_max,
+        }
+    }
+
+    /// Fills the load-time percentiles from the cache's histogram.
+    #[allow(dead_code)] // `Cache::stats` calls it once loads are recorded (issue 13)
+    pub(crate) fn set_load_times(&mut self, load_times: &Histogram) {
+        self.load_time_p50 = load_times.p50().unwrap_or_default();
+        self.load_time_p90 = load_times.p90().unwrap_or_default();
+        self.load_time_p99 = load_times.p99().unwrap_or_default();
+        self.load_time_max = load_times.max().unwrap_or_default();
     }
 }
 
@@ -169,5 +246,79 @@ impl std::fmt::Debug for Lookups {
             .field("hits", &self.hits())
             .field("misses", &self.misses())
             .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::histogram::AtomicHistogram;
+
+    #[test]
+    fn since_subtracts_every_counter() {
+        let later = Stats {
+            hits: 10,
+            misses: 4,
+            inserts: 3,
+            updates: 2,
+            evictions: 9,
+            evicted_weight: 90,
+            removals: 1,
+            rejections: 1,
+            expirations: 5,
+            loads: 7,
+            load_failures: 2,
+            total_load_time: Duration::from_millis(70),
+            negative_hits: 3,
+            refreshes: 6,
+            refresh_failures: 1,
+            load_time_p50: Duration::from_millis(8),
+            load_time_p90: Duration::from_millis(9),
+            load_time_p99: Duration::from_millis(10),
+            load_time_max: Duration::from_millis(11),
+        };
+        assert_eq!(later.since(&Stats::default()), later);
+        let d = later.since(&later);
+        assert_eq!(
+            d,
+            Stats {
+                load_time_p50: later.load_time_p50,
+                load_time_p90: later.load_time_p90,
+                load_time_p99: later.load_time_p99,
+                load_time_max: later.load_time_max,
+                ..Stats::default()
+            }
+        );
+        // Swapped: zeros, no panic.
+        assert_eq!(Stats::default().since(&later).hits, 0);
+        let earlier = Stats {
+            hits: 4,
+            loads: 3,
+            total_load_time: Duration::from_millis(30),
+            ..Stats::default()
+        };
+        let d = later.since(&earlier);
+        assert_eq!((d.hits, d.misses, d.loads), (6, 4, 4));
+        assert_eq!(d.total_load_time, Duration::from_millis(40));
+    }
+
+    #[test]
+    fn load_times_come_from_the_histogram() {
+        let h = AtomicHistogram::new();
+        let mut s = Stats::default();
+        s.set_load_times(&h.snapshot());
+        assert_eq!(s.load_time_max, Duration::ZERO);
+        for ms in 1..=100 {
+            h.record(Duration::from_millis(ms));
+        }
+        s.set_load_times(&h.snapshot());
+        let near = |d: Duration, ms: u64| {
+            let want = ms as f64 / 1e3;
+            (d.as_secs_f64() - want).abs() <= want * Histogram::RELATIVE_ERROR
+        };
+        assert!(near(s.load_time_p50, 50), "{:?}", s.load_time_p50);
+        assert!(near(s.load_time_p90, 90), "{:?}", s.load_time_p90);
+        assert!(near(s.load_time_p99, 99), "{:?}", s.load_time_p99);
+        assert_eq!(s.load_time_max, Duration::from_millis(100));
     }
 }
