@@ -421,12 +421,7 @@ where
             return self.cache.get(key);
         };
         let hash = self.cache.hash(key);
-        let (value, claimed) = self.cache.get_by(hash, key, |core, idx, now| {
-            (
-                core.get_entry(idx).value.clone(),
-                core.claim_refresh(idx, now),
-            )
-        })?;
+        let (value, claimed) = super::refresh::read_and_claim(&self.cache, key, hash)?;
         if claimed {
             self.start_refresh(refresher, key, hash);
         }

@@ -203,12 +203,7 @@ where
             return self.cache.get(key);
         };
         let hash = self.cache.hash(key);
-        let (value, claimed) = self.cache.get_by(hash, key, |core, idx, now| {
-            (
-                core.get_entry(idx).value.clone(),
-                core.claim_refresh(idx, now),
-            )
-        })?;
+        let (value, claimed) = refresh::read_and_claim(&self.cache, key, hash)?;
         if claimed {
             refresh::start(&self.cache, &self.shared.loader, refresher, key, hash);
         }

@@ -236,6 +236,26 @@ impl Refresher {
     }
 }
 
+/// A read-through cache's read of `key`: the value, if live, and whether
+/// this reader claimed its due refresh (see "Claiming a refresh").
+pub(crate) fn read_and_claim<K, V, S>(
+    cache: &Cache<K, V, S>,
+    key: &K,
+    hash: u64,
+) -> Option<(V, bool)>
+where
+    K: Hash + Eq,
+    V: Clone,
+    S: BuildHasher,
+{
+    cache.get_by(hash, key, |core, idx, now| {
+        (
+            core.get_entry(idx).value.clone(),
+            core.claim_refresh(idx, now),
+        )
+    })
+}
+
 /// Starts a background refresh of `key` (the reader claimed it): leads a
 /// flight unless one exists or the entry has gone, then submits the task.
 pub(crate) fn start<K, V, E, S>(
