@@ -42,6 +42,16 @@
 //!   policy together. Capacity is enforced before the lock is released, so
 //!   the bound holds after every operation.
 //!
+//! # Files
+//!
+//! This file holds the shard, its core and the write and read paths;
+//! [`leave`] is the one path by which an entry leaves (eviction, expiry,
+//! removal, retain, clear) and where invalidations of keys are applied;
+//! [`flights`] is the shard's table of loads in progress (the protocol that
+//! uses it is `crate::load::flight`); [`negative`] remembers keys that do
+//! not exist. Nothing here knows about loaders: the layers above (`cache`,
+//! `load`, `write`) call in, never the other way.
+//!
 //! # What each lock guards, and lock order
 //!
 //! The shard's `RwLock` guards everything in [`Core`]. No code holds two
