@@ -414,6 +414,20 @@ where
 /// The adapter is `Send + Sync`: share it between threads by reference or
 /// in an `Arc`.
 ///
+/// # The adapter owns its keys
+///
+/// Read a write-behind cache through [`get`](Self::get) (which checks the
+/// pending operations, then the cache, then [`Store::read`]), and write it
+/// only through the adapter. A loader of your own on the same cache
+/// (`cache.get_with(k, || db.read(k))`, a `LoadingCache` over it) reads the
+/// store directly, and while a write is pending the store still holds the
+/// older value: that loader then puts the older value in the cache, where
+/// it stays after the write lands, and plain `cache.get` readers see it
+/// until it is evicted or expires. `get` on the adapter still answers
+/// right while the write is pending, but not after it has landed. (The
+/// adapter cannot tell a foreign value in the cache from its own.) If you
+/// need read-through, [`get`](Self::get) is it.
+///
 /// # Examples
 ///
 /// ```
