@@ -584,11 +584,13 @@ mod write_behind_rule {
         }
     }
 
-    fn setup() -> (
+    type Setup = (
         Cache<u32, u64>,
         WriteBehind<u32, u64, std::sync::Arc<Db>>,
         std::sync::Arc<Db>,
-    ) {
+    );
+
+    fn setup() -> Setup {
         let db = std::sync::Arc::new(Db::default());
         db.0.lock().unwrap().insert(1, 100); // the old row
         let cache: Cache<u32, u64> = Cache::new(100);
