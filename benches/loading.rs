@@ -581,9 +581,14 @@ mod async_rows {
         })
     }
 
-    /// The loader: sleeps `LOAD` on the runtime's timer, counts its calls.
-    async fn slow_double(calls: Arc<AtomicUsize>, key: u64) -> u64 {
-        calls.fetch_add(1, Ordering::SeqCst);
+    /// Loader calls per contender (statics, so that a task's unpolled
+    /// loader future holds no reference count to drop).
+    static CALLS: [AtomicUsize; 4] = [const { AtomicUsize::new(0) }; 4];
+
+    /// The loader of contender `who`: sleeps `LOAD` on the runtime's
+    /// timer, counts its calls.
+    async fn slow_double(who: usize, key: u64) -> u64 {
+        CALLS[who].fetch_add(1, Ordering::SeqCst);
         LOADER.lock().unwrap().0 = Some(Instant::now());
         tokio::time::sleep(LOAD).await;
         LOADER.lock().unwrap().1 = Some(Instant::now());
@@ -602,13 +607,11 @@ mod async_rows {
             .enable_all()
             .build()
             .unwrap();
-        let counts: Vec<Arc<AtomicUsize>> = (0..4).map(|_| Arc::new(AtomicUsize::new(0))).collect();
         let larder: Cache<u64, u64> = Cache::new(100_000);
         let loading: AsyncLoadingCache<u64, u64> = {
-            let calls = counts[1].clone();
             Cache::builder()
                 .max_capacity(100_000)
-                .build_with_async_loader(move |k: &u64| slow_double(calls.clone(), *k))
+                .build_with_async_loader(|k: &u64| slow_double(1, *k))
         };
         let moka: moka::future::Cache<u64, u64> = moka::future::Cache::new(100_000);
         // A fresh `tokio::sync::OnceCell` per round: no cache at all, the
@@ -620,10 +623,9 @@ mod async_rows {
         );
         let contenders: Vec<(&str, Read)> = vec![
             ("larder get_with_async", {
-                let calls = counts[0].clone();
                 Box::new(move |k| {
-                    let (c, calls) = (larder.clone(), calls.clone());
-                    Box::pin(async move { c.get_with_async(k, slow_double(calls, k)).await })
+                    let c = larder.clone();
+                    Box::pin(async move { c.get_with_async(k, slow_double(0, k)).await })
                 })
             }),
             ("larder AsyncLoadingCache::get", {
@@ -633,19 +635,17 @@ mod async_rows {
                 })
             }),
             ("moka future get_with", {
-                let calls = counts[2].clone();
                 Box::new(move |k| {
-                    let (c, calls) = (moka.clone(), calls.clone());
-                    Box::pin(async move { c.get_with(k, slow_double(calls, k)).await })
+                    let c = moka.clone();
+                    Box::pin(async move { c.get_with(k, slow_double(2, k)).await })
                 })
             }),
             ("(floor) tokio OnceCell", {
-                let calls = counts[3].clone();
                 Box::new(move |k| {
-                    let (cells, calls) = (cells.clone(), calls.clone());
+                    let cells = cells.clone();
                     Box::pin(async move {
                         let cell = &cells[(k - 1_000) as usize];
-                        *cell.get_or_init(|| slow_double(calls, k)).await
+                        *cell.get_or_init(|| slow_double(3, k)).await
                     })
                 })
             }),
@@ -666,7 +666,7 @@ mod async_rows {
         );
         for (i, (name, _)) in contenders.iter().enumerate() {
             let r = &mut rounds[i];
-            let calls = counts[i].load(Ordering::SeqCst);
+            let calls = CALLS[i].load(Ordering::SeqCst);
             let ratio = |d: Duration| d.as_secs_f64() / LOAD.as_secs_f64();
             let median_ms = |mut d: Vec<Duration>| {
                 d.sort();
