@@ -43,6 +43,13 @@ fn cache() -> Cache<u32, u32, Fixed> {
         .build()
 }
 
+/// A waker that does nothing (the leader below is polled by hand).
+struct Nop;
+
+impl std::task::Wake for Nop {
+    fn wake(self: std::sync::Arc<Self>) {}
+}
+
 /// A future that is pending once (waking itself), then ready with `v`: a
 /// loader that is "mid-load" across one poll.
 struct YieldOnce(Option<u32>, bool);
@@ -101,8 +108,8 @@ fn a_cancelled_leader_races_a_waiter() {
         {
             let leader = cache.get_with_async(1, YieldOnce(Some(10), false));
             let mut leader = Box::pin(leader);
-            let waker = std::task::Waker::noop();
-            let mut cx = Context::from_waker(waker);
+            let waker = std::task::Waker::from(std::sync::Arc::new(Nop));
+            let mut cx = Context::from_waker(&waker);
             // One poll: leads (or joins the waiter's flight), then dropped.
             let _ = leader.as_mut().poll(&mut cx);
         }
