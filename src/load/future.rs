@@ -86,7 +86,9 @@ where
     ///
     /// ```
     /// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    /// #     let waker = std::task::Waker::noop();
+    /// #     struct Nop;
+    /// #     impl std::task::Wake for Nop { fn wake(self: std::sync::Arc<Self>) {} }
+    /// #     let waker = std::task::Waker::from(std::sync::Arc::new(Nop));
     /// #     let mut cx = std::task::Context::from_waker(&waker);
     /// #     let mut f = std::pin::pin!(f);
     /// #     loop { if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) { return v; } }
