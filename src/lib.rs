@@ -112,6 +112,8 @@ mod policy;
 mod shard;
 mod stats;
 mod sync;
+#[cfg(feature = "redis")]
+mod tiers;
 mod time;
 mod write;
 
@@ -120,6 +122,8 @@ pub use cache::Cache;
 pub use load::LoadingCache;
 pub use policy::{Policy, RemovalCause};
 pub use stats::Stats;
+#[cfg(feature = "redis")]
+pub use tiers::redis;
 
 pub use time::{Clock, Jitter, ManualClock, PreciseClock, TickingClock};
 pub use write::{
