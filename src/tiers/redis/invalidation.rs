@@ -86,7 +86,7 @@ pub(crate) fn spawn(
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<()> {
     thread::Builder::new()
-        .name("larder-redis-sub".into())
+        .name("larder-redis".into())
         .spawn(move || run(&tier, &*sub, &stop))
         .map(drop)
 }

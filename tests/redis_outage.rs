@@ -1,0 +1,131 @@
+//! A private redis-server killed and restarted under a running tier:
+//! reads never fail, the subscription comes back by itself, and nothing
+//! invalidated during the outage is served after it. Needs REDIS_URL set
+//! (the signal that Redis tests run) and redis-server on PATH.
+#![cfg(feature = "redis")]
+
+mod redis_support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use larder::redis::{RedisTier, TieredCache};
+use larder::Cache;
+use redis_support as support;
+
+type Db = Arc<Mutex<HashMap<u64, String>>>;
+
+fn cache(url: &str, ns: &str, db: &Db) -> TieredCache<u64, String> {
+    let db = db.clone();
+    Cache::builder()
+        .time_to_live(Duration::from_secs(600))
+        .build_tiered(
+            RedisTier::builder(url)
+                .namespace(ns)
+                .backoff(Duration::from_millis(20), Duration::from_millis(200))
+                .ping_interval(Duration::from_millis(200))
+                .build()
+                .unwrap(),
+            move |k: &u64| db.lock().unwrap().get(k).cloned().unwrap_or_default(),
+        )
+}
+
+#[test]
+fn outage_reads_keep_working_and_nothing_stale_survives_it() {
+    let Some(mut server) = support::Server::start("outage") else {
+        return;
+    };
+    let url = server.url();
+    let db: Db = Arc::new(Mutex::new(
+        (0..50).map(|k| (k, format!("old{k}"))).collect(),
+    ));
+    let a = cache(&url, "fleet", &db);
+    let b = cache(&url, "fleet", &db);
+    for k in 0..50 {
+        assert_eq!(a.get(&k), format!("old{k}"));
+        assert_eq!(b.get(&k), format!("old{k}"));
+    }
+
+    // Readers run all along; every read must give a value from the db.
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for c in [&a, &b] {
+            let stop = &stop;
+            let db = &db;
+            s.spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let k = n % 50;
+                    let v = c.get(&k);
+                    assert!(v.starts_with("old") || v.starts_with("new"), "{v}");
+                    let _ = db;
+                    n += 1;
+                }
+            });
+        }
+
+        server.kill();
+        assert!(support::eventually(Duration::from_secs(5), || !a
+            .is_subscribed()
+            && !b.is_subscribed()));
+        // During the outage, `b` writes the database and invalidates.
+        for k in 0..10 {
+            db.lock().unwrap().insert(k, format!("new{k}"));
+            b.invalidate(&k);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        server.restart();
+        assert!(support::eventually(Duration::from_secs(10), || a
+            .is_subscribed()
+            && b.is_subscribed()));
+        stop.store(true, Ordering::Relaxed);
+    });
+
+    // Nothing invalidated during the outage is served after it.
+    for k in 0..10 {
+        assert_eq!(a.get(&k), format!("new{k}"));
+        assert_eq!(b.get(&k), format!("new{k}"));
+    }
+    for k in 10..50 {
+        assert_eq!(a.get(&k), format!("old{k}"));
+    }
+    let (sa, sb) = (a.tier_stats(), b.tier_stats());
+    for s in [sa, sb] {
+        assert!(s.subscriptions >= 2, "{s:?}");
+        assert!(s.subscriptions_lost >= 1, "{s:?}");
+        assert!(s.l1_drops >= 2, "{s:?}");
+        assert!(s.l2_errors + s.l2_skipped >= 1, "{s:?}");
+    }
+    assert_eq!(sb.repairs, 10, "{sb:?}");
+
+    // Invalidation works again after the outage.
+    db.lock().unwrap().insert(20, "newer".into());
+    a.invalidate(&20);
+    assert!(support::eventually(Duration::from_secs(2), || b
+        .get_if_present(&20)
+        .is_none()));
+    assert_eq!(b.get(&20), "newer");
+}
+
+#[test]
+fn an_unsent_invalidation_makes_the_writer_skip_the_tier_for_that_key() {
+    // Redis survives but `b` cannot reach it: Redis still holds the old
+    // value when `b` invalidates, so `b` must not read it back from there
+    // (the invalidation is replayed once `b` reaches Redis again).
+    let Some(server) = support::Server::start("partition") else {
+        return;
+    };
+    let db: Db = Arc::new(Mutex::new(HashMap::from([(1, "old".to_string())])));
+    let a = cache(&server.url(), "part", &db);
+    assert_eq!(a.get(&1), "old");
+    // `b` points at a dead port: its invalidation cannot be sent.
+    let dead = format!("redis://127.0.0.1:{}/", support::free_port());
+    let b = cache(&dead, "part", &db);
+    db.lock().unwrap().insert(1, "new".into());
+    b.invalidate(&1);
+    assert_eq!(b.get(&1), "new", "b's own reads skip the tier for that key");
+    assert_eq!(b.tier_stats().repairs, 0);
+    assert_eq!(a.get(&1), "old", "a never heard: the fleet is split");
+}
