@@ -39,9 +39,10 @@ pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(1);
 ///
 /// A key `k` of namespace `ns` is stored under `ns:{<k encoded>}` and its
 /// lease under `ns:{<k encoded>}:lock`: the braces make them one Redis
-/// Cluster hash slot (an empty encoding uses `ns:[]` and `ns:[]:lock{ns:[]}`,
-/// since `{}` is no hash tag). Invalidations go out on the pub/sub channel
-/// `ns:invalidations`.
+/// Cluster hash slot. In the encoding, `%` and `}` are written `%25` and
+/// `%7D`, and an empty encoding is written `%`, so the hash tag is never
+/// empty and always the whole key. Invalidations go out on the pub/sub
+/// channel `ns:invalidations`.
 ///
 /// # Examples
 ///
@@ -113,31 +114,34 @@ impl RedisTier {
 }
 
 impl TierInner {
-    /// The Redis key of an encoded cache key.
+    /// The Redis key of an encoded cache key: `ns:{X}`, where X is the
+    /// encoding with `%` and `}` escaped as `%25` and `%7D` (and `%` alone
+    /// for an empty encoding), so the braces always hold a non-empty hash
+    /// tag that ends where the key does.
     pub(crate) fn value_key(&self, encoded: &[u8]) -> Vec<u8> {
         let mut k = Vec::with_capacity(self.namespace.len() + encoded.len() + 4);
         k.extend_from_slice(self.namespace.as_bytes());
+        k.extend_from_slice(b":{");
         if encoded.is_empty() {
-            k.extend_from_slice(b":[]");
-        } else {
-            k.extend_from_slice(b":{");
-            k.extend_from_slice(encoded);
-            k.push(b'}');
+            k.push(b'%');
         }
+        for &b in encoded {
+            match b {
+                b'%' => k.extend_from_slice(b"%25"),
+                b'}' => k.extend_from_slice(b"%7D"),
+                _ => k.push(b),
+            }
+        }
+        k.push(b'}');
         k
     }
 
-    /// The lease key that goes with `value_key` (same hash slot).
+    /// The lease key that goes with `value_key` (same hash tag, so the
+    /// same cluster slot).
     pub(crate) fn lock_key(&self, value_key: &[u8]) -> Vec<u8> {
-        let mut k = Vec::with_capacity(value_key.len() * 2 + 8);
+        let mut k = Vec::with_capacity(value_key.len() + 5);
         k.extend_from_slice(value_key);
         k.extend_from_slice(b":lock");
-        if !value_key.contains(&b'{') {
-            // `ns:[]`: tag the lock with the whole value key.
-            k.push(b'{');
-            k.extend_from_slice(value_key);
-            k.push(b'}');
-        }
         k
     }
 }
@@ -311,18 +315,20 @@ mod tests {
     }
 
     #[test]
-    fn keys_share_a_slot_tag() {
+    fn keys_share_a_non_empty_slot_tag() {
         let t = tier("users");
         let v = t.inner.value_key(b"7");
         assert_eq!(v, b"users:{7}");
         assert_eq!(t.inner.lock_key(&v), b"users:{7}:lock");
-        let v = t.inner.value_key(b"");
-        assert_eq!(v, b"users:[]");
-        assert_eq!(t.inner.lock_key(&v), b"users:[]:lock{users:[]}");
-        // A brace inside the key: the tag ends early, the same for both.
-        let v = t.inner.value_key(b"a}b");
-        assert_eq!(v, b"users:{a}b}");
-        assert!(t.inner.lock_key(&v).starts_with(b"users:{a}"));
+        assert_eq!(t.inner.value_key(b""), b"users:{%}");
+        assert_eq!(t.inner.value_key(b"}"), b"users:{%7D}");
+        assert_eq!(t.inner.value_key(b"%"), b"users:{%25}");
+        assert_eq!(t.inner.value_key(b"a{b}c"), b"users:{a{b%7Dc}");
+        // Distinct encodings, distinct keys.
+        let mut seen = std::collections::HashSet::new();
+        for e in [&b""[..], b"%", b"%25", b"}", b"%7D", b"%%", b"{", b"{}"] {
+            assert!(seen.insert(t.inner.value_key(e)), "{e:?}");
+        }
     }
 
     #[test]
