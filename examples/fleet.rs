@@ -52,11 +52,17 @@ const PROBES: u64 = 200;
 const PROBE_BASE: u64 = 1_000_000;
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
 }
 
 fn now_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
 }
 
 fn sleep_until_ms(t: u64) {
@@ -126,9 +132,11 @@ fn query(db: &Path, queries: &AtomicU64, k: u64) -> String {
     queries.fetch_add(1, Ordering::Relaxed);
     std::thread::sleep(QUERY_COST);
     with_db(db, |c| {
-        c.query_row("SELECT val FROM rows WHERE id = ?1", params![k as i64], |r| {
-            r.get::<_, String>(0)
-        })
+        c.query_row(
+            "SELECT val FROM rows WHERE id = ?1",
+            params![k as i64],
+            |r| r.get::<_, String>(0),
+        )
         .optional()
         .unwrap()
         .unwrap_or_else(|| "none".to_string())
@@ -189,7 +197,8 @@ fn child(args: &[String]) {
         for t in 0..THREADS {
             let (me, reads, writes, db) = (&me, &reads, &writes, &db);
             s.spawn(move || {
-                let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ ((index * THREADS + t) as u64 + 1) * 0x1234_5678_9abc_def1;
+                let mut rng = 0x9e37_79b9_7f4a_7c15u64
+                    ^ ((index * THREADS + t) as u64 + 1) * 0x1234_5678_9abc_def1;
                 let mut next = move || {
                     rng = rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
                     let mut z = rng;
@@ -203,8 +212,11 @@ fn child(args: &[String]) {
                     if next() % 200 == 0 {
                         let v = format!("row {k} v{}", next() % 1_000_000);
                         with_db(db, |c| {
-                            c.execute("UPDATE rows SET val = ?1 WHERE id = ?2", params![v, k as i64])
-                                .unwrap()
+                            c.execute(
+                                "UPDATE rows SET val = ?1 WHERE id = ?2",
+                                params![v, k as i64],
+                            )
+                            .unwrap()
                         });
                         me.insert(k, v);
                         writes.fetch_add(1, Ordering::Relaxed);
@@ -225,9 +237,11 @@ fn child(args: &[String]) {
         if k < ROWS {
             held += 1;
             let truth = with_db(&db, |c| {
-                c.query_row("SELECT val FROM rows WHERE id = ?1", params![k as i64], |r| {
-                    r.get::<_, String>(0)
-                })
+                c.query_row(
+                    "SELECT val FROM rows WHERE id = ?1",
+                    params![k as i64],
+                    |r| r.get::<_, String>(0),
+                )
                 .unwrap()
             });
             stale += usize::from(truth != v);
@@ -344,8 +358,11 @@ fn scenario(name: &str, dir: &Path, server: &mut Server) -> Row {
             .unwrap();
         let tx = c.unchecked_transaction().unwrap();
         for k in 0..ROWS {
-            tx.execute("INSERT INTO rows VALUES (?1, ?2)", params![k as i64, format!("row {k} v0")])
-                .unwrap();
+            tx.execute(
+                "INSERT INTO rows VALUES (?1, ?2)",
+                params![k as i64, format!("row {k} v0")],
+            )
+            .unwrap();
         }
         tx.commit().unwrap();
     }
@@ -373,7 +390,10 @@ fn scenario(name: &str, dir: &Path, server: &mut Server) -> Row {
         let mut line = String::new();
         loop {
             line.clear();
-            assert!(out.read_line(&mut line).unwrap() > 0, "child ended before {prefix}");
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "child ended before {prefix}"
+            );
             if let Some(r) = line.trim_end().strip_prefix(prefix) {
                 return r.trim().to_string();
             }
@@ -469,7 +489,11 @@ fn main() {
         return;
     }
     let base = std::env::temp_dir().join(format!("larder-fleet-{}", std::process::id()));
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut server = Server {
         child: None,
         port,
@@ -495,13 +519,22 @@ fn main() {
         } else {
             r.lat_ns.sort_unstable();
             let p = |q: f64| r.lat_ns[((r.lat_ns.len() - 1) as f64 * q) as usize] as f64 / 1e6;
-            format!("{:.2} / {:.2} / {:.2} ms ({} drops)", p(0.5), p(0.99), p(1.0), r.lat_ns.len())
+            format!(
+                "{:.2} / {:.2} / {:.2} ms ({} drops)",
+                p(0.5),
+                p(0.99),
+                p(1.0),
+                r.lat_ns.len()
+            )
         };
         let l1 = r.l1_hits as f64 / (r.l1_hits + r.l1_misses).max(1) as f64;
         let l2 = if name == "l1" {
             "—".to_string()
         } else {
-            format!("{:.3}", r.l2_hits as f64 / (r.l2_hits + r.l2_misses).max(1) as f64)
+            format!(
+                "{:.3}",
+                r.l2_hits as f64 / (r.l2_hits + r.l2_misses).max(1) as f64
+            )
         };
         println!(
             "| {label} | {} | {} | {l1:.3} | {l2} | {} | {} of {} | {lat} |",
