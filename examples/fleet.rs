@@ -255,8 +255,12 @@ fn child(args: &[String]) {
         }
         Front::Plain(_) => (0, 0, 0),
     };
+    let deaf = match &me.front {
+        Front::Tiered(c) => u64::from(!c.is_subscribed()),
+        Front::Plain(_) => 0,
+    };
     say(&format!(
-        "RESULT {} {} {} {} {} {} {} {} {} {}",
+        "RESULT {} {} {} {} {} {} {} {} {} {} {deaf}",
         me.queries.load(Ordering::Relaxed),
         st.hits,
         st.misses,
@@ -346,6 +350,7 @@ struct Row {
     writes: u64,
     stale: u64,
     held: u64,
+    deaf: u64,
     lat_ns: Vec<u64>,
 }
 
@@ -426,6 +431,7 @@ fn scenario(name: &str, dir: &Path, server: &mut Server) -> Row {
         row.writes += r[7];
         row.stale += r[8];
         row.held += r[9];
+        row.deaf += r[10];
     }
     if name != "l1" {
         for (_, out) in &mut kids {
@@ -505,7 +511,7 @@ fn main() {
         QUERY_COST.as_millis(),
         RUN.as_secs()
     );
-    println!("| scenario | DB queries | reads | L1 hit ratio | L2 hit ratio (of L1 misses) | Redis errors+skipped | stale L1 entries at end | invalidation p50 / p99 / max |");
+    println!("| scenario | DB queries | reads | L1 hit ratio | L2 hit ratio (of L1 misses) | Redis errors+skipped | stale L1 entries at end (processes deaf then) | invalidation p50 / p99 / max |");
     println!("|---|---:|---:|---:|---:|---:|---:|---|");
     for (name, label) in [
         ("l1", "L1 only"),
@@ -537,8 +543,8 @@ fn main() {
             )
         };
         println!(
-            "| {label} | {} | {} | {l1:.3} | {l2} | {} | {} of {} | {lat} |",
-            r.queries, r.reads, r.l2_errors, r.stale, r.held
+            "| {label} | {} | {} | {l1:.3} | {l2} | {} | {} of {} ({}) | {lat} |",
+            r.queries, r.reads, r.l2_errors, r.stale, r.held, r.deaf
         );
         let _ = r.writes;
     }

@@ -29,7 +29,11 @@
 //! of it, and keeps reconnecting with back-off. Every successful
 //! `SUBSCRIBE` clears the L1 again (entries filled while deaf are not
 //! covered by any invalidation), then replays the invalidations this
-//! process could not send while Redis was unreachable.
+//! process could not send while Redis was unreachable. Tries to
+//! resubscribe start 50 ms apart and double up to 250 ms (or the tier's
+//! back-off maximum, if lower), so a process is deaf for at most about
+//! 250 ms after Redis is back; entries it loads meanwhile are dropped when
+//! it resubscribes.
 
 use std::time::{Duration, Instant};
 
@@ -40,6 +44,11 @@ use super::tier::TierInner;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
+
+/// Longest pause between two tries to resubscribe. A deaf process may
+/// serve what others invalidated, so it tries often (a refused connection
+/// costs next to nothing), whatever the tier's back-off for commands.
+const MAX_RESUBSCRIBE_PAUSE: Duration = Duration::from_millis(250);
 
 /// Tag of a key invalidation.
 const KEY: u8 = b'i';
@@ -113,7 +122,7 @@ fn run(tier: &TierInner, sub: &dyn Subscriber, stop: &AtomicBool) {
             backoff = if backoff.is_zero() {
                 t.backoff_min.min(Duration::from_millis(50))
             } else {
-                (backoff * 2).min(t.backoff_max)
+                (backoff * 2).min(t.backoff_max.min(MAX_RESUBSCRIBE_PAUSE))
             };
             sleep_unless(stop, backoff);
         } else {
