@@ -198,7 +198,7 @@ fn child(args: &[String]) {
             let (me, reads, writes, db) = (&me, &reads, &writes, &db);
             s.spawn(move || {
                 let mut rng = 0x9e37_79b9_7f4a_7c15u64
-                    ^ ((index * THREADS + t) as u64 + 1) * 0x1234_5678_9abc_def1;
+                    ^ (((index * THREADS + t) as u64 + 1).wrapping_mul(0x1234_5678_9abc_def1));
                 let mut next = move || {
                     rng = rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
                     let mut z = rng;

@@ -63,7 +63,7 @@ fn threads_and_connections_end_when_the_cache_is_dropped() {
     }
     assert!(named() >= 5);
     assert!(clients() >= 11, "5 subscriptions, 5 pooled, this one");
-    let clones: Vec<_> = caches.iter().map(|c| c.clone()).collect();
+    let clones: Vec<_> = caches.to_vec();
     drop(caches);
     std::thread::sleep(Duration::from_millis(300));
     assert!(named() >= 5, "clones keep the subscriber alive");
