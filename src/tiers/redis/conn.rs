@@ -106,6 +106,13 @@ impl Pool {
         self.now_nanos() < self.down_until.load(Ordering::Relaxed)
     }
 
+    /// Redis was just reached another way (the subscriber connected): end
+    /// the back-off so calls resume at once.
+    pub(crate) fn reached(&self) {
+        self.down_until.store(0, Ordering::Relaxed);
+        self.backoff.store(0, Ordering::Relaxed);
+    }
+
     /// Runs `f` on a pooled connection.
     pub(crate) fn call<T>(
         &self,

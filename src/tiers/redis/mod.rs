@@ -86,6 +86,7 @@
 
 mod codec;
 mod conn;
+mod epochs;
 mod invalidation;
 mod lease;
 mod tier;

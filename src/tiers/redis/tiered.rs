@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 
 use super::codec::Codec;
 use super::conn::CallError;
+use super::epochs::{Epochs, Snapshot};
 use super::invalidation::{self, Subscriber};
 use super::lease::{poll_pause, Found, Scripts};
 use super::tier::{RedisTier, TierInner};
@@ -80,10 +81,8 @@ struct Shared<K, V, S> {
     ttl: Option<Duration>,
     jitter: Jitter,
     expire_after: Option<ExpireAfter<K, V>>,
-    /// Bumped by every invalidation of a key in the stripe.
-    epochs: Box<[AtomicU64]>,
-    /// Bumped whenever the whole L1 is dropped.
-    global_epoch: AtomicU64,
+    /// Guards fills against invalidations (see `epochs`).
+    epochs: Epochs,
     stripe_hasher: ahash::RandomState,
     /// Encoded keys whose invalidation did not reach Redis.
     pending: Mutex<HashSet<Vec<u8>>>,
@@ -113,14 +112,6 @@ struct Counters {
 
 fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
-}
-
-/// The epochs a fill read before it went to Redis.
-#[derive(Clone, Copy)]
-struct Snapshot {
-    stripe: usize,
-    stripe_epoch: u64,
-    global_epoch: u64,
 }
 
 impl<K, V, S> CacheBuilder<K, V, S> {
@@ -214,8 +205,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             ttl,
             jitter,
             expire_after,
-            epochs: (0..EPOCH_STRIPES).map(|_| AtomicU64::new(0)).collect(),
-            global_epoch: AtomicU64::new(0),
+            epochs: Epochs::new(EPOCH_STRIPES),
             stripe_hasher: ahash::RandomState::new(),
             pending: Mutex::new(HashSet::new()),
             has_pending: AtomicBool::new(false),
@@ -406,34 +396,27 @@ where
         b
     }
 
-    fn snapshot(&self, encoded: &[u8]) -> Snapshot {
-        let stripe = (self.stripe_hasher.hash_one(encoded) as usize) % EPOCH_STRIPES;
-        Snapshot {
-            stripe,
-            stripe_epoch: self.epochs[stripe].load(Ordering::SeqCst),
-            global_epoch: self.global_epoch.load(Ordering::SeqCst),
-        }
+    fn stripe(&self, encoded: &[u8]) -> usize {
+        self.epochs.stripe(self.stripe_hasher.hash_one(encoded))
     }
 
-    fn changed_since(&self, s: Snapshot) -> bool {
-        self.epochs[s.stripe].load(Ordering::SeqCst) != s.stripe_epoch
-            || self.global_epoch.load(Ordering::SeqCst) != s.global_epoch
+    fn snapshot(&self, encoded: &[u8]) -> Snapshot {
+        self.epochs.snapshot(self.stripe(encoded))
     }
 
     /// Stores a value in the L1 unless an invalidation arrived since `s`
     /// (then the value may be stale: leave the key empty).
     fn fill(&self, key: &K, value: V, ttl: Option<Duration>, s: Snapshot) {
-        if self.changed_since(s) {
-            self.l1.remove(key);
-            return;
-        }
-        match ttl {
-            Some(t) => self.l1.insert_with_ttl(key.clone(), value, t),
-            None => self.l1.insert(key.clone(), value),
-        }
-        if self.changed_since(s) {
-            self.l1.remove(key);
-        }
+        self.epochs.fill(
+            s,
+            || match ttl {
+                Some(t) => self.l1.insert_with_ttl(key.clone(), value, t),
+                None => self.l1.insert(key.clone(), value),
+            },
+            || {
+                self.l1.remove(key);
+            },
+        );
     }
 
     /// The TTL a new value gets, jitter applied.
@@ -671,12 +654,7 @@ where
         // Bump the epoch, then fill against the bumped value: concurrent
         // fills of this key in this process that read Redis before the
         // write see the bump and drop what they read.
-        let snap = self.snapshot(&encoded);
-        self.epochs[snap.stripe].fetch_add(1, Ordering::SeqCst);
-        let snap = Snapshot {
-            stripe_epoch: snap.stripe_epoch + 1,
-            ..snap
-        };
+        let snap = self.epochs.bump_for_write(self.stripe(&encoded));
         self.fill(&key, value, ttl, snap);
     }
 
@@ -695,8 +673,7 @@ where
 
     /// Drops a key from the L1, making concurrent fills of it drop theirs.
     fn drop_local(&self, encoded: &[u8], key: Option<&K>) {
-        let snap = self.snapshot(encoded);
-        self.epochs[snap.stripe].fetch_add(1, Ordering::SeqCst);
+        self.epochs.bump(self.stripe(encoded));
         match key {
             Some(k) => {
                 self.l1.remove(k);
@@ -711,7 +688,7 @@ where
     }
 
     fn drop_all(&self) {
-        self.global_epoch.fetch_add(1, Ordering::SeqCst);
+        self.epochs.bump_all();
         self.l1.invalidate_all();
         bump(&self.counters.l1_drops);
     }
@@ -773,11 +750,12 @@ where
         // Anything filled while deaf is covered by no invalidation. (At
         // start-up, build_tiered waits for this before returning, so there
         // is usually nothing to drop.)
-        self.global_epoch.fetch_add(1, Ordering::SeqCst);
+        self.epochs.bump_all();
         if !first || !self.l1.is_empty() {
             self.drop_all();
         }
         self.subscribed.store(true, Ordering::Release);
+        self.tier.pool.reached();
         self.repair();
     }
 
