@@ -126,6 +126,10 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// comes from Redis), so both tiers expire together. Without a TTL,
     /// values never expire in Redis.
     ///
+    /// [`refresh_after`](Self::refresh_after) and
+    /// [`stale_while_revalidate`](Self::stale_while_revalidate) belong to
+    /// [`LoadingCache`](crate::LoadingCache) and have no effect here.
+    ///
     /// Starts the invalidation subscriber thread and waits up to the
     /// tier's connect plus command timeout for its first subscription (so
     /// a process that starts while Redis is down starts at once, deaf until
