@@ -134,3 +134,45 @@ fn an_unsent_invalidation_makes_the_writer_skip_the_tier_for_that_key() {
     assert_eq!(b.tier_stats().repairs, 0);
     assert_eq!(a.get(&1), "old", "a never heard: the fleet is split");
 }
+
+#[test]
+fn an_l1_hit_sends_nothing_to_redis() {
+    let Some(server) = support::Server::start("no_network") else {
+        return;
+    };
+    let db: Db = Arc::new(Mutex::new((0..10).map(|k| (k, format!("v{k}"))).collect()));
+    let d = db.clone();
+    let c: TieredCache<u64, String> = Cache::builder().build_tiered(
+        RedisTier::builder(server.url())
+            .namespace("quiet")
+            .ping_interval(Duration::from_secs(3600))
+            .build()
+            .unwrap(),
+        move |k: &u64| d.lock().unwrap().get(k).cloned().unwrap_or_default(),
+    );
+    for k in 0..10 {
+        c.get(&k);
+    }
+    let mut raw = support::raw(&server.url());
+    let mut processed = || -> u64 {
+        let info: String = redis::cmd("INFO").arg("stats").query(&mut raw).unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_commands_processed:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let before = processed();
+    for _ in 0..1000 {
+        for k in 0..10 {
+            assert_eq!(c.get(&k), format!("v{k}"));
+        }
+    }
+    // Only our own two INFO calls in between.
+    assert_eq!(processed() - before, 1);
+    c.cache().remove(&3);
+    let before = processed();
+    assert_eq!(c.get(&3), "v3");
+    assert!(processed() - before >= 2, "an L1 miss asks Redis");
+}

@@ -123,7 +123,9 @@ impl std::error::Error for Error {}
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TierStats {
-    /// L1 misses that Redis answered with a value.
+    /// L1 misses that Redis answered with a value at once. (A value that
+    /// appears while this process waits for another's lease counts as an
+    /// `l2_misses` and then a `leases_waited`.)
     pub l2_hits: u64,
     /// L1 misses that found no value in Redis.
     pub l2_misses: u64,

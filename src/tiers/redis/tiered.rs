@@ -28,7 +28,8 @@ use crate::time::Jitter;
 const EPOCH_STRIPES: usize = 64;
 
 /// Most keys remembered for a repair (an invalidation that could not reach
-/// Redis); beyond it the oldest are forgotten and counted.
+/// Redis); beyond it an arbitrary one is forgotten for each new one, and
+/// counted.
 const MAX_PENDING_REPAIRS: usize = 65_536;
 
 type Loader<K, V, E> = Box<dyn Fn(&K) -> Result<V, E> + Send + Sync>;
@@ -136,7 +137,9 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// Redis is back).
     ///
     /// **Locking behaviour:** the loader runs with no lock held, on the
-    /// thread of the caller that missed.
+    /// thread of the caller that missed. The builder's eviction listener
+    /// also runs on the subscriber thread, for keys that other processes
+    /// invalidate (with [`RemovalCause::Explicit`](crate::RemovalCause)).
     ///
     /// # Panics
     ///
@@ -521,8 +524,10 @@ where
                 None => return self.load_alone(key, snap, loader),
                 Some(Found::Value(bytes, ttl)) => match V::decode(&bytes) {
                     Ok(v) => {
-                        bump(&self.counters.l2_hits);
-                        if polls > 0 {
+                        // A miss that waited was counted as a miss.
+                        if polls == 0 {
+                            bump(&self.counters.l2_hits);
+                        } else {
                             bump(&self.counters.leases_waited);
                         }
                         self.fill(key, v.clone(), ttl, snap);
