@@ -176,3 +176,56 @@ fn an_l1_hit_sends_nothing_to_redis() {
     assert_eq!(c.get(&3), "v3");
     assert!(processed() - before >= 2, "an L1 miss asks Redis");
 }
+
+/// A Redis that stops answering (CLIENT PAUSE: connections stay open, no
+/// reply comes) is a slow or partitioned Redis: reads fall back to the
+/// loader within the command timeout, the quiet subscription's PING goes
+/// unanswered so the L1 is dropped, and everything comes back after.
+#[test]
+fn an_unresponsive_redis_is_timed_out_and_the_deaf_l1_dropped() {
+    let Some(server) = support::Server::start("paused") else {
+        return;
+    };
+    let db: Db = Arc::new(Mutex::new((0..10).map(|k| (k, format!("v{k}"))).collect()));
+    let d = db.clone();
+    let c: TieredCache<u64, String> = Cache::builder().build_tiered(
+        RedisTier::builder(server.url())
+            .namespace("paused")
+            .ping_interval(Duration::from_millis(100))
+            .backoff(Duration::from_millis(20), Duration::from_millis(100))
+            .build()
+            .unwrap(),
+        move |k: &u64| d.lock().unwrap().get(k).cloned().unwrap_or_default(),
+    );
+    for k in 0..5 {
+        c.get(&k);
+    }
+    let mut raw = support::raw(&server.url());
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(3000)
+        .arg("ALL")
+        .query(&mut raw)
+        .unwrap();
+    let start = std::time::Instant::now();
+    // A cold key: Redis does not answer, the loader does.
+    assert_eq!(c.get(&7), "v7");
+    let took = start.elapsed();
+    // The pause lasts 3 s; the command timeout is 100 ms.
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+    assert!(c.tier_stats().l2_errors >= 1);
+    // The subscription's PING goes unanswered: deaf, so the L1 is dropped.
+    assert!(support::eventually(Duration::from_millis(2500), || !c.is_subscribed()));
+    assert!(c.tier_stats().subscriptions_lost >= 1);
+    assert!(c.get_if_present(&1).is_none(), "the deaf L1 was dropped");
+    // After the pause: subscribed again, and Redis is used again.
+    assert!(support::eventually(Duration::from_secs(10), || c.is_subscribed()));
+    let hits = c.tier_stats().l2_hits;
+    c.cache().invalidate_all();
+    assert_eq!(c.get(&0), "v0");
+    assert!(support::eventually(Duration::from_secs(5), || {
+        c.cache().remove(&0);
+        c.get(&0);
+        c.tier_stats().l2_hits > hits
+    }));
+}
