@@ -332,11 +332,12 @@ fn loader_errors_are_not_stored_and_free_the_lease() {
     let value: bool = raw.exists(format!("{ns}:{{1}}")).unwrap();
     assert!(!lock && !value);
     fail.store(false, Ordering::SeqCst);
-    let start = Instant::now();
     assert_eq!(c.try_get(&1).unwrap(), "v1");
-    assert!(
-        start.elapsed() < Duration::from_secs(1),
-        "no lease to wait out"
+    let st = c.tier_stats();
+    // The second load won the lease at once: nothing to wait out.
+    assert_eq!(
+        (st.leases_won, st.leases_waited, st.lease_timeouts),
+        (2, 0, 0)
     );
 }
 
@@ -370,7 +371,6 @@ fn redis_down_reads_still_work_and_errors_are_counted() {
     }
     let port = support::free_port();
     let url = format!("redis://127.0.0.1:{port}/");
-    let start = Instant::now();
     let (c, loads) = counted(&url, "down", Duration::from_secs(60));
     assert!(!c.is_subscribed());
     for k in 0..100 {
@@ -383,5 +383,5 @@ fn redis_down_reads_still_work_and_errors_are_counted() {
     let s = c.tier_stats();
     assert!(s.l2_errors >= 1, "{s:?}");
     assert_eq!(s.l2_errors + s.l2_skipped, 102, "{s:?}");
-    assert!(start.elapsed() < Duration::from_secs(10));
+    assert!(s.l2_skipped >= 1, "the back-off skips calls: {s:?}");
 }
