@@ -511,8 +511,8 @@ fn main() {
         QUERY_COST.as_millis(),
         RUN.as_secs()
     );
-    println!("| scenario | DB queries | reads | L1 hit ratio | L2 hit ratio (of L1 misses) | Redis errors+skipped | stale L1 entries at end (processes deaf then) | invalidation p50 / p99 / max |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---|");
+    println!("| scenario | DB queries | reads | writes | L1 hit ratio | L2 hit ratio (of L1 misses) | Redis errors+skipped | stale L1 entries at end (processes deaf then) | invalidation p50 / p99 / max |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
     for (name, label) in [
         ("l1", "L1 only"),
         ("nolease", "L1 + L2, no lease wait"),
@@ -543,10 +543,9 @@ fn main() {
             )
         };
         println!(
-            "| {label} | {} | {} | {l1:.3} | {l2} | {} | {} of {} ({}) | {lat} |",
-            r.queries, r.reads, r.l2_errors, r.stale, r.held, r.deaf
+            "| {label} | {} | {} | {} | {l1:.3} | {l2} | {} | {} of {} ({}) | {lat} |",
+            r.queries, r.reads, r.writes, r.l2_errors, r.stale, r.held, r.deaf
         );
-        let _ = r.writes;
     }
     drop(server);
     let _ = std::fs::remove_dir_all(&base);
