@@ -127,6 +127,8 @@ mod policy;
 mod shard;
 mod stats;
 mod sync;
+#[cfg(feature = "redis")]
+mod tiers;
 mod time;
 mod write;
 
@@ -150,6 +152,8 @@ pub use load::LoadingCache;
 pub use metrics_export::MetricsReporter;
 pub use policy::{Policy, RemovalCause};
 pub use stats::Stats;
+#[cfg(feature = "redis")]
+pub use tiers::redis;
 
 pub use time::{Clock, Jitter, ManualClock, PreciseClock, TickingClock};
 pub use write::{
