@@ -98,8 +98,12 @@ where
     /// assert_eq!(v, "seven");
     /// ```
     pub async fn get_with_async(&self, key: K, init: impl Future<Output = V>) -> V {
+        // A hit is answered before any inner future is built.
+        if let Some(v) = self.get(&key) {
+            return v;
+        }
         let init = async { Ok::<_, Infallible>(Some(init.await)) };
-        match self.load_async(key, false, init).await {
+        match self.load_missing_async(key, false, init).await {
             Loaded::Value(v) => v,
             Loaded::Absent | Loaded::Failed(_) => unreachable!("infallible loader"),
         }
@@ -120,8 +124,11 @@ where
     where
         E: Send + Sync + 'static,
     {
+        if let Some(v) = self.get(&key) {
+            return Ok(v);
+        }
         let init = async { init.await.map(Some) };
-        match self.load_async(key, false, init).await {
+        match self.load_missing_async(key, false, init).await {
             Loaded::Value(v) => Ok(v),
             Loaded::Failed(e) => Err(e),
             Loaded::Absent => unreachable!("loader cannot return absent"),
@@ -136,28 +143,19 @@ where
         key: K,
         init: impl Future<Output = Option<V>>,
     ) -> Option<V> {
+        if let Some(v) = self.get(&key) {
+            return Some(v);
+        }
         let init = async { Ok::<_, Infallible>(init.await) };
-        match self.load_async(key, true, init).await {
+        match self.load_missing_async(key, true, init).await {
             Loaded::Value(v) => Some(v),
             Loaded::Absent => None,
             Loaded::Failed(_) => unreachable!("infallible loader"),
         }
     }
 
-    /// The async single-flight core: a hit, else lead or join the flight.
-    async fn load_async<E: Send + Sync + 'static>(
-        &self,
-        key: K,
-        accept_absent: bool,
-        init: impl Future<Output = Result<Option<V>, E>>,
-    ) -> Loaded<V, E> {
-        if let Some(v) = self.get(&key) {
-            return Loaded::Value(v);
-        }
-        self.load_missing_async(key, accept_absent, init).await
-    }
-
-    /// [`load_async`](Self::load_async) for a caller that already missed.
+    /// The async single-flight core, for a caller that already missed:
+    /// lead or join the key's flight.
     pub(crate) async fn load_missing_async<E: Send + Sync + 'static>(
         &self,
         key: K,
