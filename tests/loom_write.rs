@@ -1,7 +1,7 @@
 #![cfg(loom)]
 //! loom models of the write-behind hand-offs: enqueue to the flusher,
 //! flush waiting for exactly its writes, back-pressure wake-ups, close and
-//! drop. Run with
+//! drop, and a miss read through the store racing a write. Run with
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
@@ -56,6 +56,9 @@ impl Store<u32, u32> for TestStore {
             map.remove(k);
         }
         Ok(())
+    }
+    fn read(&self, key: &u32) -> Result<Option<u32>, ()> {
+        Ok(self.get(*key))
     }
 }
 
@@ -183,5 +186,30 @@ fn a_failed_batch_is_reported_to_the_flush_waiting_for_it() {
         assert_eq!(wb.flush(), Ok(()), "reported once");
         drop(wb);
         assert_eq!(store.get(1), None);
+    });
+}
+
+/// A miss read through the store (single flight) racing a write of the
+/// key that then lands and is evicted: the writer reads its own write
+/// (it must not join the reader's older, stale load), the reader gets the
+/// old or the new value, and the cache never keeps the old one.
+#[test]
+fn a_read_through_racing_a_write_never_serves_or_keeps_the_older_value() {
+    model(Some(PREEMPTIONS), || {
+        let store = TestStore::new(false);
+        store.map.lock().unwrap().insert(1, 10); // landed earlier, not cached
+        let wb = Arc::new(adapter(&store, 100, 100));
+        let reader = {
+            let wb = wb.clone();
+            thread::spawn(move || wb.get(&1))
+        };
+        wb.write(1, 20);
+        wb.flush().unwrap();
+        wb.cache().invalidate_all(); // the cache dropped it
+        assert_eq!(wb.get(&1), Some(20), "read-your-writes after landing");
+        let got = reader.join().unwrap();
+        assert!(got == Some(10) || got == Some(20), "{got:?}");
+        assert_ne!(wb.cache().get(&1), Some(10), "the older value was kept");
+        drop(Arc::try_unwrap(wb).expect("the reader's handle is gone"));
     });
 }

@@ -392,9 +392,12 @@ where
 ///
 /// - **Read-your-writes.** [`get`](Self::get) answers from the pending
 ///   operations first (a pending delete reads as `None`), then from the
-///   cache. Pending operations live in the adapter's own map, not in the
-///   cache, so eviction cannot lose them. Writes and deletes also update
-///   the cache at once, for readers that use the cache directly.
+///   cache, then from the store ([`Store::read`], one read per missing key
+///   however many threads ask). Pending operations live in the adapter's
+///   own map, not in the cache, so eviction cannot lose them, and a write
+///   that has landed and been evicted is read back from the store. Writes
+///   and deletes also update the cache at once, for readers that use the
+///   cache directly.
 /// - **Coalescing.** Several operations on one key while it waits reach
 ///   the store as one: the last write, or a delete if a delete came last.
 /// - **Per-key order.** A key's operations reach the store in the order
