@@ -465,11 +465,13 @@ where
     }
 
     /// Removes every entry (the listener sees each with
-    /// [`RemovalCause::Explicit`]).
+    /// [`RemovalCause::Explicit`], or [`RemovalCause::Expired`] for one that
+    /// had expired but was not reclaimed yet, as in [`retain`](Self::retain)).
     pub fn invalidate_all(&self) {
         for shard in self.inner.shards.iter() {
             let mut removed = Removed::new();
-            shard.write().clear(&mut removed);
+            let now = self.write_now(shard);
+            shard.write().clear(now, &mut removed);
             self.notify(removed);
         }
     }

@@ -175,26 +175,13 @@ impl<K, V> Core<K, V> {
         keep: &mut dyn FnMut(&K, &V) -> bool,
         removed: &mut Removed<K, V>,
     ) {
-        self.sweep(Some(now), keep, removed);
-    }
-
-    /// [`retain`](Self::retain), judging expiry at `now` (with `None`,
-    /// every entry dropped counts as an explicit removal).
-    fn sweep(
-        &mut self,
-        now: Option<u64>,
-        keep: &mut dyn FnMut(&K, &V) -> bool,
-        removed: &mut Removed<K, V>,
-    ) {
         self.invalidate_every_key();
         let mut idx = 0;
         // `take_out` empties the slab when the last entry goes.
         while idx < self.slots.len() {
             let i = idx as Idx;
             let cause = match &self.slots[idx] {
-                Some(_) if now.is_some_and(|now| self.is_expired(i, now)) => {
-                    Some(RemovalCause::Expired)
-                }
+                Some(_) if self.is_expired(i, now) => Some(RemovalCause::Expired),
                 Some(e) if !keep(&e.key, &e.value) => Some(RemovalCause::Explicit),
                 _ => None,
             };
@@ -205,9 +192,9 @@ impl<K, V> Core<K, V> {
         }
     }
 
-    /// Removes every entry.
-    pub(crate) fn clear(&mut self, removed: &mut Removed<K, V>) {
-        self.sweep(None, &mut |_, _| false, removed);
+    /// Removes every entry (those expired at `now` as expired).
+    pub(crate) fn clear(&mut self, now: u64, removed: &mut Removed<K, V>) {
+        self.retain(now, &mut |_, _| false, removed);
         debug_assert!(self.table.is_empty() && self.policy.len() == 0);
         self.policy.clear();
         if let Some(t) = self.timers.as_mut() {
