@@ -10,6 +10,7 @@
 //! dispatches with a `match`, so there is no `dyn` call on the hot path.
 
 pub(crate) mod fifo;
+pub(crate) mod ghost;
 pub(crate) mod lfu;
 pub(crate) mod list;
 pub(crate) mod lru;

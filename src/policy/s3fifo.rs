@@ -28,17 +28,11 @@
 //! The paper checks small's size before a new key is inserted; the shard
 //! asks after, so "more than its share" here is "at least its share" there.
 //!
-//! The ghost queue is a hash table of `(fingerprint, time)` pairs, 8 bytes
-//! each, where time counts the keys that entered the ghost queue: a
-//! fingerprint is in the queue while fewer than its length have entered
-//! since (the bucketed design the paper suggests). Stale pairs are swept
-//! out whenever the table holds twice the queue's length, so it never holds
-//! more than about twice as many pairs as the cache holds entries. The
-//! fingerprint is 32 bits of the key's hash, so a key may now and then be
-//! taken for a ghost it is not (about one in 2^32 / ghost length).
+//! The ghost queue is a [`Ghosts`] table whose time counts the keys that
+//! entered it: a fingerprint is in the queue while fewer than its length
+//! have entered since.
 
-use hashbrown::HashTable;
-
+use super::ghost::{fingerprint, Ghosts, MAX_LIMIT};
 use super::list::{List, Nodes};
 use super::{EvictionPolicy, HashOf, Idx};
 use crate::sync::{AtomicU8, Ordering};
@@ -57,29 +51,6 @@ const GHOST_PERCENT: usize = 90;
 /// The ghost queue's length is never below this.
 const GHOST_MIN: usize = 16;
 
-/// ... nor above this (so that ghost times, which wrap at 2^32, compare).
-const GHOST_MAX: usize = 1 << 30;
-
-/// One remembered key: 32 bits of its hash and the ghost time it entered.
-#[derive(Clone, Copy, Debug)]
-struct Ghost {
-    fingerprint: u32,
-    time: u32,
-}
-
-/// The table hash of a fingerprint (spread again: the fingerprint is the
-/// hash's high half, which the shard's own table also uses).
-#[inline]
-fn ghost_hash(fingerprint: u32) -> u64 {
-    u64::from(fingerprint).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-}
-
-/// The fingerprint of a key hash.
-#[inline]
-fn fingerprint(hash: u64) -> u32 {
-    (hash >> 32) as u32 ^ hash as u32
-}
-
 /// S3-FIFO for one shard.
 #[derive(Debug)]
 pub(crate) struct S3Fifo {
@@ -92,7 +63,7 @@ pub(crate) struct S3Fifo {
     /// One byte per entry: its frequency and the [`MAIN`] bit.
     meta: Vec<AtomicU8>,
     /// The ghost queue (see the module docs).
-    ghosts: HashTable<Ghost>,
+    ghosts: Ghosts,
     /// Keys that entered the ghost queue so far (wrapping).
     ghost_time: u32,
     /// The small queue's share, in weight units.
@@ -110,7 +81,7 @@ impl S3Fifo {
             small: List::default(),
             main: List::default(),
             meta: Vec::new(),
-            ghosts: HashTable::new(),
+            ghosts: Ghosts::default(),
             ghost_time: 0,
             small_max,
         }
@@ -141,53 +112,26 @@ impl S3Fifo {
     /// How many keys the ghost queue remembers.
     fn ghost_len(&self) -> usize {
         let len = self.len();
-        (len / 100 * GHOST_PERCENT + len % 100 * GHOST_PERCENT / 100).clamp(GHOST_MIN, GHOST_MAX)
+        (len / 100 * GHOST_PERCENT + len % 100 * GHOST_PERCENT / 100)
+            .clamp(GHOST_MIN, MAX_LIMIT as usize)
     }
 
     /// True if `hash`'s key is in the ghost queue; forgets it there.
     fn take_ghost(&mut self, hash: u64) -> bool {
-        let fp = fingerprint(hash);
-        let (now, len) = (self.ghost_time, self.ghost_len() as u32);
-        match self
-            .ghosts
-            .find_entry(ghost_hash(fp), |g| g.fingerprint == fp)
-        {
-            Ok(entry) => {
-                let fresh = now.wrapping_sub(entry.get().time) < len;
-                entry.remove();
-                fresh
-            }
-            Err(_) => false,
-        }
+        let limit = self.ghost_len() as u32;
+        self.ghosts
+            .take(fingerprint(hash), self.ghost_time, limit)
+            .is_some()
     }
 
     /// Remembers `hash`'s key in the ghost queue.
     fn add_ghost(&mut self, hash: u64) {
-        let fp = fingerprint(hash);
         let now = self.ghost_time;
         self.ghost_time = now.wrapping_add(1);
-        let len = self.ghost_len();
-        if self.ghosts.len() >= 2 * len {
-            let limit = len as u32;
-            self.ghosts
-                .retain(|g| now.wrapping_sub(g.time) < limit && g.fingerprint != fp);
-        }
-        match self
-            .ghosts
-            .find_mut(ghost_hash(fp), |g| g.fingerprint == fp)
-        {
-            Some(g) => g.time = now,
-            None => {
-                self.ghosts.insert_unique(
-                    ghost_hash(fp),
-                    Ghost {
-                        fingerprint: fp,
-                        time: now,
-                    },
-                    |g| ghost_hash(g.fingerprint),
-                );
-            }
-        }
+        let limit = self.ghost_len() as u32;
+        self.ghosts.insert(fingerprint(hash), now, limit, |_, t| {
+            now.wrapping_sub(t) >= limit
+        });
     }
 
     /// The list holding `idx`.
@@ -261,7 +205,7 @@ impl EvictionPolicy for S3Fifo {
         self.main.clear();
         self.nodes.clear();
         self.meta = Vec::new();
-        self.ghosts = HashTable::new();
+        self.ghosts.clear();
     }
 
     fn len(&self) -> usize {
@@ -273,9 +217,7 @@ impl EvictionPolicy for S3Fifo {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.nodes.heap_bytes()
-            + self.meta.capacity()
-            + self.ghosts.capacity() * (std::mem::size_of::<Ghost>() + 1)
+        self.nodes.heap_bytes() + self.meta.capacity() + self.ghosts.heap_bytes()
     }
 
     fn validate(&self) {

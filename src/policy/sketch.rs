@@ -76,28 +76,28 @@ const BLOCK_WORDS: usize = 8;
 /// Cache entries covered by one 64-byte block of counters (4 bytes of
 /// counters per entry before rounding the block count up to a power of
 /// two, so 4 to 8 bytes per entry). See "Measured alternatives" above.
-pub(crate) const ENTRIES_PER_BLOCK: u64 = 16;
+pub(crate) const ENTRIES_PER_BLOCK: u64 = 8;
 
 /// Fewest entries a sketch is sized for (a sample period of at least
 /// 2,560 increments).
-pub(crate) const MIN_ENTRIES: u64 = 256;
+pub(crate) const MIN_ENTRIES: u64 = 128;
 
 /// Fewest blocks a sketch has: 4 blocks, 256 bytes, 512 counters.
 const MIN_BLOCKS: usize = 4;
 
 /// Doorkeeper bits per entry (8, one byte per entry).
-const DOOR_BITS_PER_ENTRY: u64 = 8;
+const DOOR_BITS_PER_ENTRY: u64 = 16;
 
 /// Fewest doorkeeper words (512 bits).
 const MIN_DOOR_WORDS: usize = 8;
 
 /// A sample period is this many increments per entry the sketch is sized
 /// for; then every counter is halved.
-pub(crate) const SAMPLE_FACTOR: u64 = 10;
+pub(crate) const SAMPLE_FACTOR: u64 = 20;
 
 /// Most entries a sketch is ever sized for (2^30, a 4 GiB table at
 /// most); bigger caches share counters more.
-const MAX_ENTRIES: u64 = 1 << 30;
+const MAX_ENTRIES: u64 = 1 << 29;
 
 /// A count-min sketch of 4-bit counters with a doorkeeper, for one shard.
 #[derive(Debug)]
@@ -164,6 +164,7 @@ impl FrequencySketch {
     }
 
     /// True once the table is allocated.
+    #[cfg(test)]
     pub(crate) fn is_enabled(&self) -> bool {
         !self.table.is_empty()
     }
@@ -221,6 +222,14 @@ impl FrequencySketch {
     #[inline]
     pub(crate) fn sample_size(&self) -> u64 {
         self.sample_size
+    }
+
+    /// Halves every counter and clears the doorkeeper now, as at the end
+    /// of a sample period (nothing if the table is not allocated).
+    pub(crate) fn halve(&mut self) {
+        if !self.table.is_empty() {
+            self.reset();
+        }
     }
 
     /// Halves every counter now, as at the end of a sample period.
@@ -475,12 +484,16 @@ mod tests {
         let before: Vec<u8> = (0..50).map(|i| sketch.frequency(key(i))).collect();
         sketch.ensure_capacity(5000);
         assert_eq!(sketch.entries(), 8192);
-        assert_eq!(sketch.sample_size(), 81_920);
+        assert_eq!(sketch.sample_size(), SAMPLE_FACTOR * 8192);
         let after: Vec<u8> = (0..50).map(|i| sketch.frequency(key(i))).collect();
         assert_eq!(before, after);
         // Capped at the maximum.
         sketch.ensure_capacity(1 << 20);
         assert_eq!(sketch.entries(), 1 << 16);
-        assert_eq!(sketch.heap_bytes(), (1 << 16) / 16 * 64 + (1 << 16));
+        assert_eq!(
+            sketch.heap_bytes(),
+            (1 << 16) / ENTRIES_PER_BLOCK as usize * 64
+                + (1 << 16) * DOOR_BITS_PER_ENTRY as usize / 8
+        );
     }
 }
