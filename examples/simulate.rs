@@ -583,7 +583,15 @@ fn report(opts: &Options, traces: &[Trace], cells: &[Cell], elapsed: Duration) {
                 Some(w) => (format!("{w:.3}"), format!("{:+.1}", (w - e) * 100.0)),
                 None => (String::new(), String::new()),
             };
-            let _ = writeln!(md, "| {} | {} | {:.3} | {} | {} |", trace.name, r.name(), e, w, d);
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.3} | {} | {} |",
+                trace.name,
+                r.name(),
+                e,
+                w,
+                d
+            );
         }
     }
 
