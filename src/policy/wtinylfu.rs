@@ -177,16 +177,17 @@
 //! Measured with issue 14's 88 cells (22 traces x 4 sizes, default
 //! sharding, `benches/results/`): 0.849 of OPT before the changes of
 //! issue 14, 0.844 with frequency counted from the first access alone,
-//! 0.852 with the window fixed at 5% and no climber, 0.871 as shipped
+//! 0.852 with that and the window fixed at 5% (no climber), 0.871 as shipped
 //! (0.869 to 0.871 over hash seeds 1 to 3). Tried and not kept: a window
 //! sized by ghost entries (a key that left the window and came back soon
 //! grows it, one that left main shrinks it, as ARC does): 0.837, good on
 //! recency traces but the window ran away on small frequency-skewed ones
-//! (lirs-cpp at 5%: 0.32 against 0.62); admitting a random 1/64 or 1/256
+//! (lirs-cpp at 5%: 0.35 against 0.62); admitting a random 1/64 or 1/256
 //! of losing candidates with a non-zero estimate: 0.853 and 0.861 (loops
-//! churn again); a 1% starting window: 0.850; growing the window only by
-//! duels that ties win: no change; a step of 10%: 0.863, of 4%: 0.872
-//! (within noise of 6.25%).
+//! churn again); a 1% starting window: 0.842 and 0.850 in two
+//! intermediate configurations (corda collapses at 1%); growing the window
+//! only by duels that ties win: no change; a step of 10%: 0.863, of 4%:
+//! 0.872 (within noise of 6.25%).
 //!
 //! Earlier measurements (issue 5's 68 cells, before the changes above):
 //! the hill climber needs `10 x capacity` accesses per step, and many
