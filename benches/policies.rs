@@ -21,7 +21,7 @@
 //! traces are the simulator's job (`examples/simulate.rs`).
 //!
 //! `cargo bench --bench policies` runs in about a minute (short warm-up and
-//! measurement times; 12 benchmarks).
+//! measurement times; 16 benchmarks).
 
 use std::time::Duration;
 

@@ -65,6 +65,9 @@ const DEFAULT_SIZES: &str = "1%,5%,10%,25%";
 /// Smallest capacity a fractional size gives.
 const MIN_CAPACITY: u64 = 16;
 
+/// Worst W-TinyLFU cells listed against the better peer.
+const WORST_CELLS: usize = 10;
+
 /// Seconds between two progress lines on stderr.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
@@ -74,8 +77,8 @@ usage: simulate [options] TRACE_OR_DIR...
   --sizes LIST      cache sizes: percentages (5%), fractions (0.05) or entry
                     counts (1000), comma separated [default: 1%,5%,10%,25%]
   --runners LIST    caches to replay [default: all but moka-sync]: opt, lru,
-                    lfu, fifo, random, slru, wtinylfu, moka, moka-sync,
-                    quick_cache, lru-crate
+                    lfu, fifo, random, slru, wtinylfu, s3fifo, sieve, moka,
+                    moka-sync, quick_cache, lru-crate
   --no-peers        skip moka, quick_cache and the lru crate
   --single-shard    build larder caches with .shards(1)
                     [default: the builder's own shard count]
@@ -510,43 +513,84 @@ fn report(opts: &Options, traces: &[Trace], cells: &[Cell], elapsed: Duration) {
         }
     }
 
-    // Worst cell of W-TinyLFU against the better peer.
+    // Worst cells of W-TinyLFU against the better peer.
     let wt = Runner::Larder(Policy::WTinyLfu);
-    let mut worst: Option<(f64, usize, usize)> = None;
-    let mut below_5 = 0;
     if has(wt) && has(Runner::Moka) && has(Runner::QuickCache) {
+        let mut gaps: Vec<(f64, usize, usize)> = Vec::new();
         for t in 0..traces.len() {
             for s in 0..opts.sizes.len() {
                 let w = ratio(find(t, s, wt).expect("ran"), traces);
                 let m = ratio(find(t, s, Runner::Moka).expect("ran"), traces);
                 let q = ratio(find(t, s, Runner::QuickCache).expect("ran"), traces);
-                let d = w - m.max(q);
-                if d < -0.05 {
-                    below_5 += 1;
-                }
-                if worst.map_or(true, |(wd, _, _)| d < wd) {
-                    worst = Some((d, t, s));
-                }
+                gaps.push((w - m.max(q), t, s));
             }
         }
-        if let Some((d, t, s)) = worst {
-            let m = ratio(find(t, s, Runner::Moka).expect("ran"), traces);
-            let q = ratio(find(t, s, Runner::QuickCache).expect("ran"), traces);
-            let w = ratio(find(t, s, wt).expect("ran"), traces);
+        gaps.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let below = |points: f64| gaps.iter().filter(|g| g.0 < -points / 100.0).count();
+        let _ = writeln!(
+            md,
+            "\n## Worst cells of WTinyLfu against max(moka, quick_cache)\n\n\
+             {} of {n_cells} cells more than 3 points under, {} more than 5 points under.\n",
+            below(3.0),
+            below(5.0)
+        );
+        let _ = writeln!(
+            md,
+            "| trace | size | capacity | OPT | WTinyLfu | moka | quick_cache | difference (points) |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for &(d, t, s) in gaps.iter().take(WORST_CELLS) {
+            let r = |runner: Runner| find(t, s, runner).map_or(f64::NAN, |c| ratio(c, traces));
             let _ = writeln!(
                 md,
-                "\nWorst cell of WTinyLfu against max(moka, quick_cache): {} at {} \
-                 (capacity {}): WTinyLfu {:.3}, moka {:.3}, quick_cache {:.3}, \
-                 difference {:+.1} points; {} of {} cells more than 5 points under.",
+                "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:+.1} |",
                 traces[t].name,
                 opts.sizes[s].label(),
                 opts.sizes[s].capacity(traces[t].distinct),
+                r(Runner::Opt),
+                r(wt),
+                r(Runner::Moka),
+                r(Runner::QuickCache),
+                d * 100.0
+            );
+        }
+    }
+
+    // Per trace: the best cache by mean hit ratio over the sizes, and
+    // where W-TinyLFU stands.
+    if has(Runner::Opt) {
+        let _ = writeln!(
+            md,
+            "\n## Best cache per trace (mean efficiency over the sizes)\n\n\
+             | trace | best | its efficiency | WTinyLfu | WTinyLfu - best (points) |\n|---|---|---:|---:|---:|"
+        );
+        let mean_eff = |t: usize, r: Runner| -> Option<f64> {
+            let mut sum = 0.0;
+            for s in 0..opts.sizes.len() {
+                let o = find(t, s, Runner::Opt)?.hits;
+                let c = find(t, s, r)?.hits;
+                sum += if o == 0 { 1.0 } else { c as f64 / o as f64 };
+            }
+            Some(sum / opts.sizes.len().max(1) as f64)
+        };
+        for (t, trace) in traces.iter().enumerate() {
+            let best = runners
+                .iter()
+                .filter(|&&r| r != Runner::Opt)
+                .filter_map(|&r| mean_eff(t, r).map(|e| (r, e)))
+                .max_by(|a, b| a.1.total_cmp(&b.1));
+            let Some((r, e)) = best else { continue };
+            let (w, d) = match mean_eff(t, wt) {
+                Some(w) => (format!("{w:.3}"), format!("{:+.1}", (w - e) * 100.0)),
+                None => (String::new(), String::new()),
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.3} | {} | {} |",
+                trace.name,
+                r.name(),
+                e,
                 w,
-                m,
-                q,
-                d * 100.0,
-                below_5,
-                n_cells
+                d
             );
         }
     }

@@ -29,7 +29,8 @@
 //! [`weigher`](CacheBuilder::weigher) is set, and it is a hard bound after
 //! every operation. When it is reached, the [`Policy`] picks the victim:
 //! [`Lru`](Policy::Lru), [`Lfu`](Policy::Lfu), [`Fifo`](Policy::Fifo),
-//! [`Random`](Policy::Random), [`Slru`](Policy::Slru) or
+//! [`Random`](Policy::Random), [`Slru`](Policy::Slru),
+//! [`S3Fifo`](Policy::S3Fifo), [`Sieve`](Policy::Sieve) or
 //! [`WTinyLfu`](Policy::WTinyLfu) (the default: a small LRU window in front
 //! of a segmented LRU, with a frequency sketch deciding what is admitted;
 //! the best hit ratio on most real workloads). A value heavier than its

@@ -20,7 +20,8 @@
 //! value heavier than the capacity is not stored and takes any old value for
 //! its key with it (reported `Replaced`, then the new value `Evicted`).
 //!
-//! LRU, FIFO, SLRU and LFU must pick exactly the model's victims. Random's
+//! LRU, FIFO, SLRU, LFU, SIEVE and S3-FIFO must pick exactly the model's
+//! victims. Random's
 //! victims are by design unpredictable, so its model takes each victim from
 //! the listener and checks everything around it: the victim was stored, the
 //! cache evicted exactly as much as needed (no more), `len <= capacity`,
@@ -274,6 +275,173 @@ impl PolicyModel for RandomModel {
     }
 }
 
+/// SIEVE: one queue in insertion order with a visited bit per key; a hit
+/// or update sets the bit. Eviction starts at the hand (the key after the
+/// last victim; the oldest key if there is none), clears set bits while
+/// walking towards newer keys (wrapping to the oldest), and evicts the
+/// first key whose bit is clear; the hand moves to the key after it.
+#[derive(Default)]
+struct SieveModel {
+    /// `(key, visited)`, oldest first.
+    queue: Vec<(u32, bool)>,
+    /// The key the next eviction starts at, if any.
+    hand: Option<u32>,
+}
+
+impl SieveModel {
+    fn position(&self, key: u32) -> usize {
+        self.queue.iter().position(|e| e.0 == key).unwrap()
+    }
+}
+
+impl PolicyModel for SieveModel {
+    fn insert(&mut self, key: u32, _weight: u32) {
+        self.queue.push((key, false));
+    }
+    fn access(&mut self, key: u32) {
+        let p = self.position(key);
+        self.queue[p].1 = true;
+    }
+    fn update(&mut self, key: u32, _weight: u32) {
+        self.access(key);
+    }
+    fn remove(&mut self, key: u32) {
+        let p = self.position(key);
+        if self.hand == Some(key) {
+            self.hand = self.queue.get(p + 1).map(|e| e.0);
+        }
+        self.queue.remove(p);
+    }
+    fn evict(&mut self, _reported: Option<u32>) -> u32 {
+        let mut i = self.hand.map_or(0, |h| self.position(h));
+        while self.queue[i].1 {
+            self.queue[i].1 = false;
+            i = (i + 1) % self.queue.len();
+        }
+        let victim = self.queue.remove(i).0;
+        self.hand = self.queue.get(i).map(|e| e.0);
+        victim
+    }
+    fn clear(&mut self) {
+        *self = Self::default();
+    }
+}
+
+/// S3-FIFO: a new key enters `small` (frequency 0) unless the ghost queue
+/// remembers it, then it enters `main`; a hit or update adds one to its
+/// frequency, up to 3. To evict: while small weighs more than its share
+/// (10% of the capacity, rounded up) or main is empty, small's oldest key
+/// leaves if its frequency is 0 (and joins the ghost queue), else moves to
+/// main's newest end with frequency 0; otherwise main's oldest key leaves
+/// if its frequency is 0, else goes to main's newest end with one less.
+/// The ghost queue remembers the last 16 keys that joined it (at these
+/// capacities, 90% of the entries is always below its minimum of 16); a
+/// key found there is forgotten by it.
+struct S3FifoModel {
+    /// `(key, weight)`, oldest first.
+    small: Vec<(u32, u32)>,
+    /// `(key, weight)`, oldest first.
+    main: Vec<(u32, u32)>,
+    /// Frequency of every stored key.
+    freq: BTreeMap<u32, u8>,
+    /// `(key, time it joined)`.
+    ghost: Vec<(u32, u32)>,
+    /// Keys that joined the ghost queue so far.
+    ghost_time: u32,
+    /// Small's share of the capacity.
+    small_max: u64,
+}
+
+impl S3FifoModel {
+    /// Ghost queue length at the capacities tested here.
+    const GHOST_LEN: u32 = 16;
+
+    fn new(capacity: u64) -> Self {
+        Self {
+            small: Vec::new(),
+            main: Vec::new(),
+            freq: BTreeMap::new(),
+            ghost: Vec::new(),
+            ghost_time: 0,
+            small_max: (capacity * 10).div_ceil(100).min(capacity),
+        }
+    }
+
+    fn queue_of(&mut self, key: u32) -> (&mut Vec<(u32, u32)>, usize) {
+        if let Some(p) = self.small.iter().position(|e| e.0 == key) {
+            (&mut self.small, p)
+        } else {
+            let p = self.main.iter().position(|e| e.0 == key).unwrap();
+            (&mut self.main, p)
+        }
+    }
+}
+
+impl PolicyModel for S3FifoModel {
+    fn insert(&mut self, key: u32, weight: u32) {
+        self.freq.insert(key, 0);
+        let remembered = match self.ghost.iter().position(|g| g.0 == key) {
+            Some(p) => {
+                let (_, t) = self.ghost.remove(p);
+                self.ghost_time - t < Self::GHOST_LEN
+            }
+            None => false,
+        };
+        if remembered {
+            self.main.push((key, weight));
+        } else {
+            self.small.push((key, weight));
+        }
+    }
+    fn access(&mut self, key: u32) {
+        let f = self.freq.get_mut(&key).unwrap();
+        *f = (*f + 1).min(3);
+    }
+    fn update(&mut self, key: u32, weight: u32) {
+        let (queue, p) = self.queue_of(key);
+        queue[p].1 = weight;
+        self.access(key);
+    }
+    fn remove(&mut self, key: u32) {
+        let (queue, p) = self.queue_of(key);
+        queue.remove(p);
+        self.freq.remove(&key);
+    }
+    fn evict(&mut self, _reported: Option<u32>) -> u32 {
+        loop {
+            let small_weight: u64 = self.small.iter().map(|e| u64::from(e.1)).sum();
+            if small_weight > self.small_max || self.main.is_empty() {
+                let entry = self.small.remove(0);
+                if self.freq[&entry.0] == 0 {
+                    self.freq.remove(&entry.0);
+                    let now = self.ghost_time;
+                    self.ghost_time += 1;
+                    self.ghost.retain(|g| g.0 != entry.0);
+                    self.ghost.push((entry.0, now));
+                    return entry.0;
+                }
+                self.freq.insert(entry.0, 0);
+                self.main.push(entry);
+            } else {
+                let entry = self.main.remove(0);
+                let f = self.freq.get_mut(&entry.0).unwrap();
+                if *f == 0 {
+                    self.freq.remove(&entry.0);
+                    return entry.0;
+                }
+                *f -= 1;
+                self.main.push(entry);
+            }
+        }
+    }
+    fn clear(&mut self) {
+        self.small.clear();
+        self.main.clear();
+        self.freq.clear();
+        self.ghost.clear();
+    }
+}
+
 /// The model policy for `policy` in a one-shard cache of `capacity`.
 fn policy_model(policy: Policy, capacity: u64) -> Box<dyn PolicyModel> {
     match policy {
@@ -282,6 +450,8 @@ fn policy_model(policy: Policy, capacity: u64) -> Box<dyn PolicyModel> {
         Policy::Slru => Box::new(SlruModel::new(capacity)),
         Policy::Lfu => Box::new(LfuModel::new(capacity)),
         Policy::Random => Box::new(RandomModel::default()),
+        Policy::Sieve => Box::new(SieveModel::default()),
+        Policy::S3Fifo => Box::new(S3FifoModel::new(capacity)),
         Policy::WTinyLfu => unreachable!("W-TinyLFU has its own invariant tests"),
     }
 }
@@ -562,6 +732,18 @@ proptest! {
     #[test]
     fn lfu_matches_model((capacity, weighted, seed, ops) in cases()) {
         run(Policy::Lfu, capacity, weighted, seed, &ops);
+    }
+
+    /// SIEVE picks exactly the model's victims.
+    #[test]
+    fn sieve_matches_model((capacity, weighted, seed, ops) in cases()) {
+        run(Policy::Sieve, capacity, weighted, seed, &ops);
+    }
+
+    /// S3-FIFO picks exactly the model's victims, ghost queue included.
+    #[test]
+    fn s3fifo_matches_model((capacity, weighted, seed, ops) in cases()) {
+        run(Policy::S3Fifo, capacity, weighted, seed, &ops);
     }
 
     /// Random evicts only stored keys, only as much as needed, and keeps

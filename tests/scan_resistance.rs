@@ -97,3 +97,50 @@ fn slru_beats_lru_on_scans_at_1_and_5_percent() {
         );
     }
 }
+
+/// Issue 14's scan case: a hot set read while the cache is less than half
+/// full must survive a later one-pass scan. One shard of 1,000 entries;
+/// 200 hot keys read 20 times each (get-or-insert, round by round), then a
+/// scan of `scan` new keys, each read once. Returns how many hot keys are
+/// still stored.
+fn hot_keys_kept_after_scan(policy: Policy, scan: u64) -> usize {
+    let cache: Cache<u64, ()> = Cache::builder()
+        .max_capacity(1_000)
+        .policy(policy)
+        .shards(1)
+        .seed(1)
+        .build();
+    let access = |k: u64| {
+        if cache.get(&k).is_none() {
+            cache.insert(k, ());
+        }
+    };
+    for _ in 0..20 {
+        for k in 0..200 {
+            access(k);
+        }
+    }
+    for k in 0..scan {
+        access(1_000_000 + k);
+    }
+    (0..200).filter(|k| cache.contains_key(k)).count()
+}
+
+#[test]
+fn hot_set_read_early_survives_a_later_scan() {
+    for scan in [2_000, 5_000, 20_000] {
+        let kept: Vec<(Policy, usize)> = Policy::ALL
+            .into_iter()
+            .map(|p| (p, hot_keys_kept_after_scan(p, scan)))
+            .collect();
+        println!("scan of {scan}: {kept:?}");
+        for (policy, kept) in kept {
+            if matches!(policy, Policy::WTinyLfu | Policy::S3Fifo | Policy::Slru) {
+                assert!(
+                    kept >= 190,
+                    "{policy}: {kept} of 200 hot keys kept after a scan of {scan}"
+                );
+            }
+        }
+    }
+}

@@ -10,10 +10,13 @@
 //! dispatches with a `match`, so there is no `dyn` call on the hot path.
 
 pub(crate) mod fifo;
+pub(crate) mod ghost;
 pub(crate) mod lfu;
 pub(crate) mod list;
 pub(crate) mod lru;
 pub(crate) mod random;
+pub(crate) mod s3fifo;
+pub(crate) mod sieve;
 pub(crate) mod sketch;
 pub(crate) mod slru;
 pub(crate) mod wtinylfu;
@@ -65,20 +68,32 @@ pub enum Policy {
     Slru,
     /// Window TinyLFU (the default): a small LRU window in front of an SLRU
     /// main space, with a frequency sketch deciding admission to main.
-    /// The best hit ratio of the six on most real workloads.
+    /// The best hit ratio of the eight on most real workloads.
     #[default]
     WTinyLfu,
+    /// S3-FIFO (SOSP 2023): a small FIFO (10%) that turns away keys not
+    /// reused while in it, a main FIFO with 2-bit reinsertion, and a ghost
+    /// queue that sends keys coming back soon straight to main. Scan
+    /// resistant; a read hit is one byte store at most.
+    S3Fifo,
+    /// SIEVE (NSDI 2024): one FIFO queue with a visited bit per entry and a
+    /// hand that evicts the first unvisited entry it meets, leaving
+    /// survivors in place. Simple and good on web-like workloads; a read
+    /// hit is one byte store at most.
+    Sieve,
 }
 
 impl Policy {
-    /// All six policies, for benchmarks and tests that compare them.
-    pub const ALL: [Policy; 6] = [
+    /// All eight policies, for benchmarks and tests that compare them.
+    pub const ALL: [Policy; 8] = [
         Policy::Lru,
         Policy::Lfu,
         Policy::Fifo,
         Policy::Random,
         Policy::Slru,
         Policy::WTinyLfu,
+        Policy::S3Fifo,
+        Policy::Sieve,
     ];
 
     /// The policy's name as written in this enum (`"WTinyLfu"`, ...).
@@ -90,6 +105,8 @@ impl Policy {
             Policy::Random => "Random",
             Policy::Slru => "Slru",
             Policy::WTinyLfu => "WTinyLfu",
+            Policy::S3Fifo => "S3Fifo",
+            Policy::Sieve => "Sieve",
         }
     }
 }
@@ -181,7 +198,7 @@ pub(crate) trait EvictionPolicy {
     fn validate(&self);
 }
 
-/// The six policies behind one concrete type: static dispatch by `match`.
+/// The eight policies behind one concrete type: static dispatch by `match`.
 #[derive(Debug)]
 pub(crate) enum AnyPolicy {
     Lru(lru::Lru),
@@ -190,6 +207,8 @@ pub(crate) enum AnyPolicy {
     Random(random::Random),
     Slru(slru::Slru),
     WTinyLfu(wtinylfu::WTinyLfu),
+    S3Fifo(s3fifo::S3Fifo),
+    Sieve(sieve::Sieve),
 }
 
 impl AnyPolicy {
@@ -206,6 +225,8 @@ impl AnyPolicy {
             Policy::WTinyLfu => {
                 AnyPolicy::WTinyLfu(wtinylfu::WTinyLfu::new(capacity, seed, exact_hits))
             }
+            Policy::S3Fifo => AnyPolicy::S3Fifo(s3fifo::S3Fifo::new(capacity)),
+            Policy::Sieve => AnyPolicy::Sieve(sieve::Sieve::new()),
         }
     }
 }
@@ -219,6 +240,8 @@ macro_rules! dispatch {
             AnyPolicy::Random($p) => $e,
             AnyPolicy::Slru($p) => $e,
             AnyPolicy::WTinyLfu($p) => $e,
+            AnyPolicy::S3Fifo($p) => $e,
+            AnyPolicy::Sieve($p) => $e,
         }
     };
 }
@@ -227,7 +250,9 @@ impl AnyPolicy {
     /// Notes a read hit on `idx` under the shard's *read* lock. Returns true
     /// if the hit must also go through the shard's read buffer to be
     /// replayed with [`on_access`](EvictionPolicy::on_access) (the policies
-    /// that keep exact recency order). FIFO and Random ignore hits.
+    /// that keep exact recency order). FIFO and Random ignore hits;
+    /// W-TinyLFU (in big caches), S3-FIFO and SIEVE note them in the
+    /// entry's meta byte.
     #[inline]
     pub(crate) fn record_hit(&self, idx: Idx) -> bool {
         match self {
@@ -236,6 +261,14 @@ impl AnyPolicy {
                 if p.takes_replayed_hits() {
                     return true;
                 }
+                p.note_hit(idx);
+                false
+            }
+            AnyPolicy::S3Fifo(p) => {
+                p.note_hit(idx);
+                false
+            }
+            AnyPolicy::Sieve(p) => {
                 p.note_hit(idx);
                 false
             }
