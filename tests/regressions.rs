@@ -32,10 +32,15 @@ impl Hash for Key {
     }
 }
 
-fn wait_until(f: impl Fn() -> bool) {
-    while !f() {
-        thread::yield_now();
-    }
+/// The result `f` sends, or `None` if it has not answered within 20 s (a
+/// caller stuck on a stale load waits for it, which the test releases only
+/// afterwards: without a deadline that would hang the test).
+fn answer_within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(20)).ok()
 }
 
 /// A caller that asks for a key *after* an invalidation met the key's load
@@ -62,19 +67,17 @@ fn a_caller_after_an_invalidation_does_not_join_the_stale_load() {
     };
     a.wait(); // the load is running
     cache.remove(&key); // the store was updated: invalidate
-    let before = eqs.load(Ordering::SeqCst);
-    let late = {
+                        // The late caller must not wait for the stale load (still held open).
+    let late = answer_within({
         let (cache, key) = (cache.clone(), key.clone());
-        thread::spawn(move || cache.get_with(key, || 2)) // reads the update
-    };
-    // The late caller meets the flight (an `Eq` call under the shard lock).
-    wait_until(|| eqs.load(Ordering::SeqCst) > before);
+        move || cache.get_with(key, || 2) // reads the update
+    });
     b.wait();
     assert_eq!(loader.join().unwrap(), 1);
     assert_eq!(
-        late.join().unwrap(),
-        2,
-        "a caller that came after the invalidation got the stale load's value"
+        late,
+        Some(2),
+        "a caller that came after the invalidation joined the stale load"
     );
     assert_eq!(cache.get(&key), Some(2));
     cache.check_invariants();
@@ -101,19 +104,17 @@ fn a_batch_after_an_invalidation_does_not_join_the_stale_load() {
     };
     a.wait();
     cache.remove(&key);
-    let before = eqs.load(Ordering::SeqCst);
-    let late = {
+    let late = answer_within({
         let (cache, key) = (cache.clone(), key.clone());
-        thread::spawn(move || {
+        move || {
             cache.get_all_with([key], |missing| {
                 missing.iter().map(|k| (k.clone(), 2)).collect()
             })
-        })
-    };
-    wait_until(|| eqs.load(Ordering::SeqCst) > before);
+        }
+    });
     b.wait();
     assert_eq!(loader.join().unwrap(), 1);
-    let got = late.join().unwrap();
+    let got = late.expect("the batch joined the stale load");
     assert_eq!(got.get(&key), Some(&2));
     assert_eq!(cache.get(&key), Some(2));
     cache.check_invariants();
