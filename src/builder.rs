@@ -68,6 +68,8 @@ pub struct CacheBuilder<K, V, S = ahash::RandomState> {
     /// `crate::load::future`).
     #[cfg(feature = "async")]
     pub(crate) spawner: Option<Spawner>,
+    /// Backend defences (methods in `crate::defend`).
+    pub(crate) defend: crate::defend::DefenceSettings<K>,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -130,6 +132,7 @@ impl<K, V> CacheBuilder<K, V> {
             refresh: RefreshSettings::default(),
             #[cfg(feature = "async")]
             spawner: None,
+            defend: Default::default(),
             _types: PhantomData,
         }
     }
@@ -317,6 +320,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             refresh: self.refresh,
             #[cfg(feature = "async")]
             spawner: self.spawner,
+            defend: self.defend,
             _types: PhantomData,
         }
     }

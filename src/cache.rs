@@ -8,6 +8,8 @@ use std::time::Duration;
 use crossbeam_utils::CachePadded;
 
 use crate::builder::CacheBuilder;
+use crate::defend::Defences;
+use crate::histogram::Histogram;
 use crate::policy::Idx;
 use crate::policy::{Policy, RemovalCause};
 use crate::shard::{Core, Lookup, Removed, Shard, TimeSettings, WriteTime};
@@ -61,6 +63,8 @@ pub(crate) struct Inner<K, V, S> {
     /// build time when expiry is configured, or by the first
     /// `insert_with_ttl`.
     uses_time: AtomicBool,
+    /// The backend defences' settings and shared state (issue 13).
+    defend: Defences<K>,
 }
 
 impl<K, V, S> Clone for Cache<K, V, S> {
@@ -153,6 +157,7 @@ where
                 expire_after: builder.expire_after,
                 negative_ttl: builder.negative_ttl,
                 uses_time: AtomicBool::new(eager),
+                defend: Defences::new(builder.defend),
             }),
         }
     }
@@ -598,7 +603,46 @@ impl<K, V, S> Cache<K, V, S> {
             stats.refreshes += c.refreshes;
             stats.refresh_failures += c.refresh_failures;
         }
+        let d = &self.inner.defend;
+        stats.loads += d.detached_loads.load(Ordering::Relaxed);
+        stats.load_failures += d.detached_failures.load(Ordering::Relaxed);
+        stats.total_load_time +=
+            Duration::from_nanos(d.detached_load_nanos.load(Ordering::Relaxed));
+        stats.filtered = d.filtered.load(Ordering::Relaxed);
+        stats.load_timeouts = d.load_timeouts.load(Ordering::Relaxed);
+        stats.set_load_times(&d.load_times.snapshot());
         stats
+    }
+
+    /// The defences' settings and state.
+    pub(crate) fn defences(&self) -> &Defences<K> {
+        &self.inner.defend
+    }
+
+    /// The durations of every loader call so far, as a histogram: take two
+    /// and subtract ([`Histogram::since`]) for the percentiles of an
+    /// interval. [`stats`](Self::stats) reports the percentiles since the
+    /// cache was built.
+    pub fn load_times(&self) -> Histogram {
+        self.inner.defend.load_times.snapshot()
+    }
+
+    /// The label this cache's metrics carry (see
+    /// [`CacheBuilder::name`]; `"larder"` by default).
+    pub fn name(&self) -> &str {
+        &self.inner.defend.name
+    }
+
+    /// Sends a snapshot of the statistics and the load times gathered since
+    /// the previous call to the installed `metrics` recorder (see
+    /// [`MetricsReporter`](crate::MetricsReporter) for the metric names),
+    /// labelled with [`name`](Self::name). Call it on a timer; nothing is
+    /// reported otherwise, and the cache starts no thread for it.
+    #[cfg(feature = "metrics")]
+    pub fn report_metrics(&self) {
+        let stats = self.stats();
+        let times = self.load_times();
+        self.inner.defend.reporter.lock().report(&stats, &times);
     }
 
     /// Heap bytes held by the cache's tables, slabs and policies (not by

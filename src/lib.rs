@@ -112,12 +112,14 @@
 //! | feature | adds | extra dependency | why a feature |
 //! |---|---|---|---|
 //! | `async` | `get_with_async`, `try_get_with_async`, `optionally_get_with_async`, `AsyncLoadingCache`, `CacheBuilder::spawner` | none | keeps the async surface out of builds that never use it; runtime-agnostic (tokio, async-std, smol) |
+//! | `metrics` | `Cache::report_metrics`, `MetricsReporter`: statistics, load-time percentiles and the load-time histogram, labelled with `CacheBuilder::name`, through the [`metrics`](https://docs.rs/metrics) facade (any recorder: Prometheus, StatsD, ...) | `metrics` | most users have their own metrics stack; the facade is small but is a dependency |
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn, unreachable_pub, rust_2018_idioms)]
 
 mod bloom;
 mod builder;
 mod cache;
+mod defend;
 mod histogram;
 mod hot;
 mod load;

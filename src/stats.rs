@@ -87,6 +87,13 @@ pub struct Stats {
     pub load_time_p99: Duration,
     /// Longest loader call (exact); zero before the first load.
     pub load_time_max: Duration,
+    /// Lookups answered "absent" by the key filter without a load (see
+    /// [`CacheBuilder::key_filter`](crate::CacheBuilder::key_filter)).
+    pub filtered: u64,
+    /// Callers that stopped waiting for another caller's load after
+    /// [`CacheBuilder::load_timeout`](crate::CacheBuilder::load_timeout)
+    /// and loaded for themselves (their loader calls count in `loads`).
+    pub load_timeouts: u64,
 }
 
 impl Stats {
@@ -154,11 +161,12 @@ impl Stats {
             load_time_p90: self.load_time_p90,
             load_time_p99: self.load_time_p99,
             load_time_max: self.load_time_max,
+            filtered: self.filtered.saturating_sub(earlier.filtered),
+            load_timeouts: self.load_timeouts.saturating_sub(earlier.load_timeouts),
         }
     }
 
     /// Fills the load-time percentiles from the cache's histogram.
-    #[allow(dead_code)] // `Cache::stats` calls it once loads are recorded (issue 13)
     pub(crate) fn set_load_times(&mut self, load_times: &Histogram) {
         self.load_time_p50 = load_times.p50().unwrap_or_default();
         self.load_time_p90 = load_times.p90().unwrap_or_default();
@@ -276,6 +284,8 @@ mod tests {
             load_time_p90: Duration::from_millis(9),
             load_time_p99: Duration::from_millis(10),
             load_time_max: Duration::from_millis(11),
+            filtered: 12,
+            load_timeouts: 13,
         };
         assert_eq!(later.since(&Stats::default()), later);
         let d = later.since(&later);

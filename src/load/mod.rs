@@ -180,8 +180,10 @@ where
                 .iter()
                 .map(|(_, t)| LoadingMark::new(t.flight()))
                 .collect();
+            let slot = flight::load_slot(self.defences());
             let start = Instant::now();
             let mut loaded = load(&keys);
+            drop(slot);
             let nanos = start.elapsed().as_nanos() as u64 / keys.len() as u64;
             drop(marks);
             for (key, ticket) in mine {
@@ -195,12 +197,23 @@ where
             }
         }
         for (key, waiter) in theirs {
-            match waiter.wait() {
-                Outcome::Value(v) => {
+            match waiter.wait_until(self.load_deadline()) {
+                Some(Outcome::Value(v)) => {
                     found.insert(key, v);
                 }
-                Outcome::Absent => {}
-                Outcome::Failed(_) | Outcome::Abandoned => {
+                Some(Outcome::Absent) => {}
+                None => {
+                    // Outlived `load_timeout`: this key alone, loaded
+                    // outside the flight (see `load_missing`).
+                    self.defences().count_timeout();
+                    let k2 = key.clone();
+                    let own = self
+                        .own_load::<Infallible>(|| Ok(load(std::slice::from_ref(&k2)).remove(&k2)));
+                    if let Loaded::Value(v) = own {
+                        found.insert(key, v);
+                    }
+                }
+                Some(Outcome::Failed(_) | Outcome::Abandoned) => {
                     let k2 = key.clone();
                     if let Some(v) = self
                         .optionally_get_with(key, || load(std::slice::from_ref(&k2)).remove(&k2))
@@ -274,11 +287,70 @@ where
                 }
                 Begin::Join(waiter) => waiter,
             };
-            if let Some(done) = joined::<V, E>(waiter.wait(), accept_absent) {
-                return done;
+            let deadline = self.load_deadline();
+            match waiter.wait_until(deadline) {
+                Some(outcome) => {
+                    if let Some(done) = joined::<V, E>(outcome, accept_absent) {
+                        return done;
+                    }
+                }
+                None => {
+                    // The load we joined outlived `load_timeout`: load for
+                    // ourselves, outside the flight (not stored; the
+                    // flight still stores its value if it ever ends).
+                    self.defences().count_timeout();
+                    let init = init.take().expect("loader runs once");
+                    return self.own_load(init);
+                }
             }
         }
     }
+
+    /// When a caller joining a flight now gives up on it.
+    pub(crate) fn load_deadline(&self) -> Option<Instant> {
+        self.defences()
+            .load_timeout
+            .map(|d| Instant::now().checked_add(d).unwrap_or_else(far_future))
+    }
+
+    /// A timed-out caller's own loader call: in a load slot like any other,
+    /// recorded in the load statistics, its value returned but not stored.
+    fn own_load<E: Send + Sync + 'static>(
+        &self,
+        init: impl FnOnce() -> Result<Option<V>, E>,
+    ) -> Loaded<V, E> {
+        let slot = flight::load_slot(self.defences());
+        let start = Instant::now();
+        let result = init();
+        let nanos = start.elapsed().as_nanos() as u64;
+        drop(slot);
+        self.record_detached_load(nanos, result.is_err());
+        match result {
+            Ok(Some(v)) => Loaded::Value(v),
+            Ok(None) => Loaded::Absent,
+            Err(e) => Loaded::Failed(StdArc::new(e)),
+        }
+    }
+
+    /// Counts a loader call made outside any flight.
+    fn record_detached_load(&self, nanos: u64, failed: bool) {
+        let defences = self.defences();
+        defences.load_times.record_nanos(nanos);
+        defences
+            .detached_loads
+            .fetch_add(1, crate::sync::Ordering::Relaxed);
+        defences
+            .detached_load_nanos
+            .fetch_add(nanos, crate::sync::Ordering::Relaxed);
+        defences
+            .detached_failures
+            .fetch_add(u64::from(failed), crate::sync::Ordering::Relaxed);
+    }
+}
+
+/// A deadline beyond any wait (for a timeout too large to add to now).
+fn far_future() -> Instant {
+    Instant::now() + std::time::Duration::from_secs(86_400 * 365 * 30)
 }
 
 /// What a caller that joined a flight makes of its outcome: its answer, or
