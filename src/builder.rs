@@ -88,18 +88,29 @@ pub(crate) type Spawner = std::sync::Arc<
 pub(crate) struct RefreshSettings {
     pub(crate) after: Option<Duration>,
     pub(crate) stale: Option<Duration>,
+    /// `stale_if_error`: entries are kept this long past their time to
+    /// live too (the shard's stale window is the longer of the two).
+    pub(crate) stale_if_error: Option<Duration>,
     pub(crate) executor: Option<Executor>,
 }
 
 impl RefreshSettings {
     /// True if entries need refresh points.
     pub(crate) fn is_on(&self) -> bool {
-        self.after.is_some() || self.stale.is_some()
+        self.after.is_some() || self.stale.is_some() || self.stale_if_error.is_some()
+    }
+
+    /// How long past its time to live a shard keeps an entry.
+    pub(crate) fn window(&self) -> Option<Duration> {
+        match (self.stale, self.stale_if_error) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The times a shard works with.
     pub(crate) fn times(&self) -> RefreshTimes {
-        RefreshTimes::new(self.after, self.stale)
+        RefreshTimes::new(self.after, self.window())
     }
 }
 

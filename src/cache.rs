@@ -157,7 +157,7 @@ where
                 expire_after: builder.expire_after,
                 negative_ttl: builder.negative_ttl,
                 uses_time: AtomicBool::new(eager),
-                defend: Defences::new(builder.defend),
+                defend: Defences::new(builder.defend, &builder.refresh),
             }),
         }
     }
@@ -610,8 +610,15 @@ impl<K, V, S> Cache<K, V, S> {
             Duration::from_nanos(d.detached_load_nanos.load(Ordering::Relaxed));
         stats.filtered = d.filtered.load(Ordering::Relaxed);
         stats.load_timeouts = d.load_timeouts.load(Ordering::Relaxed);
+        stats.early_refreshes = d.early_refreshes.load(Ordering::Relaxed);
+        stats.stale_served = d.stale_served.load(Ordering::Relaxed);
         stats.set_load_times(&d.load_times.snapshot());
         stats
+    }
+
+    /// The clock's reading (ns), for measuring a load in cache time.
+    pub(crate) fn clock_now(&self) -> u64 {
+        self.inner.clock.now()
     }
 
     /// The defences' settings and state.

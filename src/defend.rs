@@ -20,11 +20,13 @@ pub(crate) struct DefenceSettings<K> {
     pub(crate) key_filter: Option<BloomFilter<K>>,
     pub(crate) load_timeout: Option<Duration>,
     pub(crate) max_loads: Option<usize>,
+    pub(crate) early_refresh: Option<f64>,
 }
 
 impl<K> Default for DefenceSettings<K> {
     fn default() -> Self {
         Self {
+            early_refresh: None,
             name: None,
             key_filter: None,
             load_timeout: None,
@@ -51,12 +53,30 @@ pub(crate) struct Defences<K> {
     pub(crate) detached_loads: AtomicU64,
     pub(crate) detached_load_nanos: AtomicU64,
     pub(crate) detached_failures: AtomicU64,
+    /// XFetch's beta, when early refresh is on (finite, > 0).
+    pub(crate) early_refresh: Option<f64>,
+    /// Stale-while-revalidate and stale-if-error windows (ns), and the
+    /// shard's stale window (the longer of the two, 0 without either).
+    swr: Option<u64>,
+    sie: Option<u64>,
+    window: u64,
+    /// Recent loader-call duration (ns), an exponential moving average
+    /// over completed loads: early refresh's delta.
+    recent_load_nanos: AtomicU64,
+    /// Early refreshes started, and reads answered with an expired value
+    /// because its reload failed.
+    pub(crate) early_refreshes: AtomicU64,
+    pub(crate) stale_served: AtomicU64,
     #[cfg(feature = "metrics")]
     pub(crate) reporter: crate::sync::Mutex<crate::metrics_export::MetricsReporter>,
 }
 
 impl<K> Defences<K> {
-    pub(crate) fn new(settings: DefenceSettings<K>) -> Self {
+    pub(crate) fn new(
+        settings: DefenceSettings<K>,
+        refresh: &crate::builder::RefreshSettings,
+    ) -> Self {
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         let name = settings.name.unwrap_or_else(|| DEFAULT_NAME.to_string());
         Self {
             #[cfg(feature = "metrics")]
@@ -73,6 +93,13 @@ impl<K> Defences<K> {
             detached_loads: AtomicU64::new(0),
             detached_load_nanos: AtomicU64::new(0),
             detached_failures: AtomicU64::new(0),
+            early_refresh: settings.early_refresh,
+            swr: refresh.stale.map(nanos),
+            sie: refresh.stale_if_error.map(nanos),
+            window: refresh.window().map_or(0, nanos),
+            recent_load_nanos: AtomicU64::new(u64::MAX),
+            early_refreshes: AtomicU64::new(0),
+            stale_served: AtomicU64::new(0),
         }
     }
 
@@ -83,9 +110,153 @@ impl<K> Defences<K> {
     pub(crate) fn count_timeout(&self) {
         self.load_timeouts.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// True if a hit must look at the entry's deadline (early refresh or
+    /// stale-if-error is on).
+    #[inline]
+    pub(crate) fn inspects_hits(&self) -> bool {
+        self.early_refresh.is_some() || self.sie.is_some()
+    }
+
+    /// Notes a completed load's duration for early refresh: an
+    /// exponential moving average with weight 1/8 (the first load sets it).
+    pub(crate) fn note_load_time(&self, nanos: u64) {
+        if self.early_refresh.is_none() {
+            return;
+        }
+        let _ = self
+            .recent_load_nanos
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(if old == u64::MAX {
+                    nanos.min(u64::MAX - 1)
+                } else {
+                    let (old, new) = (old as i128, nanos as i128);
+                    (old + (new - old) / 8) as u64
+                })
+            });
+    }
+
+    /// What a read that found a live entry (time-to-live deadline
+    /// `deadline`, the stale window included) at `now` should do.
+    pub(crate) fn judge(&self, now: u64, deadline: u64) -> Verdict {
+        self.judge_with(now, deadline, uniform())
+    }
+
+    /// [`judge`](Self::judge) with the random draw `u` in (0, 1].
+    pub(crate) fn judge_with(&self, now: u64, deadline: u64, u: f64) -> Verdict {
+        if deadline == crate::time::NEVER {
+            return Verdict::Fresh; // no time to live: never early, never stale
+        }
+        let ttl_end = deadline.saturating_sub(self.window);
+        if now >= ttl_end {
+            let age = now - ttl_end;
+            if self.swr.is_some_and(|w| age < w) {
+                return Verdict::Fresh; // stale-while-revalidate's part
+            }
+            return match self.sie {
+                Some(_) => Verdict::Stale,
+                None => Verdict::Fresh,
+            };
+        }
+        let Some(beta) = self.early_refresh else {
+            return Verdict::Fresh;
+        };
+        let delta = self.recent_load_nanos.load(Ordering::Relaxed);
+        if delta == u64::MAX {
+            return Verdict::Fresh; // nothing measured yet
+        }
+        // XFetch: refresh when now - delta * beta * ln(u) >= expiry, i.e.
+        // with probability exp(-(expiry - now) / (delta * beta)).
+        let gap = (ttl_end - now) as f64;
+        if delta as f64 * beta * -u.ln() >= gap {
+            Verdict::Early
+        } else {
+            Verdict::Fresh
+        }
+    }
+}
+
+/// What to do with a live entry a read found (see [`Defences::judge`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Serve it.
+    Fresh,
+    /// Serve it (or the reload's value) and reload it now, before expiry.
+    Early,
+    /// Its time to live has run out; it is kept only for stale-if-error:
+    /// reload in the foreground, serve it only if the reload fails.
+    Stale,
+}
+
+/// A uniform draw in (0, 1] from a per-thread xorshift generator.
+fn uniform() -> f64 {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            use std::hash::BuildHasher;
+            std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64) | 1
+        });
+    }
+    STATE.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s.set(x);
+        ((x >> 11) + 1) as f64 / (1u64 << 53) as f64
+    })
 }
 
 impl<K, V, S> crate::builder::CacheBuilder<K, V, S> {
+    /// Probabilistic early expiration (XFetch; Vattani, Chierichetti and
+    /// Lowenstein, "Optimal Probabilistic Cache Stampede Prevention", VLDB
+    /// 2015): a read of an entry with a time to live reloads it before it
+    /// expires with probability `exp(-(expiry - now) / (delta * beta))`,
+    /// where delta is the recent loader-call duration. So a hot key is
+    /// reloaded by one reader shortly before it expires instead of by a
+    /// crowd after. Larger `beta` reloads earlier; `1.0` is the paper's
+    /// optimum. `beta` that is not finite and positive turns it off.
+    ///
+    /// Applies to the reads of a [`LoadingCache`](crate::LoadingCache)
+    /// (the reload runs in the background, as a refresh) and to
+    /// `get_with`, `try_get_with` and `optionally_get_with` (the reading
+    /// caller runs its closure then and gets the new value; a failed or
+    /// panicking early reload keeps and returns the old value). Counted
+    /// in [`Stats::refreshes`](crate::Stats::refreshes) and
+    /// [`Stats::early_refreshes`](crate::Stats::early_refreshes). Never
+    /// for an entry without a time to live. Works beside
+    /// [`refresh_after`](Self::refresh_after).
+    ///
+    /// Delta is one figure per cache, an exponential moving average (weight
+    /// 1/8) of completed blocking loads, each measured as the longer of the
+    /// wall-clock time and the cache clock's time; not per entry (that
+    /// would cost 8 bytes per entry). Async verbs do not refresh early.
+    pub fn early_refresh(mut self, beta: f64) -> Self {
+        self.defend.early_refresh = (beta.is_finite() && beta > 0.0).then_some(beta);
+        self
+    }
+
+    /// Stale-if-error: an entry is kept `window` past its time to live;
+    /// a read in that window reloads the key in the foreground and gets
+    /// the new value, but if the reload fails (an error, or a panic, which
+    /// is caught) it gets the expired value instead, counted in
+    /// [`Stats::stale_served`](crate::Stats::stale_served). Past the window
+    /// the entry is gone and a failed load is the caller's error. While
+    /// another caller is reloading the key, readers get the expired value
+    /// at once.
+    ///
+    /// Applies to the reads of a [`LoadingCache`](crate::LoadingCache)
+    /// (`get`, `try_get`; `get_if_present` returns the expired value without
+    /// loading) and to `get_with`, `try_get_with` and `optionally_get_with`.
+    /// Plain [`Cache::get`](crate::Cache::get) and `peek` see the entry until
+    /// the window ends, as with
+    /// [`stale_while_revalidate`](Self::stale_while_revalidate) (with both,
+    /// the stale-while-revalidate part comes first). Needs a time to live.
+    pub fn stale_if_error(mut self, window: Duration) -> Self {
+        self.refresh.stale_if_error = Some(window);
+        self
+    }
+
     /// The label this cache's metrics carry (`cache="<name>"`, see
     /// [`Cache::report_metrics`](crate::Cache::report_metrics)); `"larder"`
     /// by default.

@@ -94,6 +94,14 @@ pub struct Stats {
     /// [`CacheBuilder::load_timeout`](crate::CacheBuilder::load_timeout)
     /// and loaded for themselves (their loader calls count in `loads`).
     pub load_timeouts: u64,
+    /// Reloads started before expiry by
+    /// [`CacheBuilder::early_refresh`](crate::CacheBuilder::early_refresh)
+    /// (also counted in `refreshes`).
+    pub early_refreshes: u64,
+    /// Reads answered with an expired value because its reload failed (or
+    /// was still running), within
+    /// [`CacheBuilder::stale_if_error`](crate::CacheBuilder::stale_if_error)'s window.
+    pub stale_served: u64,
 }
 
 impl Stats {
@@ -163,6 +171,8 @@ impl Stats {
             load_time_max: self.load_time_max,
             filtered: self.filtered.saturating_sub(earlier.filtered),
             load_timeouts: self.load_timeouts.saturating_sub(earlier.load_timeouts),
+            early_refreshes: self.early_refreshes.saturating_sub(earlier.early_refreshes),
+            stale_served: self.stale_served.saturating_sub(earlier.stale_served),
         }
     }
 
@@ -286,6 +296,8 @@ mod tests {
             load_time_max: Duration::from_millis(11),
             filtered: 12,
             load_timeouts: 13,
+            early_refreshes: 14,
+            stale_served: 15,
         };
         assert_eq!(later.since(&Stats::default()), later);
         let d = later.since(&later);

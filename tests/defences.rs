@@ -297,3 +297,196 @@ fn stats_report_load_time_percentiles() {
     let named: Cache<u32, u32> = Cache::builder().name("products").build();
     assert_eq!(named.name(), "products");
 }
+
+mod early_and_stale {
+    use super::*;
+    use larder::ManualClock;
+    use std::sync::atomic::AtomicBool;
+
+    /// One trial per key: load it (the loader moves the clock 1 s, so the
+    /// measured load time is 1 s), move to `left` before expiry, read once.
+    fn early_fraction(beta: f64, left: Duration, trials: u32) -> f64 {
+        let clock = ManualClock::new();
+        let ttl = Duration::from_secs(100);
+        let cache: Cache<u32, u32> = Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(ttl)
+            .early_refresh(beta)
+            .clock(clock.clone())
+            .build();
+        let reloads = AtomicUsize::new(0);
+        for k in 0..trials {
+            cache.get_with(k, || {
+                clock.advance(Duration::from_secs(1));
+                0
+            });
+            clock.advance(ttl - left);
+            let v = cache.get_with(k, || {
+                reloads.fetch_add(1, Ordering::Relaxed);
+                clock.advance(Duration::from_secs(1));
+                1
+            });
+            // An early reload's caller gets the new value.
+            assert_eq!(v, u32::from(v == 1));
+        }
+        let s = cache.stats();
+        assert_eq!(s.early_refreshes as usize, reloads.load(Ordering::Relaxed));
+        assert_eq!(s.refreshes, s.early_refreshes);
+        reloads.load(Ordering::Relaxed) as f64 / f64::from(trials)
+    }
+
+    #[test]
+    fn early_refresh_frequency_follows_xfetch() {
+        let trials = 4_000;
+        // P(early) = exp(-left / (delta * beta)), delta = 1 s.
+        for (beta, left_s) in [(1.0, 1.0), (1.0, 3.0), (2.0, 1.0), (0.5, 0.25)] {
+            let left = Duration::from_secs_f64(left_s);
+            let p = (-left_s / beta).exp();
+            let got = early_fraction(beta, left, trials);
+            let sigma = (p * (1.0 - p) / f64::from(trials)).sqrt();
+            assert!(
+                (got - p).abs() < 5.0 * sigma,
+                "beta {beta}, {left_s} s left: {got} early, expected {p}"
+            );
+        }
+        // Far from expiry: practically never (exp(-50)).
+        assert_eq!(early_fraction(1.0, Duration::from_secs(50), 500), 0.0);
+    }
+
+    #[test]
+    fn never_early_without_a_ttl() {
+        let clock = ManualClock::new();
+        let cache: Cache<u32, u32> = Cache::builder()
+            .early_refresh(10.0)
+            .clock(clock.clone())
+            .build();
+        cache.get_with(1, || {
+            clock.advance(Duration::from_secs(3600));
+            0
+        });
+        for _ in 0..10_000 {
+            clock.advance(Duration::from_secs(1));
+            assert_eq!(cache.get_with(1, || unreachable!("no TTL")), 0);
+        }
+        // A per-entry TTL in the same cache does refresh early.
+        cache.insert_with_ttl(2, 5, Duration::from_secs(10));
+        clock.advance(Duration::from_secs(9));
+        assert_eq!(cache.get_with(2, || 6), 6, "exp(-1/36000) is about 1");
+        assert_eq!(cache.stats().early_refreshes, 1);
+    }
+
+    #[test]
+    fn loading_cache_refreshes_early_in_the_background() {
+        let clock = ManualClock::new();
+        let c2 = clock.clone();
+        let version = Arc::new(AtomicUsize::new(0));
+        let v2 = version.clone();
+        let cache = Cache::builder()
+            .time_to_live(Duration::from_secs(10))
+            .early_refresh(1000.0)
+            .clock(clock.clone())
+            .executor(|task| task())
+            .build_with_loader(move |_k: &u32| {
+                c2.advance(Duration::from_millis(10));
+                v2.fetch_add(1, Ordering::SeqCst)
+            });
+        assert_eq!(cache.get(&1), 0);
+        // delta * beta = 10 s: at 5 s left, p = 0.6 per read.
+        clock.advance(Duration::from_secs(5));
+        let mut reads = 0;
+        while cache.stats().early_refreshes == 0 {
+            assert_eq!(cache.get(&1), 0, "the old value, at once");
+            reads += 1;
+            assert!(reads < 100);
+        }
+        assert_eq!(
+            cache.get_if_present(&1),
+            Some(1),
+            "refreshed (inline executor)"
+        );
+    }
+
+    struct Backend {
+        fail: AtomicBool,
+        panic: AtomicBool,
+        calls: AtomicUsize,
+    }
+
+    impl Backend {
+        fn load(&self, k: u32) -> Result<u32, String> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) as u32;
+            if self.panic.load(Ordering::SeqCst) {
+                panic!("backend panicked");
+            }
+            if self.fail.load(Ordering::SeqCst) {
+                return Err("backend down".into());
+            }
+            Ok(k * 100 + n)
+        }
+    }
+
+    #[test]
+    fn stale_if_error_serves_the_expired_value_inside_the_window_only() {
+        let clock = ManualClock::new();
+        let backend = Arc::new(Backend {
+            fail: AtomicBool::new(false),
+            panic: AtomicBool::new(false),
+            calls: AtomicUsize::new(0),
+        });
+        let b = backend.clone();
+        let cache = Cache::builder()
+            .time_to_live(Duration::from_secs(10))
+            .stale_if_error(Duration::from_secs(60))
+            .clock(clock.clone())
+            .build_with_try_loader(move |k: &u32| b.load(*k));
+        assert_eq!(cache.try_get(&1), Ok(100));
+        // Past the TTL, backend healthy: reloaded in the foreground.
+        clock.advance(Duration::from_secs(11));
+        assert_eq!(cache.try_get(&1), Ok(101));
+        assert_eq!(cache.try_get(&1), Ok(101), "fresh again");
+        // Past the TTL, backend failing: the expired value.
+        clock.advance(Duration::from_secs(11));
+        backend.fail.store(true, Ordering::SeqCst);
+        assert_eq!(cache.try_get(&1), Ok(101));
+        assert_eq!(cache.stats().stale_served, 1);
+        // A panicking reload also serves stale (the panic is caught).
+        backend.panic.store(true, Ordering::SeqCst);
+        assert_eq!(cache.try_get(&1), Ok(101));
+        backend.panic.store(false, Ordering::SeqCst);
+        assert_eq!(cache.stats().stale_served, 2);
+        // Still inside the window: written at 11 s, so kept until
+        // 11 + 10 + 60 = 81 s; now 69 s.
+        clock.advance(Duration::from_secs(47));
+        assert_eq!(cache.try_get(&1), Ok(101));
+        // After the window (82 s): the error.
+        clock.advance(Duration::from_secs(13));
+        assert_eq!(*cache.try_get(&1).unwrap_err(), "backend down");
+        let s = cache.stats();
+        assert_eq!(s.stale_served, 3);
+        assert!(s.refresh_failures >= 3);
+    }
+
+    #[test]
+    fn stale_if_error_for_the_cache_verbs() {
+        let clock = ManualClock::new();
+        let cache: Cache<u32, u32> = Cache::builder()
+            .time_to_live(Duration::from_secs(10))
+            .stale_if_error(Duration::from_secs(30))
+            .clock(clock.clone())
+            .build();
+        assert_eq!(cache.try_get_with(1, || Ok::<_, &str>(1)), Ok(1));
+        clock.advance(Duration::from_secs(15));
+        assert_eq!(cache.try_get_with(1, || Err("down")), Ok(1), "stale");
+        assert_eq!(
+            cache.try_get_with(1, || Ok::<_, &str>(2)),
+            Ok(2),
+            "reloaded"
+        );
+        clock.advance(Duration::from_secs(41));
+        assert_eq!(
+            *cache.try_get_with(1, || Err::<u32, _>("down")).unwrap_err(),
+            "down"
+        );
+        assert_eq!(cache.stats().stale_served, 1);
+    }
+}

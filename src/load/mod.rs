@@ -26,6 +26,7 @@ use std::sync::Arc as StdArc;
 use std::time::Instant;
 
 use crate::cache::Cache;
+use crate::defend::Verdict;
 use crate::shard::Outcome;
 
 use flight::{begin, Begin, Loaded, LoadingMark, Want};
@@ -241,10 +242,78 @@ where
         accept_absent: bool,
         init: impl FnOnce() -> Result<Option<V>, E>,
     ) -> Loaded<V, E> {
+        if self.defences().inspects_hits() {
+            let hash = self.hash(&key);
+            return match self.judged_get(hash, &key) {
+                Some((v, Verdict::Fresh)) => Loaded::Value(v),
+                Some((v, verdict)) => self.reload_now(key, hash, v, verdict, init),
+                None => self.load_missing(key, accept_absent, init),
+            };
+        }
         if let Some(v) = self.get(&key) {
             return Loaded::Value(v);
         }
         self.load_missing(key, accept_absent, init)
+    }
+
+    /// A hit, with what early refresh and stale-if-error make of it.
+    pub(crate) fn judged_get(&self, hash: u64, key: &K) -> Option<(V, Verdict)> {
+        let (v, deadline, now) = self.get_by(hash, key, |core, idx, now| {
+            (
+                core.get_entry(idx).value.clone(),
+                core.ttl_deadline(idx),
+                now,
+            )
+        })?;
+        Some((v, self.defences().judge(now, deadline)))
+    }
+
+    /// An early refresh or a stale-if-error reload of a present entry
+    /// whose value is `old`, run by this caller with `init`: the new value,
+    /// or `old` if the reload fails (an error or a panic, caught) or
+    /// another caller is already loading the key.
+    pub(crate) fn reload_now<E: Send + Sync + 'static>(
+        &self,
+        key: K,
+        hash: u64,
+        old: V,
+        verdict: Verdict,
+        init: impl FnOnce() -> Result<Option<V>, E>,
+    ) -> Loaded<V, E> {
+        let stale = verdict == Verdict::Stale;
+        let defences = self.defences();
+        let Begin::Lead(ticket) = begin(self, &key, hash, Want::Refresh) else {
+            // Someone is loading it already (or it has just gone).
+            if stale {
+                defences
+                    .stale_served
+                    .fetch_add(1, crate::sync::Ordering::Relaxed);
+            }
+            return Loaded::Value(old);
+        };
+        if verdict == Verdict::Early {
+            defences
+                .early_refreshes
+                .fetch_add(1, crate::sync::Ordering::Relaxed);
+        }
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ticket.run(init)));
+        match run {
+            Ok(Loaded::Value(v)) => return Loaded::Value(v),
+            Ok(_) => {}
+            Err(_) => {
+                // The ticket gave the flight up while unwinding; count the
+                // failed refresh as `refresh::run` does.
+                let mut core = self.shard(hash).write();
+                core.counters.refreshes += 1;
+                core.counters.refresh_failures += 1;
+            }
+        }
+        if stale {
+            defences
+                .stale_served
+                .fetch_add(1, crate::sync::Ordering::Relaxed);
+        }
+        Loaded::Value(old)
     }
 
     /// [`try_get_with`](Self::try_get_with) for a caller that has already
