@@ -312,6 +312,18 @@ where
         Q: Eq + ?Sized,
     {
         let shard = self.shard(hash);
+        let hot = &self.inner.defend.hot;
+        let f = |core: &Core<K, V>, idx: Idx, now: u64| {
+            // Hot-key tracking (off by default): the sampling decision
+            // inline; a sampled read is fed under the read lock, which is
+            // safe: the tracker only `try_lock`s its stripe.
+            if let Some(h) = hot {
+                if h.sampler.due() {
+                    h.keys.record_sampled(hash, &core.get_entry(idx).key);
+                }
+            }
+            f(core, idx, now)
+        };
         match shard.lookup_with(hash, key, || self.read_now(shard), f) {
             Lookup::Hit(value, drain) => {
                 if drain {
@@ -619,6 +631,16 @@ impl<K, V, S> Cache<K, V, S> {
     /// The clock's reading (ns), for measuring a load in cache time.
     pub(crate) fn clock_now(&self) -> u64 {
         self.inner.clock.now()
+    }
+
+    /// The `n` most-read keys lately, hottest first, with estimated read
+    /// counts (sampled, so estimates; see
+    /// [`CacheBuilder::track_hot_keys`]). Empty unless tracking is on.
+    pub fn hot_keys(&self, n: usize) -> Vec<(K, u64)> {
+        match &self.inner.defend.hot {
+            Some(h) => h.keys.top(n),
+            None => Vec::new(),
+        }
     }
 
     /// The defences' settings and state.

@@ -490,3 +490,49 @@ mod early_and_stale {
         assert_eq!(cache.stats().stale_served, 1);
     }
 }
+
+#[test]
+fn hot_keys_on_a_skewed_stream() {
+    // Zipf(1.2) over 10,000 keys, 1,000,000 reads, every key present.
+    let n = 10_000usize;
+    let mut cdf = Vec::with_capacity(n);
+    let mut sum = 0.0;
+    for r in 1..=n {
+        sum += 1.0 / (r as f64).powf(1.2);
+        cdf.push(sum);
+    }
+    let cache: Cache<u64, u64> = Cache::builder()
+        .max_capacity(20_000)
+        .track_hot_keys()
+        .build();
+    for k in 0..n as u64 {
+        cache.insert(k * 7919, k);
+    }
+    let mut counts = vec![0u64; n];
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    for _ in 0..1_000_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let u = (x >> 11) as f64 / (1u64 << 53) as f64 * sum;
+        let r = cdf.partition_point(|&c| c <= u).min(n - 1);
+        counts[r] += 1;
+        assert!(cache.get(&(r as u64 * 7919)).is_some());
+    }
+    let top = cache.hot_keys(10);
+    assert_eq!(top.len(), 10);
+    let ranks: Vec<u64> = top.iter().map(|&(k, _)| k / 7919).collect();
+    // The hottest three in order, and the true top five among the ten.
+    assert_eq!(&ranks[..3], &[0, 1, 2], "{top:?}");
+    for r in 0..5 {
+        assert!(ranks.contains(&r), "rank {r} missing: {ranks:?}");
+    }
+    // The hottest key's estimate is within 20% of its true reads.
+    let (est, truth) = (top[0].1 as f64, counts[0] as f64);
+    assert!((est - truth).abs() < 0.2 * truth, "{est} vs {truth}");
+    // Off by default.
+    let plain: Cache<u64, u64> = Cache::new(10);
+    plain.insert(1, 1);
+    plain.get(&1);
+    assert!(plain.hot_keys(5).is_empty());
+}
