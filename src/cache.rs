@@ -312,19 +312,25 @@ where
         Q: Eq + ?Sized,
     {
         let shard = self.shard(hash);
-        let hot = &self.inner.defend.hot;
-        let f = |core: &Core<K, V>, idx: Idx, now: u64| {
-            // Hot-key tracking (off by default): the sampling decision
-            // inline; a sampled read is fed under the read lock, which is
-            // safe: the tracker only `try_lock`s its stripe.
-            if let Some(h) = hot {
-                if h.sampler.due() {
-                    h.keys.record_sampled(hash, &core.get_entry(idx).key);
-                }
-            }
-            f(core, idx, now)
+        let found = match &self.inner.defend.hot {
+            None => shard.lookup_with(hash, key, || self.read_now(shard), f),
+            // Hot-key tracking (off by default; a separate call so the
+            // usual read is not touched): the sampling decision inline; a
+            // sampled read is fed under the read lock, which is safe: the
+            // tracker only `try_lock`s its stripe.
+            Some(hot) => shard.lookup_with(
+                hash,
+                key,
+                || self.read_now(shard),
+                |core: &Core<K, V>, idx: Idx, now: u64| {
+                    if hot.sampler.due() {
+                        hot.keys.record_sampled(hash, &core.get_entry(idx).key);
+                    }
+                    f(core, idx, now)
+                },
+            ),
         };
-        match shard.lookup_with(hash, key, || self.read_now(shard), f) {
+        match found {
             Lookup::Hit(value, drain) => {
                 if drain {
                     self.maintain(shard);
