@@ -4,7 +4,7 @@
 //! phase and cache configuration.
 //!
 //! ```text
-//! cargo run --release --example backend_outage             # about 26 s
+//! cargo run --release --example backend_outage             # about 39 s
 //! cargo run --release --example backend_outage -- 0.3      # every duration scaled by 0.3
 //! cargo run --release --example backend_outage -- 1 8      # 8 reader threads
 //! ```
@@ -23,12 +23,11 @@
 //!
 //! Configurations:
 //! * `ttl`: time to live only (no defences);
-//! * `ttl+swr`: today's refresh-ahead, `refresh_after(1 s)` and
-//!   `stale_while_revalidate(2 s)`.
-//!
-//! A third configuration, with issue 13's defences (`early_refresh`,
-//! `stale_if_error`, `load_timeout`, `max_concurrent_loads`), is added in
-//! [`Config`] once the builder has them (see notes/issue-13.md).
+//! * `ttl+swr`: refresh-ahead, `refresh_after(1 s)` and
+//!   `stale_while_revalidate(2 s)`;
+//! * `defended`: `ttl+swr` plus the backend defences: `early_refresh(1.0)`,
+//!   `stale_if_error(60 s)`, `load_timeout(250 ms)` and
+//!   `max_concurrent_loads(4)`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -161,9 +160,9 @@ enum Config {
     Ttl,
     /// Time to live with today's refresh-ahead and stale-while-revalidate.
     TtlSwr,
-    // Issue 13, once the builder has them: `Defended`, built as `TtlSwr`
-    // plus `.early_refresh(1.0).stale_if_error(60 s).load_timeout(250 ms)
-    // .max_concurrent_loads(4)`.
+    /// `TtlSwr` with early refresh, stale-if-error, a load timeout and a
+    /// limit on concurrent loads.
+    Defended,
 }
 
 impl Config {
@@ -171,6 +170,7 @@ impl Config {
         match self {
             Config::Ttl => "ttl",
             Config::TtlSwr => "ttl+swr",
+            Config::Defended => "defended",
         }
     }
 
@@ -183,6 +183,13 @@ impl Config {
             Config::TtlSwr => builder
                 .refresh_after(plan.scaled(1.0))
                 .stale_while_revalidate(plan.scaled(2.0)),
+            Config::Defended => builder
+                .refresh_after(plan.scaled(1.0))
+                .stale_while_revalidate(plan.scaled(2.0))
+                .early_refresh(1.0)
+                .stale_if_error(plan.scaled(60.0))
+                .load_timeout(Duration::from_millis(250))
+                .max_concurrent_loads(4),
         };
         builder.build_with_try_loader(move |id: &u64| backend.query(*id))
     }
@@ -286,7 +293,7 @@ fn main() {
     println!();
     println!("| phase | config | requests | errors seen by callers | backend calls | p99 latency | max latency |");
     println!("|---|---|---:|---:|---:|---:|---:|");
-    let configs = [Config::Ttl, Config::TtlSwr];
+    let configs = [Config::Ttl, Config::TtlSwr, Config::Defended];
     let results: Vec<_> = configs
         .iter()
         .map(|&c| (c, run(c, plan, threads)))

@@ -9,18 +9,13 @@
 //!
 //! A `LoadingCache` of 1,000 entries in front of a 200 µs "query" is read by
 //! two threads over 5,000 keys (so it keeps loading and evicting); a
-//! reporter thread hands its statistics to [`MetricsReporter`] every 250
-//! ms, which emits them through the `metrics` facade into
+//! reporter thread calls [`Cache::report_metrics`](larder::Cache::report_metrics) every 250 ms, which
+//! emits the statistics and the new load times (see [`MetricsReporter`](larder::MetricsReporter) for
+//! the names), labelled `cache="products"`, through the `metrics` facade into
 //! `metrics-exporter-prometheus`'s recorder; a small HTTP/1.1 responder on
 //! 127.0.0.1 serves the recorder's rendering at `/metrics`. The exporter's
 //! own listener would bring tokio and hyper into the build, so this
 //! example answers the one GET itself with `std::net`.
-//!
-//! Until the cache exposes its load-time histogram (issue 13's second
-//! phase), the reporter is given an empty one: the page has the counters,
-//! the hit ratio and the `larder_load_time_seconds` gauges (zero until
-//! `Stats` carries percentiles), and no `larder_load_duration_seconds`
-//! samples yet.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -29,7 +24,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use larder::{Cache, Histogram, LoadingCache, MetricsReporter};
+use larder::{Cache, LoadingCache};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// The label the cache's metrics carry.
@@ -59,13 +54,13 @@ fn start(port: u16) -> std::io::Result<Running> {
         .expect("bucket list is not empty")
         .install_recorder()
         .map_err(std::io::Error::other)?;
-    let cache: LoadingCache<u64, String> =
-        Cache::builder()
-            .max_capacity(1_000)
-            .build_with_loader(|id: &u64| {
-                thread::sleep(Duration::from_micros(200)); // the backend query
-                format!("product {id}")
-            });
+    let cache: LoadingCache<u64, String> = Cache::builder()
+        .max_capacity(1_000)
+        .name(NAME)
+        .build_with_loader(|id: &u64| {
+            thread::sleep(Duration::from_micros(200)); // the backend query
+            format!("product {id}")
+        });
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
     for t in 0..2u64 {
@@ -86,9 +81,8 @@ fn start(port: u16) -> std::io::Result<Running> {
     {
         let (cache, stop, handle) = (cache.clone(), stop.clone(), handle.clone());
         threads.push(thread::spawn(move || {
-            let mut reporter = MetricsReporter::new(NAME);
             while !stop.load(Ordering::Relaxed) {
-                reporter.report(&cache.stats(), &Histogram::default());
+                cache.cache().report_metrics();
                 handle.run_upkeep();
                 sleep_unless_stopped(&stop, Duration::from_millis(250));
             }
@@ -228,6 +222,11 @@ mod tests {
         assert!(loads(&first).is_some_and(|n| n > 0.0), "{first}");
         let ratio = value(&first, r#"larder_hit_ratio{cache="products"}"#).expect("ratio");
         assert!((0.0..=1.0).contains(&ratio));
+        // The load-time histogram and percentiles come from the cache.
+        let count = r#"larder_load_duration_seconds_count{cache="products"}"#;
+        assert!(value(&first, count).is_some_and(|n| n > 0.0), "{first}");
+        let p50 = r#"larder_load_time_seconds{cache="products",quantile="0.5"}"#;
+        assert!(value(&first, p50).is_some_and(|s| s >= 0.000_2), "{first}");
         // Later scrapes see more reads (the readers never stop).
         let h1 = hits(&first).expect("hits");
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -14,7 +14,7 @@
 //! `larder-<Policy>` | `quick_cache` (default `larder-WTinyLfu`).
 //! It prints the throughput it reached and the miss ratio. Environment:
 //! `KEY_BITS=n` sets the key space to 2^n keys (default 20);
-//! `SHARDS=n` sets larder's shard count; `TTL=1` gives larder caches a
+//! `HOT=1` turns hot-key tracking on (`track_hot_keys`). `SHARDS=n` sets larder's shard count; `TTL=1` gives larder caches a
 //! one-hour time to live on the default clock, `TTL=ticking` the same on a
 //! `TickingClock`.
 
@@ -160,6 +160,9 @@ fn main() {
             .policy(policy);
         if let Some(n) = std::env::var("SHARDS").ok().and_then(|s| s.parse().ok()) {
             builder = builder.shards(n);
+        }
+        if std::env::var_os("HOT").is_some() {
+            builder = builder.track_hot_keys();
         }
         match std::env::var("TTL").as_deref() {
             Ok("ticking") => {

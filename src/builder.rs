@@ -68,6 +68,8 @@ pub struct CacheBuilder<K, V, S = ahash::RandomState> {
     /// `crate::load::future`).
     #[cfg(feature = "async")]
     pub(crate) spawner: Option<Spawner>,
+    /// Backend defences (methods in `crate::defend`).
+    pub(crate) defend: crate::defend::DefenceSettings<K>,
     _types: PhantomData<fn(K, V)>,
 }
 
@@ -86,18 +88,29 @@ pub(crate) type Spawner = std::sync::Arc<
 pub(crate) struct RefreshSettings {
     pub(crate) after: Option<Duration>,
     pub(crate) stale: Option<Duration>,
+    /// `stale_if_error`: entries are kept this long past their time to
+    /// live too (the shard's stale window is the longer of the two).
+    pub(crate) stale_if_error: Option<Duration>,
     pub(crate) executor: Option<Executor>,
 }
 
 impl RefreshSettings {
     /// True if entries need refresh points.
     pub(crate) fn is_on(&self) -> bool {
-        self.after.is_some() || self.stale.is_some()
+        self.after.is_some() || self.stale.is_some() || self.stale_if_error.is_some()
+    }
+
+    /// How long past its time to live a shard keeps an entry.
+    pub(crate) fn window(&self) -> Option<Duration> {
+        match (self.stale, self.stale_if_error) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The times a shard works with.
     pub(crate) fn times(&self) -> RefreshTimes {
-        RefreshTimes::new(self.after, self.stale)
+        RefreshTimes::new(self.after, self.window())
     }
 }
 
@@ -130,6 +143,7 @@ impl<K, V> CacheBuilder<K, V> {
             refresh: RefreshSettings::default(),
             #[cfg(feature = "async")]
             spawner: None,
+            defend: Default::default(),
             _types: PhantomData,
         }
     }
@@ -317,6 +331,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             refresh: self.refresh,
             #[cfg(feature = "async")]
             spawner: self.spawner,
+            defend: self.defend,
             _types: PhantomData,
         }
     }

@@ -8,6 +8,8 @@ use std::time::Duration;
 use crossbeam_utils::CachePadded;
 
 use crate::builder::CacheBuilder;
+use crate::defend::Defences;
+use crate::histogram::Histogram;
 use crate::policy::Idx;
 use crate::policy::{Policy, RemovalCause};
 use crate::shard::{Core, Lookup, Removed, Shard, TimeSettings, WriteTime};
@@ -61,6 +63,8 @@ pub(crate) struct Inner<K, V, S> {
     /// build time when expiry is configured, or by the first
     /// `insert_with_ttl`.
     uses_time: AtomicBool,
+    /// The backend defences' settings and shared state (issue 13).
+    defend: Defences<K>,
 }
 
 impl<K, V, S> Clone for Cache<K, V, S> {
@@ -153,6 +157,7 @@ where
                 expire_after: builder.expire_after,
                 negative_ttl: builder.negative_ttl,
                 uses_time: AtomicBool::new(eager),
+                defend: Defences::new(builder.defend, &builder.refresh),
             }),
         }
     }
@@ -307,7 +312,25 @@ where
         Q: Eq + ?Sized,
     {
         let shard = self.shard(hash);
-        match shard.lookup_with(hash, key, || self.read_now(shard), f) {
+        let found = match &self.inner.defend.hot {
+            None => shard.lookup_with(hash, key, || self.read_now(shard), f),
+            // Hot-key tracking (off by default; a separate call so the
+            // usual read is not touched): the sampling decision inline; a
+            // sampled read is fed under the read lock, which is safe: the
+            // tracker only `try_lock`s its stripe.
+            Some(hot) => shard.lookup_with(
+                hash,
+                key,
+                || self.read_now(shard),
+                |core: &Core<K, V>, idx: Idx, now: u64| {
+                    if hot.sampler.due() {
+                        hot.keys.record_sampled(hash, &core.get_entry(idx).key);
+                    }
+                    f(core, idx, now)
+                },
+            ),
+        };
+        match found {
             Lookup::Hit(value, drain) => {
                 if drain {
                     self.maintain(shard);
@@ -600,7 +623,63 @@ impl<K, V, S> Cache<K, V, S> {
             stats.refreshes += c.refreshes;
             stats.refresh_failures += c.refresh_failures;
         }
+        let d = &self.inner.defend;
+        stats.loads += d.detached_loads.load(Ordering::Relaxed);
+        stats.load_failures += d.detached_failures.load(Ordering::Relaxed);
+        stats.total_load_time +=
+            Duration::from_nanos(d.detached_load_nanos.load(Ordering::Relaxed));
+        stats.filtered = d.filtered.load(Ordering::Relaxed);
+        stats.load_timeouts = d.load_timeouts.load(Ordering::Relaxed);
+        stats.early_refreshes = d.early_refreshes.load(Ordering::Relaxed);
+        stats.stale_served = d.stale_served.load(Ordering::Relaxed);
+        stats.set_load_times(&d.load_times.snapshot());
         stats
+    }
+
+    /// The clock's reading (ns), for measuring a load in cache time.
+    pub(crate) fn clock_now(&self) -> u64 {
+        self.inner.clock.now()
+    }
+
+    /// The `n` most-read keys lately, hottest first, with estimated read
+    /// counts (sampled, so estimates; see
+    /// [`CacheBuilder::track_hot_keys`]). Empty unless tracking is on.
+    pub fn hot_keys(&self, n: usize) -> Vec<(K, u64)> {
+        match &self.inner.defend.hot {
+            Some(h) => h.keys.top(n),
+            None => Vec::new(),
+        }
+    }
+
+    /// The defences' settings and state.
+    pub(crate) fn defences(&self) -> &Defences<K> {
+        &self.inner.defend
+    }
+
+    /// The durations of every loader call so far, as a histogram: take two
+    /// and subtract ([`Histogram::since`]) for the percentiles of an
+    /// interval. [`stats`](Self::stats) reports the percentiles since the
+    /// cache was built.
+    pub fn load_times(&self) -> Histogram {
+        self.inner.defend.load_times.snapshot()
+    }
+
+    /// The label this cache's metrics carry (see
+    /// [`CacheBuilder::name`]; `"larder"` by default).
+    pub fn name(&self) -> &str {
+        &self.inner.defend.name
+    }
+
+    /// Sends a snapshot of the statistics and the load times gathered since
+    /// the previous call to the installed `metrics` recorder (see
+    /// [`MetricsReporter`](crate::MetricsReporter) for the metric names),
+    /// labelled with [`name`](Self::name). Call it on a timer; nothing is
+    /// reported otherwise, and the cache starts no thread for it.
+    #[cfg(feature = "metrics")]
+    pub fn report_metrics(&self) {
+        let stats = self.stats();
+        let times = self.load_times();
+        self.inner.defend.reporter.lock().report(&stats, &times);
     }
 
     /// Heap bytes held by the cache's tables, slabs and policies (not by

@@ -86,7 +86,7 @@ use crate::sync::{AtomicU64, Mutex, Ordering};
 /// }
 /// assert_eq!(hot.top(1)[0].0, 7);
 /// ```
-#[doc(hidden)] // reached through `Cache::hot_keys` once wired (issue 13)
+#[doc(hidden)] // the public way in is `CacheBuilder::track_hot_keys` / `Cache::hot_keys`
 pub struct HotKeys<K> {
     stripes: Box<[CachePadded<Stripe<K>>]>,
     /// Samples taken by all stripes, in steps of [`BATCH`]: the epoch is

@@ -114,13 +114,14 @@
 //! |---|---|---|---|
 //! | `async` | `get_with_async`, `try_get_with_async`, `optionally_get_with_async`, `AsyncLoadingCache`, `CacheBuilder::spawner` | none | keeps the async surface out of builds that never use it; runtime-agnostic (tokio, async-std, smol) |
 //! | `redis` | `larder::redis`: `TieredCache` (this cache as L1 in front of a shared Redis), fleet-wide invalidation over pub/sub, a lease so one process rebuilds a missing key | the `redis` crate | only multi-process deployments need it, and it brings a network client |
-//! | `metrics` | `MetricsReporter`: the statistics and load-time percentiles through the `metrics` facade, labelled with the cache's name | the `metrics` crate (the facade only) | the facade is small, but a cache that is not exported needs none of it |
+//! | `metrics` | `Cache::report_metrics`, `MetricsReporter`: statistics, load-time percentiles and the load-time histogram, labelled with `CacheBuilder::name`, through the [`metrics`](https://docs.rs/metrics) facade (any recorder: Prometheus, StatsD, ...) | `metrics` | most users have their own metrics stack; the facade is small but is a dependency |
 #![deny(missing_docs)]
 #![warn(unsafe_op_in_unsafe_fn, unreachable_pub, rust_2018_idioms)]
 
 mod bloom;
 mod builder;
 mod cache;
+mod defend;
 mod histogram;
 mod hot;
 mod load;

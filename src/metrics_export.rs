@@ -7,7 +7,7 @@
 //!
 //! | metric | kind | from |
 //! |---|---|---|
-//! | `larder_hits_total`, `larder_misses_total`, `larder_inserts_total`, `larder_updates_total`, `larder_evictions_total`, `larder_evicted_weight_total`, `larder_removals_total`, `larder_rejections_total`, `larder_expirations_total`, `larder_loads_total`, `larder_load_failures_total`, `larder_negative_hits_total`, `larder_refreshes_total`, `larder_refresh_failures_total` | counter (set to the snapshot's value) | the `Stats` field of the same name |
+//! | `larder_hits_total`, `larder_misses_total`, `larder_inserts_total`, `larder_updates_total`, `larder_evictions_total`, `larder_evicted_weight_total`, `larder_removals_total`, `larder_rejections_total`, `larder_expirations_total`, `larder_loads_total`, `larder_load_failures_total`, `larder_negative_hits_total`, `larder_refreshes_total`, `larder_refresh_failures_total`, `larder_filtered_total`, `larder_load_timeouts_total`, `larder_early_refreshes_total`, `larder_stale_served_total` | counter (set to the snapshot's value) | the `Stats` field of the same name |
 //! | `larder_load_seconds_total` | gauge | `total_load_time` |
 //! | `larder_hit_ratio` | gauge | [`Stats::hit_ratio`] |
 //! | `larder_load_time_seconds{quantile="0.5" / "0.9" / "0.99" / "1"}` | gauge | the cache's own load-time percentiles (p50, p90, p99, max since the cache was built) |
@@ -77,7 +77,7 @@ impl MetricsReporter {
             self.described = true;
         }
         let name = self.name.clone();
-        let counters: [(&'static str, u64); 14] = [
+        let counters: [(&'static str, u64); 18] = [
             ("larder_hits_total", stats.hits),
             ("larder_misses_total", stats.misses),
             ("larder_inserts_total", stats.inserts),
@@ -92,6 +92,10 @@ impl MetricsReporter {
             ("larder_negative_hits_total", stats.negative_hits),
             ("larder_refreshes_total", stats.refreshes),
             ("larder_refresh_failures_total", stats.refresh_failures),
+            ("larder_filtered_total", stats.filtered),
+            ("larder_load_timeouts_total", stats.load_timeouts),
+            ("larder_early_refreshes_total", stats.early_refreshes),
+            ("larder_stale_served_total", stats.stale_served),
         ];
         for (metric, value) in counters {
             counter!(metric, "cache" => name.clone()).absolute(value);
@@ -170,6 +174,22 @@ fn describe() {
     describe_counter!(
         "larder_refresh_failures_total",
         "Refreshes that failed; the old value was kept."
+    );
+    describe_counter!(
+        "larder_filtered_total",
+        "Lookups the key filter answered absent without a load."
+    );
+    describe_counter!(
+        "larder_load_timeouts_total",
+        "Callers that gave up waiting for another caller's load."
+    );
+    describe_counter!(
+        "larder_early_refreshes_total",
+        "Reloads started before expiry (early refresh)."
+    );
+    describe_counter!(
+        "larder_stale_served_total",
+        "Reads answered with an expired value because its reload failed."
     );
     describe_gauge!(
         "larder_load_seconds_total",

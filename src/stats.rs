@@ -87,6 +87,21 @@ pub struct Stats {
     pub load_time_p99: Duration,
     /// Longest loader call (exact); zero before the first load.
     pub load_time_max: Duration,
+    /// Lookups answered "absent" by the key filter without a load (see
+    /// [`CacheBuilder::key_filter`](crate::CacheBuilder::key_filter)).
+    pub filtered: u64,
+    /// Callers that stopped waiting for another caller's load after
+    /// [`CacheBuilder::load_timeout`](crate::CacheBuilder::load_timeout)
+    /// and loaded for themselves (their loader calls count in `loads`).
+    pub load_timeouts: u64,
+    /// Reloads started before expiry by
+    /// [`CacheBuilder::early_refresh`](crate::CacheBuilder::early_refresh)
+    /// (also counted in `refreshes`).
+    pub early_refreshes: u64,
+    /// Reads answered with an expired value because its reload failed (or
+    /// was still running), within
+    /// [`CacheBuilder::stale_if_error`](crate::CacheBuilder::stale_if_error)'s window.
+    pub stale_served: u64,
 }
 
 impl Stats {
@@ -154,11 +169,14 @@ impl Stats {
             load_time_p90: self.load_time_p90,
             load_time_p99: self.load_time_p99,
             load_time_max: self.load_time_max,
+            filtered: self.filtered.saturating_sub(earlier.filtered),
+            load_timeouts: self.load_timeouts.saturating_sub(earlier.load_timeouts),
+            early_refreshes: self.early_refreshes.saturating_sub(earlier.early_refreshes),
+            stale_served: self.stale_served.saturating_sub(earlier.stale_served),
         }
     }
 
     /// Fills the load-time percentiles from the cache's histogram.
-    #[allow(dead_code)] // `Cache::stats` calls it once loads are recorded (issue 13)
     pub(crate) fn set_load_times(&mut self, load_times: &Histogram) {
         self.load_time_p50 = load_times.p50().unwrap_or_default();
         self.load_time_p90 = load_times.p90().unwrap_or_default();
@@ -276,6 +294,10 @@ mod tests {
             load_time_p90: Duration::from_millis(9),
             load_time_p99: Duration::from_millis(10),
             load_time_max: Duration::from_millis(11),
+            filtered: 12,
+            load_timeouts: 13,
+            early_refreshes: 14,
+            stale_served: 15,
         };
         assert_eq!(later.since(&Stats::default()), later);
         let d = later.since(&later);

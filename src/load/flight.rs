@@ -128,6 +128,17 @@ where
         if let Some(idx) = live {
             return Begin::Hit(core.get_entry(idx).value.clone());
         }
+        if want == (Want::Load { absent_ok: true }) {
+            // The key filter: a key it rules out does not exist anywhere,
+            // so a verb that can say "absent" says so without a load. After
+            // the hit check: a stored value wins over the filter.
+            if let Some(filter) = &cache.defences().key_filter {
+                if !filter.contains(key) {
+                    cache.defences().count_filtered();
+                    return Begin::Absent;
+                }
+            }
+        }
         if core.negatives.contains(hash, key, now) {
             core.counters.negative_hits += 1;
             if want == (Want::Load { absent_ok: true }) {
@@ -189,9 +200,19 @@ where
         init: impl FnOnce() -> Result<Option<V>, E>,
     ) -> Loaded<V, E> {
         let mark = LoadingMark::new(self.flight());
+        let slot = load_slot(self.cache.defences());
+        let timed = self.cache.defences().early_refresh.is_some();
+        let clock_start = if timed { self.cache.clock_now() } else { 0 };
         let start = Instant::now();
         let result = init();
         let nanos = start.elapsed().as_nanos() as u64;
+        drop(slot);
+        if timed {
+            // Early refresh's delta: the longer of wall-clock and cache
+            // time (a test's manual clock moved by the loader counts).
+            let clock = self.cache.clock_now().saturating_sub(clock_start);
+            self.cache.defences().note_load_time(nanos.max(clock));
+        }
         drop(mark);
         self.finish(result, nanos)
     }
@@ -250,6 +271,7 @@ where
             core.flights.unregister(&flight);
             core.counters.loads += 1;
             core.counters.load_nanos += nanos;
+            cache.defences().load_times.record_nanos(nanos);
             let failed = matches!(outcome, Outcome::Failed(_));
             core.counters.load_failures += u64::from(failed);
             if self.kind == LoadKind::Refresh {
@@ -306,11 +328,25 @@ impl<K, V: Clone> Waiter<K, V> {
     /// # Panics
     ///
     /// With [`RECURSIVE_LOAD`] if this thread is the flight's loader.
+    #[cfg(test)]
     pub(crate) fn wait(self) -> Outcome<V> {
         if loading_on_this_thread(&self.flight) {
             panic!("{RECURSIVE_LOAD}");
         }
         self.flight.outcome.wait()
+    }
+
+    /// [`wait`](Self::wait), giving up at `deadline` (`None`: never):
+    /// `None` if the load had not ended by then.
+    ///
+    /// # Panics
+    ///
+    /// As [`wait`](Self::wait).
+    pub(crate) fn wait_until(self, deadline: Option<Instant>) -> Option<Outcome<V>> {
+        if loading_on_this_thread(&self.flight) {
+            panic!("{RECURSIVE_LOAD}");
+        }
+        self.flight.outcome.wait_until(deadline)
     }
 
     /// Waits for the load's end as a future (see [`WaitFuture`]).
@@ -378,6 +414,49 @@ std::thread_local! {
 loom::thread_local! {
     /// The flights this loom thread is loading (by address), innermost last.
     static LOADING: RefCell<Vec<usize>> = RefCell::new(Vec::new());
+}
+
+#[cfg(not(loom))]
+std::thread_local! {
+    /// Load slots this thread holds (0 or 1: nested loads share the
+    /// outermost one).
+    static SLOTS_HELD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(loom)]
+loom::thread_local! {
+    /// Load slots this loom thread holds.
+    static SLOTS_HELD: std::cell::Cell<usize> = std::cell::Cell::new(0);
+}
+
+/// A loader-call slot held by this thread (see
+/// `CacheBuilder::max_concurrent_loads`), or nothing when there is no limit.
+pub(crate) struct HeldSlot<'a> {
+    guard: Option<crate::sync::slots::SlotGuard<'a>>,
+}
+
+impl Drop for HeldSlot<'_> {
+    fn drop(&mut self) {
+        if self.guard.take().is_some() {
+            let _ = SLOTS_HELD.try_with(|n| n.set(n.get() - 1));
+        }
+    }
+}
+
+/// Takes a loader-call slot, waiting in line for one, unless the cache has
+/// no limit or this thread already holds one: a loader that loads other
+/// keys runs them under its own slot, so recursion cannot deadlock on the
+/// limit (the slot then stands for the whole nested load).
+pub(crate) fn load_slot<K>(defences: &crate::defend::Defences<K>) -> HeldSlot<'_> {
+    let Some(slots) = &defences.slots else {
+        return HeldSlot { guard: None };
+    };
+    if SLOTS_HELD.with(|n| n.get()) > 0 {
+        return HeldSlot { guard: None };
+    }
+    let guard = slots.acquire(None).expect("no deadline");
+    SLOTS_HELD.with(|n| n.set(n.get() + 1));
+    HeldSlot { guard: Some(guard) }
 }
 
 /// True if this thread is the loader of `flight`.

@@ -26,6 +26,7 @@ use std::sync::Arc as StdArc;
 use std::time::Instant;
 
 use crate::cache::Cache;
+use crate::defend::Verdict;
 use crate::shard::Outcome;
 
 use flight::{begin, Begin, Loaded, LoadingMark, Want};
@@ -180,8 +181,10 @@ where
                 .iter()
                 .map(|(_, t)| LoadingMark::new(t.flight()))
                 .collect();
+            let slot = flight::load_slot(self.defences());
             let start = Instant::now();
             let mut loaded = load(&keys);
+            drop(slot);
             let nanos = start.elapsed().as_nanos() as u64 / keys.len() as u64;
             drop(marks);
             for (key, ticket) in mine {
@@ -195,12 +198,23 @@ where
             }
         }
         for (key, waiter) in theirs {
-            match waiter.wait() {
-                Outcome::Value(v) => {
+            match waiter.wait_until(self.load_deadline()) {
+                Some(Outcome::Value(v)) => {
                     found.insert(key, v);
                 }
-                Outcome::Absent => {}
-                Outcome::Failed(_) | Outcome::Abandoned => {
+                Some(Outcome::Absent) => {}
+                None => {
+                    // Outlived `load_timeout`: this key alone, loaded
+                    // outside the flight (see `load_missing`).
+                    self.defences().count_timeout();
+                    let k2 = key.clone();
+                    let own = self
+                        .own_load::<Infallible>(|| Ok(load(std::slice::from_ref(&k2)).remove(&k2)));
+                    if let Loaded::Value(v) = own {
+                        found.insert(key, v);
+                    }
+                }
+                Some(Outcome::Failed(_) | Outcome::Abandoned) => {
                     let k2 = key.clone();
                     if let Some(v) = self
                         .optionally_get_with(key, || load(std::slice::from_ref(&k2)).remove(&k2))
@@ -228,10 +242,78 @@ where
         accept_absent: bool,
         init: impl FnOnce() -> Result<Option<V>, E>,
     ) -> Loaded<V, E> {
+        if self.defences().inspects_hits() {
+            let hash = self.hash(&key);
+            return match self.judged_get(hash, &key) {
+                Some((v, Verdict::Fresh)) => Loaded::Value(v),
+                Some((v, verdict)) => self.reload_now(key, hash, v, verdict, init),
+                None => self.load_missing(key, accept_absent, init),
+            };
+        }
         if let Some(v) = self.get(&key) {
             return Loaded::Value(v);
         }
         self.load_missing(key, accept_absent, init)
+    }
+
+    /// A hit, with what early refresh and stale-if-error make of it.
+    pub(crate) fn judged_get(&self, hash: u64, key: &K) -> Option<(V, Verdict)> {
+        let (v, deadline, now) = self.get_by(hash, key, |core, idx, now| {
+            (
+                core.get_entry(idx).value.clone(),
+                core.ttl_deadline(idx),
+                now,
+            )
+        })?;
+        Some((v, self.defences().judge(now, deadline)))
+    }
+
+    /// An early refresh or a stale-if-error reload of a present entry
+    /// whose value is `old`, run by this caller with `init`: the new value,
+    /// or `old` if the reload fails (an error or a panic, caught) or
+    /// another caller is already loading the key.
+    pub(crate) fn reload_now<E: Send + Sync + 'static>(
+        &self,
+        key: K,
+        hash: u64,
+        old: V,
+        verdict: Verdict,
+        init: impl FnOnce() -> Result<Option<V>, E>,
+    ) -> Loaded<V, E> {
+        let stale = verdict == Verdict::Stale;
+        let defences = self.defences();
+        let Begin::Lead(ticket) = begin(self, &key, hash, Want::Refresh) else {
+            // Someone is loading it already (or it has just gone).
+            if stale {
+                defences
+                    .stale_served
+                    .fetch_add(1, crate::sync::Ordering::Relaxed);
+            }
+            return Loaded::Value(old);
+        };
+        if verdict == Verdict::Early {
+            defences
+                .early_refreshes
+                .fetch_add(1, crate::sync::Ordering::Relaxed);
+        }
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ticket.run(init)));
+        match run {
+            Ok(Loaded::Value(v)) => return Loaded::Value(v),
+            Ok(_) => {}
+            Err(_) => {
+                // The ticket gave the flight up while unwinding; count the
+                // failed refresh as `refresh::run` does.
+                let mut core = self.shard(hash).write();
+                core.counters.refreshes += 1;
+                core.counters.refresh_failures += 1;
+            }
+        }
+        if stale {
+            defences
+                .stale_served
+                .fetch_add(1, crate::sync::Ordering::Relaxed);
+        }
+        Loaded::Value(old)
     }
 
     /// [`try_get_with`](Self::try_get_with) for a caller that has already
@@ -274,11 +356,70 @@ where
                 }
                 Begin::Join(waiter) => waiter,
             };
-            if let Some(done) = joined::<V, E>(waiter.wait(), accept_absent) {
-                return done;
+            let deadline = self.load_deadline();
+            match waiter.wait_until(deadline) {
+                Some(outcome) => {
+                    if let Some(done) = joined::<V, E>(outcome, accept_absent) {
+                        return done;
+                    }
+                }
+                None => {
+                    // The load we joined outlived `load_timeout`: load for
+                    // ourselves, outside the flight (not stored; the
+                    // flight still stores its value if it ever ends).
+                    self.defences().count_timeout();
+                    let init = init.take().expect("loader runs once");
+                    return self.own_load(init);
+                }
             }
         }
     }
+
+    /// When a caller joining a flight now gives up on it.
+    pub(crate) fn load_deadline(&self) -> Option<Instant> {
+        self.defences()
+            .load_timeout
+            .map(|d| Instant::now().checked_add(d).unwrap_or_else(far_future))
+    }
+
+    /// A timed-out caller's own loader call: in a load slot like any other,
+    /// recorded in the load statistics, its value returned but not stored.
+    fn own_load<E: Send + Sync + 'static>(
+        &self,
+        init: impl FnOnce() -> Result<Option<V>, E>,
+    ) -> Loaded<V, E> {
+        let slot = flight::load_slot(self.defences());
+        let start = Instant::now();
+        let result = init();
+        let nanos = start.elapsed().as_nanos() as u64;
+        drop(slot);
+        self.record_detached_load(nanos, result.is_err());
+        match result {
+            Ok(Some(v)) => Loaded::Value(v),
+            Ok(None) => Loaded::Absent,
+            Err(e) => Loaded::Failed(StdArc::new(e)),
+        }
+    }
+
+    /// Counts a loader call made outside any flight.
+    fn record_detached_load(&self, nanos: u64, failed: bool) {
+        let defences = self.defences();
+        defences.load_times.record_nanos(nanos);
+        defences
+            .detached_loads
+            .fetch_add(1, crate::sync::Ordering::Relaxed);
+        defences
+            .detached_load_nanos
+            .fetch_add(nanos, crate::sync::Ordering::Relaxed);
+        defences
+            .detached_failures
+            .fetch_add(u64::from(failed), crate::sync::Ordering::Relaxed);
+    }
+}
+
+/// A deadline beyond any wait (for a timeout too large to add to now).
+fn far_future() -> Instant {
+    Instant::now() + std::time::Duration::from_secs(86_400 * 365 * 30)
 }
 
 /// What a caller that joined a flight makes of its outcome: its answer, or

@@ -15,6 +15,8 @@ use std::sync::Arc as StdArc;
 
 use crate::builder::CacheBuilder;
 use crate::cache::Cache;
+use crate::defend::Verdict;
+use crate::load::flight::Loaded;
 use crate::stats::Stats;
 
 use super::refresh::{self, Refresher};
@@ -127,9 +129,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         K: Hash + Eq,
         S: BuildHasher,
     {
-        let refresher = self
-            .refresh
-            .is_on()
+        let refresher = (self.refresh.is_on() || self.defend.early_refresh.is_some())
             .then(|| Refresher::new(self.refresh.executor.take()));
         LoadingCache {
             cache: self.build(),
@@ -188,26 +188,68 @@ where
     /// assert_eq!(*cache.try_get(&0).unwrap_err(), "no such row");
     /// ```
     pub fn try_get(&self, key: &K) -> Result<V, StdArc<E>> {
-        if let Some(v) = self.get_if_present(key) {
-            return Ok(v);
-        }
         let loader = &self.shared.loader;
-        self.cache.try_load_missing(key.clone(), || loader(key))
+        match self.lookup(key) {
+            Some((v, Verdict::Stale)) => {
+                // Stale-if-error: reload now, the stale value if that fails.
+                let hash = self.cache.hash(key);
+                let reload = || loader(key).map(Some);
+                match self
+                    .cache
+                    .reload_now(key.clone(), hash, v, Verdict::Stale, reload)
+                {
+                    Loaded::Value(v) => Ok(v),
+                    Loaded::Absent | Loaded::Failed(_) => unreachable!("reload_now gives a value"),
+                }
+            }
+            Some((v, _)) => Ok(v),
+            None => self.cache.try_load_missing(key.clone(), || loader(key)),
+        }
     }
 
     /// Returns the value for `key` if it is cached, without loading it. Like
     /// every read of a `LoadingCache`, it starts a background refresh when
     /// the value is due for one.
     pub fn get_if_present(&self, key: &K) -> Option<V> {
+        self.lookup(key).map(|(v, _)| v)
+    }
+
+    /// A read: the value if present, with what early refresh and
+    /// stale-if-error make of it; starts a due background refresh (or an
+    /// early one).
+    fn lookup(&self, key: &K) -> Option<(V, Verdict)> {
         let Some(refresher) = &self.shared.refresher else {
-            return self.cache.get(key);
+            if self.cache.defences().inspects_hits() {
+                return self.cache.judged_get(self.cache.hash(key), key);
+            }
+            return self.cache.get(key).map(|v| (v, Verdict::Fresh));
         };
         let hash = self.cache.hash(key);
-        let (value, claimed) = refresh::read_and_claim(&self.cache, key, hash)?;
-        if claimed {
-            refresh::start(&self.cache, &self.shared.loader, refresher, key, hash);
+        let defences = self.cache.defences();
+        let (value, claimed, verdict) = self.cache.get_by(hash, key, |core, idx, now| {
+            let verdict = if defences.inspects_hits() {
+                defences.judge(now, core.ttl_deadline(idx))
+            } else {
+                Verdict::Fresh
+            };
+            // A stale-if-error read reloads in the foreground instead.
+            let claimed = verdict != Verdict::Stale && core.claim_refresh(idx, now);
+            (core.get_entry(idx).value.clone(), claimed, verdict)
+        })?;
+        if claimed || verdict == Verdict::Early {
+            let started = refresh::start(&self.cache, &self.shared.loader, refresher, key, hash);
+            if started && verdict == Verdict::Early && !claimed {
+                defences
+                    .early_refreshes
+                    .fetch_add(1, crate::sync::Ordering::Relaxed);
+            }
         }
-        Some(value)
+        let verdict = if verdict == Verdict::Early {
+            Verdict::Fresh
+        } else {
+            verdict
+        };
+        Some((value, verdict))
     }
 
     /// Stores `value` under `key` (see [`Cache::insert`]). A load or refresh

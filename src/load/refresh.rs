@@ -264,18 +264,20 @@ pub(crate) fn start<K, V, E, S>(
     refresher: &Refresher,
     key: &K,
     hash: u64,
-) where
+) -> bool
+where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
     E: Send + Sync + 'static,
     S: BuildHasher + Send + Sync + 'static,
 {
     let Begin::Lead(ticket) = begin(cache, key, hash, Want::Refresh) else {
-        return; // gone since the read, or already being loaded
+        return false; // gone since the read, or already being loaded
     };
     let loader = loader.clone();
     // A task dropped unrun drops the ticket, which gives the flight up.
     refresher.submit(Box::new(move || run(ticket, &loader)));
+    true
 }
 
 /// One background reload, on the executor.

@@ -399,6 +399,20 @@ impl<K, V> Core<K, V> {
         }
     }
 
+    /// The entry's time-to-live deadline (a stale window included), or
+    /// `NEVER`; not the idle deadline. For early refresh and
+    /// stale-if-error (`crate::load::early`). Callable under the read lock.
+    #[inline]
+    pub(crate) fn ttl_deadline(&self, idx: Idx) -> u64 {
+        match &self.timers {
+            None => NEVER,
+            Some(t) if self.time.tti.is_some() => {
+                t.hard.get(idx as usize).copied().unwrap_or(NEVER)
+            }
+            Some(t) => t.wheel.deadline(idx, self.entry(idx).expires_hi),
+        }
+    }
+
     /// Refresh-ahead: true if the entry at `idx` is due for a refresh at
     /// `now` and this caller claimed it (see `crate::load::refresh`).
     /// Callable under the read lock.

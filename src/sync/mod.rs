@@ -150,3 +150,4 @@ mod imp {
 
 pub(crate) use imp::*;
 pub(crate) mod rendezvous;
+pub(crate) mod slots;

@@ -83,6 +83,29 @@ impl<T> Rendezvous<T> {
         }
     }
 
+    /// Like [`wait`](Self::wait), giving up at `deadline` (`None`: never):
+    /// `None` if nothing was published by then.
+    pub(crate) fn wait_until(&self, deadline: Option<std::time::Instant>) -> Option<T>
+    where
+        T: Clone,
+    {
+        let Some(deadline) = deadline else {
+            return Some(self.wait());
+        };
+        let mut state = self.state.lock();
+        loop {
+            if let Some(value) = state.value.as_ref() {
+                return Some(value.clone());
+            }
+            match deadline.checked_duration_since(std::time::Instant::now()) {
+                Some(left) if !left.is_zero() => {
+                    self.done.wait_for(&mut state, left);
+                }
+                _ => return None,
+            }
+        }
+    }
+
     /// A clone of the value if it has been published; otherwise registers
     /// (or refreshes) the task's waker in `slot` and returns `Pending`.
     pub(crate) fn poll_wait(&self, cx: &mut Context<'_>, slot: &mut WakerSlot) -> Poll<T>
@@ -157,6 +180,26 @@ mod tests {
         assert_eq!(count.0.load(Ordering::SeqCst), 1, "the task was woken once");
         assert_eq!(r.poll_wait(&mut cx, &mut slot), Poll::Ready(7));
         assert!(r.is_published());
+    }
+
+    #[test]
+    fn a_timed_wait_gives_up_or_receives() {
+        use std::time::{Duration, Instant};
+        let r: Arc<Rendezvous<u32>> = Arc::new(Rendezvous::new());
+        let start = Instant::now();
+        assert_eq!(r.wait_until(Some(start + Duration::from_millis(20))), None);
+        assert!(start.elapsed() >= Duration::from_millis(20));
+        let r2 = r.clone();
+        let t = std::thread::spawn(move || {
+            r2.wait_until(Some(Instant::now() + Duration::from_secs(30)))
+        });
+        r.publish(3);
+        assert_eq!(t.join().unwrap(), Some(3));
+        assert_eq!(
+            r.wait_until(Some(start)),
+            Some(3),
+            "published beats a past deadline"
+        );
     }
 
     #[test]
