@@ -14,7 +14,8 @@
 //! `larder-<Policy>` | `quick_cache` (default `larder-WTinyLfu`).
 //! It prints the throughput it reached and the miss ratio. Environment:
 //! `KEY_BITS=n` sets the key space to 2^n keys (default 20);
-//! `SHARDS=n` sets larder's shard count; `TTL=1` gives larder caches a
+//! `SHARDS=n` sets larder's shard count; `FILL=hottest` fills the `read`
+//! workload's cache hottest key first (default: coldest first); `TTL=1` gives larder caches a
 //! one-hour time to live on the default clock, `TTL=ticking` the same on a
 //! `TickingClock`.
 
@@ -64,6 +65,13 @@ fn run<C: Contender>(cache: &C, work: Work, threads: usize, secs: u64, streams: 
             if cache.get(k).is_none() {
                 cache.insert(k, k);
             }
+        }
+    } else if std::env::var("FILL").as_deref() == Ok("hottest") {
+        // Hottest rank first: what a cache whose capacity does not mean
+        // what it says drops is then the hot keys.
+        for rank in 0..1usize << key_bits() {
+            let k = key_of(rank, key_bits());
+            cache.insert(k, k);
         }
     } else {
         // Coldest rank first, as the bench does, so that a shard that

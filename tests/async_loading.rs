@@ -305,7 +305,9 @@ async fn the_futures_are_send() {
             async move { k.to_string() }
         });
     // The verbs' futures themselves, and inside spawned tasks.
-    drop(assert_send(cache.get_with_async(0, async { "0".to_string() })));
+    drop(assert_send(
+        cache.get_with_async(0, async { "0".to_string() }),
+    ));
     let c = cache.clone();
     let f1 = assert_send(async move { c.get_with_async(1, async { "1".to_string() }).await });
     let c = cache.clone();

@@ -96,9 +96,7 @@ fn a_cancelled_leader_races_a_waiter() {
         let cache = cache();
         let waiter = {
             let cache = cache.clone();
-            thread::spawn(move || {
-                loom::future::block_on(cache.get_with_async(1, async { 20 }))
-            })
+            thread::spawn(move || loom::future::block_on(cache.get_with_async(1, async { 20 })))
         };
         {
             let leader = cache.get_with_async(1, YieldOnce(Some(10), false));
