@@ -119,7 +119,7 @@ fn run<C: Contender>(cache: &C, work: Work, threads: usize, secs: u64, streams: 
             .fold((0, 0), |(a, b), (c, d)| (a + c, b + d))
     });
     println!(
-        "{:.2} Mops/s, miss ratio {:.4}",
+        "{:.2} Mops/s, miss ratio {:.4} ({ops} ops)",
         ops as f64 / secs as f64 / 1e6,
         misses as f64 / ops as f64
     );
