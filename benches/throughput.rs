@@ -495,7 +495,8 @@ fn neighbour_table() {
     }
     println!();
     println!(
-        "## Beside a busy neighbour: 1 thread, quiet and with a thread streaming          {} MiB ({RATIO_OPS} ops, best of {NEIGHBOUR_ROUNDS} interleaved rounds)",
+        "## Beside a busy neighbour: 1 thread, quiet and with a thread streaming \
+         {} MiB ({RATIO_OPS} ops, best of {NEIGHBOUR_ROUNDS} interleaved rounds)",
         NEIGHBOUR_BYTES >> 20
     );
     println!();
