@@ -861,7 +861,7 @@ impl<K, V> Core<K, V> {
 
     /// Makes room for one more slab slot. The slab doubles as usual, but
     /// never past the shard's share of the capacity while it is below it,
-    /// and by a sixteenth at a time beyond it (a shard holds about its share,
+    /// and by a 64th at a time beyond it (a shard holds about its share,
     /// give or take the spread of the keys: little slack either way), and
     /// the timer wheel's node array is grown to the same size so the two
     /// stay in step.
@@ -877,7 +877,7 @@ impl<K, V> Core<K, V> {
         let target = if len < limit {
             cap.saturating_mul(2).max(4).min(limit)
         } else {
-            cap.saturating_add(cap / 16).max(4)
+            cap.saturating_add(cap / 64).max(4)
         };
         self.slots.reserve_exact(target - len);
         if let Some(t) = self.timers.as_mut() {
