@@ -32,7 +32,12 @@
 //! that the acceptance bar names once more in plain fixed-op loops,
 //! interleaved round by round in this one process, and prints Mops/s and
 //! ratios: on this shared 2-core machine only ratios measured side by side
-//! mean anything.
+//! mean anything. A second table runs each of larder W-TinyLFU,
+//! quick_cache and moka on one thread, quiet and beside a busy neighbour (a
+//! thread streaming through a 64 MiB buffer, as the application around a
+//! cache uses the CPU caches too), side by side.
+//! `LARDER_BENCH_ONLY=ratio` or `=neighbour` skips criterion and runs just
+//! that table: `LARDER_BENCH_ONLY=neighbour cargo bench --bench throughput`.
 
 use std::hint::black_box;
 use std::num::NonZeroUsize;
@@ -385,10 +390,13 @@ const RATIO_ROUNDS: usize = 5;
 /// Operations per thread in one fixed-op round (2,097,152).
 const RATIO_OPS: usize = 1 << 21;
 
-/// Times one fixed-op run of a workload at 2 threads on a freshly built and
-/// prepared contender; returns Mops/s and the miss ratio.
+/// Times one fixed-op run of a workload on a freshly built and prepared
+/// contender, optionally beside a [`Neighbour`]; returns Mops/s and the
+/// miss ratio.
 struct FixedRun {
     workload: Workload,
+    threads: usize,
+    neighbour: bool,
 }
 
 impl WithContender for FixedRun {
@@ -396,13 +404,136 @@ impl WithContender for FixedRun {
 
     fn call<C: Contender>(self, cache: &C) -> (f64, f64) {
         self.workload.prepare(cache);
-        let threads = MAX_THREADS;
+        let threads = self.threads;
+        let neighbour = self.neighbour.then(Neighbour::start);
         // Start past the stretch `prepare` replayed.
         let (elapsed, misses) = run_threads(cache, self.workload, threads, RATIO_OPS, 12_345);
+        if let Some(n) = neighbour {
+            n.stop();
+        }
         let total = (threads * RATIO_OPS) as f64;
         (total / elapsed.as_secs_f64() / 1e6, misses as f64 / total)
     }
 }
+
+/// Bytes the busy neighbour streams through: 64 MiB, more than the
+/// processor's caches, so it keeps evicting what the contender has cached.
+const NEIGHBOUR_BYTES: usize = 64 << 20;
+
+/// A busy neighbour: a thread that streams through a 64 MiB buffer (one
+/// read and one write per cache line, pass after pass) until stopped, as
+/// an application working beside its cache would use the CPU caches too.
+struct Neighbour {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: thread::JoinHandle<u64>,
+}
+
+impl Neighbour {
+    /// Starts the neighbour and waits until its buffer is allocated and
+    /// touched once, so the contender is timed against a streaming thread.
+    fn start() -> Self {
+        use std::sync::atomic::AtomicBool;
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let ready = std::sync::Arc::new(Barrier::new(2));
+        let (s, r) = (stop.clone(), ready.clone());
+        let handle = thread::spawn(move || {
+            let mut buf = vec![1u64; NEIGHBOUR_BYTES / 8];
+            r.wait();
+            let mut lines = 0u64;
+            while !s.load(Ordering::Relaxed) {
+                for chunk in buf.chunks_mut(1 << 16) {
+                    for line in chunk.iter_mut().step_by(8) {
+                        *line = line.wrapping_add(1);
+                    }
+                    lines += (chunk.len() / 8) as u64;
+                    if s.load(Ordering::Relaxed) {
+                        break;
+                    }
+                }
+            }
+            black_box(&buf);
+            lines
+        });
+        ready.wait();
+        Self { stop, handle }
+    }
+
+    /// Stops the neighbour; returns the cache lines it streamed.
+    fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().expect("neighbour panicked")
+    }
+}
+
+/// Contenders of the busy-neighbour table.
+const NEIGHBOUR_KINDS: [Kind; 3] = [Kind::Larder(Policy::WTinyLfu), Kind::QuickCache, Kind::Moka];
+
+/// One thread per contender, quiet and beside a [`Neighbour`] (one more
+/// thread: on this 2-core machine, the other core), interleaved round by
+/// round; prints the best round of each side by side.
+fn neighbour_table() {
+    let workloads = [Workload::Read100, Workload::EvictHeavy];
+    // best[w][k][busy] = (best Mops/s, miss ratio of that round)
+    let mut best = [[[(0.0f64, 0.0f64); 2]; 3]; 2];
+    for round in 0..NEIGHBOUR_ROUNDS {
+        eprintln!("neighbour table: round {}/{NEIGHBOUR_ROUNDS}", round + 1);
+        for (w, &workload) in workloads.iter().enumerate() {
+            for (k, &kind) in NEIGHBOUR_KINDS.iter().enumerate() {
+                for busy in [false, true] {
+                    let run = FixedRun {
+                        workload,
+                        threads: 1,
+                        neighbour: busy,
+                    };
+                    let result = with_contender(kind, workload.capacity(), run);
+                    if result.0 > best[w][k][busy as usize].0 {
+                        best[w][k][busy as usize] = result;
+                    }
+                }
+            }
+        }
+    }
+    println!();
+    println!(
+        "## Beside a busy neighbour: 1 thread, quiet and with a thread streaming \
+         {} MiB ({RATIO_OPS} ops, best of {NEIGHBOUR_ROUNDS} interleaved rounds)",
+        NEIGHBOUR_BYTES >> 20
+    );
+    println!();
+    println!("| workload | contender | quiet Mops/s | with neighbour Mops/s | with / quiet |");
+    println!("|---|---|---:|---:|---:|");
+    for (w, workload) in workloads.iter().enumerate() {
+        for (k, kind) in NEIGHBOUR_KINDS.iter().enumerate() {
+            let [quiet, busy] = best[w][k];
+            println!(
+                "| {} | {} | {:.2} | {:.2} | {:.2} |",
+                workload.group(),
+                kind.name(),
+                quiet.0,
+                busy.0,
+                busy.0 / quiet.0
+            );
+        }
+    }
+    println!();
+    println!("| ratio (1 thread) | quiet | with neighbour | bar |");
+    println!("|---|---:|---:|---|");
+    for (w, workload) in workloads.iter().enumerate() {
+        for (k, bar) in [(1, ">= 1.0x"), (2, ">= 3x")] {
+            let r = |busy: usize| best[w][0][busy].0 / best[w][k][busy].0;
+            println!(
+                "| {}: larder-WTinyLfu / {} | {:.2}x | {:.2}x | {bar} |",
+                workload.group(),
+                NEIGHBOUR_KINDS[k].name(),
+                r(0),
+                r(1)
+            );
+        }
+    }
+}
+
+/// Rounds of the busy-neighbour table.
+const NEIGHBOUR_ROUNDS: usize = 3;
 
 fn ratio_table() {
     let workloads = [Workload::Read100, Workload::EvictHeavy];
@@ -422,7 +553,12 @@ fn ratio_table() {
                 if workload == Workload::EvictHeavy && kind == Kind::Baseline {
                     continue;
                 }
-                let result = with_contender(kind, workload.capacity(), FixedRun { workload });
+                let run = FixedRun {
+                    workload,
+                    threads: MAX_THREADS,
+                    neighbour: false,
+                };
+                let result = with_contender(kind, workload.capacity(), run);
                 if result.0 > best[w][k].0 {
                     best[w][k] = result;
                 }
@@ -479,11 +615,19 @@ fn ratio_table() {
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` does not, and
     // then criterion runs each benchmark once and the ratio table is skipped.
+    // `LARDER_BENCH_ONLY=neighbour` (or `ratio`) runs just that table.
     let benching = std::env::args().any(|a| a == "--bench");
-    let mut criterion = Criterion::default().configure_from_args();
-    throughput(&mut criterion);
-    criterion.final_summary();
-    if benching && std::env::var_os("LARDER_BENCH_NO_TABLE").is_none() {
+    let only = std::env::var("LARDER_BENCH_ONLY").ok();
+    if only.is_none() {
+        let mut criterion = Criterion::default().configure_from_args();
+        throughput(&mut criterion);
+        criterion.final_summary();
+    }
+    let tables = benching && std::env::var_os("LARDER_BENCH_NO_TABLE").is_none();
+    if tables && !matches!(only.as_deref(), Some(o) if o != "ratio") {
         ratio_table();
+    }
+    if tables && !matches!(only.as_deref(), Some(o) if o != "neighbour") {
+        neighbour_table();
     }
 }

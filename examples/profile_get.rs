@@ -14,7 +14,9 @@
 //! `larder-<Policy>` | `quick_cache` (default `larder-WTinyLfu`).
 //! It prints the throughput it reached and the miss ratio. Environment:
 //! `KEY_BITS=n` sets the key space to 2^n keys (default 20);
-//! `HOT=1` turns hot-key tracking on (`track_hot_keys`). `SHARDS=n` sets larder's shard count; `TTL=1` gives larder caches a
+//! `HOT=1` turns hot-key tracking on (`track_hot_keys`).
+//! `SHARDS=n` sets larder's shard count; `FILL=hottest` fills the `read`
+//! workload's cache hottest key first (default: coldest first); `TTL=1` gives larder caches a
 //! one-hour time to live on the default clock, `TTL=ticking` the same on a
 //! `TickingClock`.
 
@@ -65,6 +67,13 @@ fn run<C: Contender>(cache: &C, work: Work, threads: usize, secs: u64, streams: 
                 cache.insert(k, k);
             }
         }
+    } else if std::env::var("FILL").as_deref() == Ok("hottest") {
+        // Hottest rank first: what a cache whose capacity does not mean
+        // what it says drops is then the hot keys.
+        for rank in 0..1usize << key_bits() {
+            let k = key_of(rank, key_bits());
+            cache.insert(k, k);
+        }
     } else {
         // Coldest rank first, as the bench does, so that a shard that
         // overflows drops cold keys.
@@ -111,7 +120,7 @@ fn run<C: Contender>(cache: &C, work: Work, threads: usize, secs: u64, streams: 
             .fold((0, 0), |(a, b), (c, d)| (a + c, b + d))
     });
     println!(
-        "{:.2} Mops/s, miss ratio {:.4}",
+        "{:.2} Mops/s, miss ratio {:.4} ({ops} ops)",
         ops as f64 / secs as f64 / 1e6,
         misses as f64 / ops as f64
     );

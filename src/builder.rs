@@ -151,7 +151,10 @@ impl<K, V> CacheBuilder<K, V> {
 
 impl<K, V, S> CacheBuilder<K, V, S> {
     /// The most entries the cache holds, or the most total weight once a
-    /// [`weigher`](Self::weigher) is set. Zero makes a cache that stores
+    /// [`weigher`](Self::weigher) is set: a hard bound after every
+    /// operation, and one the cache fills whatever the spread of the keys
+    /// over its shards (a cache of capacity `n` holds any `n` keys of
+    /// weight 1; see [`shards`](Self::shards)). Zero makes a cache that stores
     /// nothing: every insert is rejected (counted as an eviction, and the
     /// listener is told [`RemovalCause::Evicted`]).
     pub fn max_capacity(mut self, capacity: u64) -> Self {
@@ -180,10 +183,15 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// 8 shards ran at 20.4, 64 at 21.2-22.2 and 128 at 18.7-21.2 (each
     /// shard's lock, counters and headers are a few more cache lines that
     /// every thread keeps warm).
-    /// Each shard holds `capacity / shards` units (the remainder spread over
-    /// the first shards), and an entry heavier than its shard's share is
-    /// rejected: with a weigher and values that are a large fraction of the
-    /// capacity, choose fewer shards.
+    ///
+    /// The shards share one budget of `capacity` units: a shard may hold
+    /// more or less than its share (`capacity / shards`, what its policy is
+    /// sized for), so `n` keys fit in a capacity of `n` however unevenly
+    /// they spread. Once the budget is spent, an insert evicts from its own
+    /// shard, chosen by that shard's policy; a shard holding less than half
+    /// its share, or less than the newcomer weighs, takes the room from the
+    /// other shards instead (one lock at a time). An entry is rejected only
+    /// if it weighs more than the whole capacity.
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
         self
@@ -193,7 +201,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// per insert, before any lock is taken. A weight of 0 counts as 1: every
     /// entry costs something, so a flood of empty values cannot grow the
     /// cache without bound (larder has no pinned, weightless entries). A
-    /// weight above the shard's capacity means the value is rejected.
+    /// weight above the cache's capacity means the value is rejected.
     ///
     /// A weigher that panics fails the `insert` (or the load) that called
     /// it, before anything is stored; the cache is unchanged.
@@ -293,8 +301,8 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// `remove` of the key, `invalidate_all` and `retain` forget it.
     ///
     /// Marks do not count toward capacity; their number is bounded per
-    /// shard: by the shard's capacity when entries are counted, and by
-    /// `min(shard capacity, 1024)` once a [`weigher`](Self::weigher) makes
+    /// shard: by the shard's share of the capacity when entries are counted, and by
+    /// `min(share, 1024)` once a [`weigher`](Self::weigher) makes
     /// capacity a weight (a byte budget is no count of keys). When a shard's
     /// marks are at the bound, expired marks go first, then the oldest.
     pub fn negative_ttl(mut self, ttl: Duration) -> Self {

@@ -12,11 +12,16 @@ use crate::defend::Defences;
 use crate::histogram::Histogram;
 use crate::policy::Idx;
 use crate::policy::{Policy, RemovalCause};
-use crate::shard::{Core, Lookup, Removed, Shard, TimeSettings, WriteTime};
+use crate::shard::{Budget, Core, Insert, Lookup, Removed, Shard, TimeSettings, WriteTime};
 use crate::stats::Stats;
 use crate::sync::{Arc, AtomicBool, Ordering};
 use crate::time::clock::CacheClock;
 use crate::time::wheel::DEFAULT_BUDGET;
+
+/// Times an insert into a shard short of room takes room from the other
+/// shards and retries before it makes room in its own shard whatever it
+/// holds (only concurrent writers taking the room first make it retry).
+const MAKE_ROOM_ROUNDS: u32 = 4;
 
 /// Most negative marks per shard when a weigher is set.
 const NEGATIVE_MARKS_WEIGHED: u64 = 1024;
@@ -54,6 +59,8 @@ pub(crate) struct Inner<K, V, S> {
     weigher: Option<Weigher<K, V>>,
     listener: Option<Listener<K, V>>,
     capacity: u64,
+    /// The weight committed in all shards together (see `shard::budget`).
+    budget: Arc<Budget>,
     policy: Policy,
     clock: CacheClock,
     ttl: Option<Duration>,
@@ -107,6 +114,9 @@ where
         let n = builder.shard_count();
         let seed = builder.seed.unwrap_or_else(random_seed);
         let capacity = builder.capacity;
+        // One budget for the whole capacity; each shard's policy is sized
+        // for the shard's expected share.
+        let budget = Arc::new(Budget::new(capacity));
         let (base, extra) = (capacity / n as u64, capacity % n as u64);
         // A small cache's W-TinyLFU takes hits in order (see
         // `crate::policy::wtinylfu`, "Hits").
@@ -114,6 +124,17 @@ where
         let shards = (0..n)
             .map(|i| {
                 let cap = base + u64::from((i as u64) < extra);
+                // What the shard's policy is sized for: its share, plus the
+                // usual spread of keys over shards (three standard
+                // deviations of a binomial count, and a few units), so that
+                // a shard of a full cache is rarely beyond what its policy
+                // expects (about 3% more than the share at 16 Ki per shard).
+                let spread = if n == 1 {
+                    0
+                } else {
+                    3 * (cap as f64).sqrt() as u64 + 8
+                };
+                let sized_for = cap.saturating_add(spread).min(capacity);
                 let shard_seed = seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
                 let time = TimeSettings {
                     tti: builder.tti,
@@ -126,7 +147,8 @@ where
                 };
                 CachePadded::new(Shard::new(
                     builder.policy,
-                    cap,
+                    (cap, sized_for),
+                    budget.clone(),
                     shard_seed,
                     exact_hits,
                     time,
@@ -151,6 +173,7 @@ where
                 weigher: builder.weigher,
                 listener: builder.listener,
                 capacity,
+                budget,
                 policy: builder.policy,
                 clock: builder.clock.unwrap_or_default(),
                 ttl: builder.ttl,
@@ -273,8 +296,12 @@ where
 
     #[inline]
     pub(crate) fn shard(&self, hash: u64) -> &Shard<K, V> {
-        let i = (hash >> self.inner.shard_shift) as usize & self.inner.shard_mask;
-        &self.inner.shards[i]
+        &self.inner.shards[self.shard_index(hash)]
+    }
+
+    #[inline]
+    fn shard_index(&self, hash: u64) -> usize {
+        (hash >> self.inner.shard_shift) as usize & self.inner.shard_mask
     }
 
     /// Returns a clone of the value for `key`, recording the hit with the
@@ -390,7 +417,7 @@ where
     }
 
     /// Stores `value` under `key`, replacing any previous value, then evicts
-    /// as needed to stay within capacity. A value heavier than its shard's
+    /// as needed to stay within capacity. A value heavier than the whole
     /// capacity is not stored (see [`CacheBuilder::max_capacity`]).
     pub fn insert(&self, key: K, value: V) {
         let ttl = self.entry_ttl(&key, &value);
@@ -449,19 +476,74 @@ where
         let hash = self.hash(&key);
         let shard = self.shard(hash);
         let mut removed = Removed::new();
-        let early = self.clock_before_lock();
-        {
-            let mut core = shard.write();
-            // Observed under the lock, so the time is at least what any
-            // earlier writer of this shard acted on.
-            let write = WriteTime {
-                now: self.write_now_from(shard, early),
-                ttl,
+        // Room taken from other shards, committed until the insert uses it
+        // (given back if user code panics on the way).
+        let mut credit = Credit {
+            budget: &self.inner.budget,
+            weight: 0,
+        };
+        let (mut key, mut value) = (key, value);
+        let mut round = 0;
+        loop {
+            let may_defer = round < MAKE_ROOM_ROUNDS && self.inner.shards.len() > 1;
+            let early = self.clock_before_lock();
+            let done = {
+                let mut core = shard.write();
+                // Observed under the lock, so the time is at least what any
+                // earlier writer of this shard acted on.
+                let write = WriteTime {
+                    now: self.write_now_from(shard, early),
+                    ttl,
+                };
+                core.invalidate(hash, &key);
+                core.insert_with(
+                    hash,
+                    key,
+                    value,
+                    weight,
+                    write,
+                    &mut credit.weight,
+                    may_defer,
+                    &mut removed,
+                )
             };
-            core.invalidate(hash, &key);
-            core.insert(hash, key, value, weight, write, &mut removed);
+            match done {
+                Insert::Short {
+                    key: k,
+                    value: v,
+                    need,
+                } => {
+                    (key, value) = (k, v);
+                    credit.weight += self.make_room(self.shard_index(hash), need, &mut removed);
+                    round += 1;
+                }
+                Insert::Stored | Insert::Rejected => break,
+            }
         }
         self.notify(removed);
+    }
+
+    /// Takes `need` weight of room for an insert into shard `own` from the
+    /// budget or, once it is spent, by evicting from the other shards: first
+    /// from those holding more than their share, down to it, then from any.
+    /// One shard lock at a time, never `own`'s. Returns the weight taken (it
+    /// stays committed, as the insert's credit); less than `need` only if
+    /// concurrent writers took the room first.
+    fn make_room(&self, own: usize, need: u64, removed: &mut Removed<K, V>) -> u64 {
+        let mut got = self.inner.budget.reserve_up_to(need);
+        let n = self.inner.shards.len();
+        for pass in 0..2 {
+            for step in 1..n {
+                if got >= need {
+                    return got;
+                }
+                let shard = &self.inner.shards[(own + step) % n];
+                let mut core = shard.write();
+                let floor = if pass == 0 { core.capacity() } else { 0 };
+                got += core.give_room(need - got, floor, removed);
+            }
+        }
+        got
     }
 
     /// Removes `key` and returns its value, if it had one.
@@ -580,9 +662,11 @@ impl<K, V, S> Cache<K, V, S> {
         self.inner.shards.iter().all(|s| s.read().len() == 0)
     }
 
-    /// Total weight stored (the entry count when no weigher is set).
+    /// Total weight stored (the entry count when no weigher is set), never
+    /// above the capacity. While another thread is inserting it may include
+    /// room that insert has taken but not yet filled.
     pub fn weighted_size(&self) -> u64 {
-        self.inner.shards.iter().map(|s| s.read().weight()).sum()
+        self.inner.budget.committed()
     }
 
     /// The capacity the cache was built with.
@@ -709,16 +793,38 @@ impl<K, V, S> Cache<K, V, S> {
     pub const READ_BUFFER_SLOTS: usize = crate::shard::READ_BUFFER_SLOTS;
 
     /// Recomputes every internal count, weight and link and panics on a
-    /// mismatch. For tests.
+    /// mismatch: each shard's, and the cache's budget against the shards'
+    /// weights (so call it while no other thread uses the cache). For
+    /// tests.
     #[doc(hidden)]
     pub fn check_invariants(&self) {
-        let mut total = 0;
+        let (mut shares, mut weight) = (0, 0);
         for shard in self.inner.shards.iter() {
             let core = shard.read();
             core.validate();
-            total += core.capacity();
+            shares += core.capacity();
+            weight += core.weight();
         }
-        assert_eq!(total, self.inner.capacity, "shard capacities do not add up");
+        assert_eq!(shares, self.inner.capacity, "shard shares do not add up");
+        assert_eq!(
+            weight,
+            self.inner.budget.committed(),
+            "the budget disagrees with the stored weight"
+        );
+        assert!(weight <= self.inner.capacity, "over capacity");
+    }
+}
+
+/// Room an insert has taken from other shards: committed in the budget
+/// until the insert uses it, and given back if it never does.
+struct Credit<'a> {
+    budget: &'a Budget,
+    weight: u64,
+}
+
+impl Drop for Credit<'_> {
+    fn drop(&mut self) {
+        self.budget.release(self.weight);
     }
 }
 

@@ -155,7 +155,7 @@ fn describe() {
     describe_counter!("larder_removals_total", "Entries removed explicitly.");
     describe_counter!(
         "larder_rejections_total",
-        "Values heavier than their shard's capacity."
+        "Values heavier than the cache's capacity."
     );
     describe_counter!(
         "larder_expirations_total",

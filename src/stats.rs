@@ -52,7 +52,7 @@ pub struct Stats {
     /// Entries removed by `remove`, `invalidate_all`, `retain`, or replaced
     /// by a rejected value.
     pub removals: u64,
-    /// Values rejected because they weigh more than their shard's capacity
+    /// Values rejected because they weigh more than the cache's capacity
     /// (also counted in `evictions`).
     pub rejections: u64,
     /// Entries removed because their time to live or time to idle ran out

@@ -9,6 +9,11 @@
 //! or returns it. The per-index side arrays (idle and hard deadlines,
 //! refresh points) need no clearing: every write of a slot sets them again.
 //!
+//! Weight that leaves by `remove`, `retain`, `clear` or expiry goes back
+//! to the cache's budget before the lock is released; weight the policy
+//! evicts to make room stays committed, as room for the write that evicted
+//! it (see `super::budget`).
+//!
 //! Invalidation is about keys, not entries: a write or removal of a key
 //! also voids the key's load in flight and its negative mark
 //! ([`Core::invalidate`]), present entry or not.
@@ -17,7 +22,8 @@ use std::borrow::Borrow;
 
 use crate::policy::{EvictionPolicy, Idx, RemovalCause};
 
-use super::{hashes, Core, Entry};
+use super::{hashes, Budget, Core, Entry};
+use crate::sync::Arc;
 
 /// Removed entries waiting to be announced and dropped outside the lock.
 pub(crate) struct Removed<K, V> {
@@ -48,6 +54,18 @@ impl<K, V> Removed<K, V> {
     /// Every removed entry, in the order removed.
     pub(crate) fn into_iter(self) -> impl Iterator<Item = (K, V, RemovalCause)> {
         self.first.into_iter().chain(self.rest)
+    }
+}
+
+/// Weight that left and goes back to the budget when this is dropped.
+struct Unreleased<'a> {
+    budget: &'a Budget,
+    weight: u64,
+}
+
+impl Drop for Unreleased<'_> {
+    fn drop(&mut self) {
+        self.budget.release(self.weight);
     }
 }
 
@@ -111,16 +129,34 @@ impl<K, V> Core<K, V> {
         removed.push(entry.key, entry.value, cause);
     }
 
-    /// Evicts until the stored weight is within capacity.
-    pub(super) fn evict_to_capacity(&mut self, removed: &mut Removed<K, V>) {
-        while self.weight > self.capacity {
+    /// Evicts the policy's victims until the shard weighs at most `limit`
+    /// (the weight committed for it; see `super::budget`). The weight that
+    /// leaves stays committed: the caller reuses it or gives it back.
+    pub(super) fn evict_to(&mut self, limit: u64, removed: &mut Removed<K, V>) {
+        while self.weight > limit {
             let Some(victim) = self.policy.evict(&hashes(&self.slots)) else {
-                debug_assert!(false, "policy empty while over capacity");
+                debug_assert!(false, "policy empty while over its limit");
                 break;
             };
             let entry = self.take_out(victim, RemovalCause::Evicted, Policy::Evicted);
             removed.push(entry.key, entry.value, RemovalCause::Evicted);
         }
+    }
+
+    /// Room for an insert into another shard: evicts the policy's victims
+    /// until `want` weight has left or the shard weighs at most `floor`, and
+    /// returns the weight that left. It stays committed, as the other
+    /// insert's credit (see `super::budget`).
+    pub(crate) fn give_room(&mut self, want: u64, floor: u64, removed: &mut Removed<K, V>) -> u64 {
+        let before = self.weight;
+        while before - self.weight < want && self.weight > floor {
+            let Some(victim) = self.policy.evict(&hashes(&self.slots)) else {
+                break;
+            };
+            let entry = self.take_out(victim, RemovalCause::Evicted, Policy::Evicted);
+            removed.push(entry.key, entry.value, RemovalCause::Evicted);
+        }
+        before - self.weight
     }
 
     /// A write or removal of `key` from outside a load: a load in flight
@@ -158,12 +194,16 @@ impl<K, V> Core<K, V> {
     {
         self.invalidate(hash, key);
         let idx = self.find(hash, key)?;
-        if self.is_expired(idx, now) {
+        let before = self.weight;
+        let found = if self.is_expired(idx, now) {
             self.detach(idx, RemovalCause::Expired, removed);
-            return None;
-        }
-        let entry = self.take_out(idx, RemovalCause::Explicit, Policy::Tracks);
-        Some((entry.key, entry.value))
+            None
+        } else {
+            let entry = self.take_out(idx, RemovalCause::Explicit, Policy::Tracks);
+            Some((entry.key, entry.value))
+        };
+        self.budget.release(before - self.weight);
+        found
     }
 
     /// Keeps only the entries for which `keep` returns true (an
@@ -176,6 +216,12 @@ impl<K, V> Core<K, V> {
         removed: &mut Removed<K, V>,
     ) {
         self.invalidate_every_key();
+        // Released even if `keep` panics half way.
+        let budget = Arc::clone(&self.budget);
+        let mut left = Unreleased {
+            budget: &budget,
+            weight: 0,
+        };
         let mut idx = 0;
         // `take_out` empties the slab when the last entry goes.
         while idx < self.slots.len() {
@@ -186,7 +232,9 @@ impl<K, V> Core<K, V> {
                 _ => None,
             };
             if let Some(cause) = cause {
+                let before = self.weight;
                 self.detach(i, cause, removed);
+                left.weight += before - self.weight;
             }
             idx += 1;
         }

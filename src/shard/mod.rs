@@ -39,8 +39,10 @@
 //!   meet on one lock word either.
 //! * **Writes** (`insert`, `remove`, `retain`, eviction) take the write
 //!   lock, drain the read buffer, then change the table, the slab and the
-//!   policy together. Capacity is enforced before the lock is released, so
-//!   the bound holds after every operation.
+//!   policy together. Capacity is one cache-wide budget (see [`budget`]):
+//!   a write takes the weight it adds from it, or evicts from its own
+//!   shard once it is spent, before the lock is released, so the bound
+//!   holds after every operation.
 //!
 //! # Files
 //!
@@ -69,9 +71,12 @@ use hashbrown::HashTable;
 
 use std::time::Duration;
 
+mod budget;
 mod flights;
 mod leave;
 mod negative;
+
+pub(crate) use budget::Budget;
 
 pub(crate) use flights::{AnyError, Flight, Outcome};
 pub(crate) use leave::Removed;
@@ -82,7 +87,7 @@ use negative::NegativeTable;
 use crate::policy::list::Weights;
 use crate::policy::{AnyPolicy, EvictionPolicy, Idx, Policy, RemovalCause};
 use crate::stats::Lookups;
-use crate::sync::{AtomicU32, AtomicU64, Ordering, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use crate::sync::{Arc, AtomicU32, AtomicU64, Ordering, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::time::clock::TimeFloor;
 use crate::time::expiry::{self, Jitter, Rng};
 use crate::time::refresh::RefreshTimes;
@@ -196,8 +201,15 @@ pub(crate) struct Core<K, V> {
     weights: Weights,
     free: Vec<Idx>,
     policy: AnyPolicy,
-    capacity: u64,
+    /// The shard's expected share of the cache's capacity (what its policy
+    /// is sized for); the shard may hold more or less (see [`budget`]).
+    share: u64,
+    /// The weight the policy was sized for: the share plus the spread of
+    /// keys over shards (see `Cache::from_builder`).
+    sized_for: u64,
     weight: u64,
+    /// The cache-wide budget this shard's weight is committed in.
+    budget: Arc<Budget>,
     /// Expiry state; `None` until some entry has a deadline.
     timers: Option<Box<Timers>>,
     /// Time settings shared by every entry of the shard.
@@ -342,16 +354,43 @@ pub(crate) struct WriteTime {
     pub(crate) ttl: Option<Duration>,
 }
 
+/// What [`Core::insert_with`] did.
+pub(crate) enum Insert<K, V> {
+    /// The value is stored.
+    Stored,
+    /// The value was heavier than the cache's capacity: not stored.
+    Rejected,
+    /// Nothing stored: the shard needs `need` more weight that only other
+    /// shards can give. The key and value come back for the retry.
+    Short { key: K, value: V, need: u64 },
+}
+
+/// Whether weight that leaves goes back to the cache's budget at once.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Release {
+    Yes,
+    No,
+}
+
 impl<K, V> Core<K, V> {
-    fn new(policy: Policy, capacity: u64, seed: u64, exact_hits: bool, time: TimeSettings) -> Self {
+    fn new(
+        policy: Policy,
+        (share, sized_for): (u64, u64),
+        budget: Arc<Budget>,
+        seed: u64,
+        exact_hits: bool,
+        time: TimeSettings,
+    ) -> Self {
         let mut core = Self {
             table: HashTable::new(),
             slots: Vec::new(),
             weights: Weights::default(),
             free: Vec::new(),
-            policy: AnyPolicy::new(policy, capacity, seed, exact_hits),
-            capacity,
+            policy: AnyPolicy::new(policy, sized_for, seed, exact_hits),
+            share,
+            sized_for,
             weight: 0,
+            budget,
             timers: None,
             time,
             fired: Vec::new(),
@@ -533,6 +572,19 @@ impl<K, V> Core<K, V> {
     /// turns.
     #[inline]
     pub(crate) fn expire(&mut self, now: u64, budget: usize, removed: &mut Removed<K, V>) -> bool {
+        self.expire_in(now, budget, removed, Release::Yes)
+    }
+
+    /// [`expire`](Self::expire); with [`Release::No`] the weight that
+    /// expired stays committed (an insert counts it as room it made).
+    #[inline]
+    fn expire_in(
+        &mut self,
+        now: u64,
+        budget: usize,
+        removed: &mut Removed<K, V>,
+        release: Release,
+    ) -> bool {
         let quiet = match self.timers.as_mut() {
             Some(t) => t.wheel.is_quiet(now),
             None => true,
@@ -540,13 +592,24 @@ impl<K, V> Core<K, V> {
         if quiet {
             return false;
         }
-        self.advance_wheel(now, budget, removed)
+        self.advance_wheel(now, budget, removed, release)
     }
 
     /// The rest of [`expire`](Self::expire), when the wheel has work.
     #[inline(never)]
-    fn advance_wheel(&mut self, now: u64, budget: usize, removed: &mut Removed<K, V>) -> bool {
-        self.expire_with(removed, |wheel, fire| wheel.advance(now, budget, fire))
+    fn advance_wheel(
+        &mut self,
+        now: u64,
+        budget: usize,
+        removed: &mut Removed<K, V>,
+        release: Release,
+    ) -> bool {
+        let before = self.weight;
+        let more = self.expire_with(removed, |wheel, fire| wheel.advance(now, budget, fire));
+        if release == Release::Yes {
+            self.budget.release(before - self.weight);
+        }
+        more
     }
 
     /// Like [`expire`](Self::expire) at the time it last ran, but also
@@ -560,7 +623,10 @@ impl<K, V> Core<K, V> {
         budget: usize,
         removed: &mut Removed<K, V>,
     ) -> bool {
-        self.expire_with(removed, |wheel, fire| wheel.fire_current_tick(budget, fire))
+        let before = self.weight;
+        let more = self.expire_with(removed, |wheel, fire| wheel.fire_current_tick(budget, fire));
+        self.budget.release(before - self.weight);
+        more
     }
 
     /// Runs `step` on the wheel and removes the entries it fires.
@@ -602,10 +668,11 @@ impl<K, V> Core<K, V> {
         self.weight
     }
 
-    /// Maximum weight this shard holds.
+    /// The shard's expected share of the cache's capacity (its policy's
+    /// size; the shard itself may hold up to the whole capacity).
     #[inline]
     pub(crate) fn capacity(&self) -> u64 {
-        self.capacity
+        self.share
     }
 
     #[inline]
@@ -661,8 +728,9 @@ impl<K, V> Core<K, V> {
         }
     }
 
-    /// Inserts or replaces `key`. Returns true if the value was stored
-    /// (false when it was heavier than the shard's capacity).
+    /// Inserts or replaces `key`, making room in this shard if the cache's
+    /// budget is spent. Returns true if the value was stored (false when it
+    /// was heavier than the cache's capacity).
     pub(crate) fn insert(
         &mut self,
         hash: u64,
@@ -675,6 +743,37 @@ impl<K, V> Core<K, V> {
     where
         K: Eq,
     {
+        let mut credit = 0;
+        match self.insert_with(hash, key, value, weight, write, &mut credit, false, removed) {
+            Insert::Stored => true,
+            Insert::Rejected => false,
+            Insert::Short { .. } => unreachable!("an insert that may not defer never does"),
+        }
+    }
+
+    /// Inserts or replaces `key`. The weight it adds comes from `credit`
+    /// (room the caller took from other shards; consumed), then from the
+    /// cache's budget, then from evicting this shard's own entries. With
+    /// `may_defer`, a shard that would have to evict itself (nearly) empty
+    /// instead stores nothing and returns [`Insert::Short`], leaving the
+    /// room it did get in `credit`: the caller takes the rest from other
+    /// shards after releasing this lock, and tries again. See [`budget`].
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn insert_with(
+        &mut self,
+        hash: u64,
+        key: K,
+        value: V,
+        weight: u32,
+        write: WriteTime,
+        credit: &mut u64,
+        may_defer: bool,
+        removed: &mut Removed<K, V>,
+    ) -> Insert<K, V>
+    where
+        K: Eq,
+    {
+        let start = self.weight;
         let mut existing = self.find(hash, &key);
         if let Some(idx) = existing {
             if self.is_expired(idx, write.now) {
@@ -683,8 +782,13 @@ impl<K, V> Core<K, V> {
                 existing = None;
             }
         }
-        if self.capacity == 0 || u64::from(weight) > self.capacity {
-            // Never stored. A value it replaces must not be served either.
+        // The weight committed for this shard in this write: what it held
+        // plus the caller's credit (taken only now: key equality, user
+        // code, has run). What it does not hold at the end goes back.
+        let mut allowed = start + std::mem::take(credit);
+        if u64::from(weight) > self.budget.capacity() {
+            // Never stored (a capacity of 0 stores nothing: every weight is
+            // at least 1). A value it replaces must not be served either.
             if let Some(idx) = existing {
                 self.detach(idx, RemovalCause::Replaced, removed);
             }
@@ -692,7 +796,24 @@ impl<K, V> Core<K, V> {
             self.counters.evictions += 1;
             self.counters.evicted_weight += u64::from(weight);
             removed.push(key, value, RemovalCause::Evicted);
-            return false;
+            self.budget.release(allowed - self.weight);
+            return Insert::Rejected;
+        }
+        let old = existing.map_or(0, |idx| u64::from(self.weights.get(idx)));
+        let want = self.weight - old + u64::from(weight);
+        if want > allowed {
+            allowed += self.budget.reserve_up_to(want - allowed);
+            if want > allowed && may_defer {
+                // The budget is spent. A shard with little of its own
+                // would evict itself empty, or evict the new entry
+                // itself: take the room from the others instead.
+                let others = self.weight - old;
+                let need = want - allowed;
+                if others < need || others < self.share / 2 {
+                    *credit = allowed - self.weight;
+                    return Insert::Short { key, value, need };
+                }
+            }
         }
         match existing {
             Some(idx) => {
@@ -753,29 +874,34 @@ impl<K, V> Core<K, V> {
             }
         }
         if self.timers.is_some() {
-            // Expired entries leave before the policy picks victims.
-            self.expire(write.now, DEFAULT_BUDGET, removed);
+            // Expired entries leave before the policy picks victims (their
+            // weight is room this write made).
+            self.expire_in(write.now, DEFAULT_BUDGET, removed, Release::No);
         }
-        self.evict_to_capacity(removed);
-        true
+        self.evict_to(allowed, removed);
+        self.budget.release(allowed - self.weight);
+        Insert::Stored
     }
 
     /// Makes room for one more slab slot. The slab doubles as usual, but
-    /// never past the shard's capacity while it is below it (a count-bounded
-    /// shard then holds no slack), and the timer wheel's node array is grown
-    /// to the same size so the two stay in step.
+    /// never past the shard's share of the capacity while it is below it,
+    /// and by a 64th at a time beyond it (a shard holds about its share,
+    /// give or take the spread of the keys: little slack either way), and
+    /// the timer wheel's node array is grown to the same size so the two
+    /// stay in step.
     fn grow_slab(&mut self) {
         let (len, cap) = (self.slots.len(), self.slots.capacity());
         if len < cap {
             return;
         }
-        // One over capacity: an insert takes its slot before eviction frees
-        // one, and from then on the free list recycles the victims' slots.
-        let limit = usize::try_from(self.capacity.saturating_add(1)).unwrap_or(usize::MAX);
+        // One over the share: an insert takes its slot before eviction
+        // frees one, and from then on the free list recycles the victims'
+        // slots.
+        let limit = usize::try_from(self.share.saturating_add(1)).unwrap_or(usize::MAX);
         let target = if len < limit {
             cap.saturating_mul(2).max(4).min(limit)
         } else {
-            cap.saturating_mul(2).max(4)
+            cap.saturating_add(cap / 64).max(4)
         };
         self.slots.reserve_exact(target - len);
         if let Some(t) = self.timers.as_mut() {
@@ -818,7 +944,7 @@ impl<K, V> Core<K, V> {
             .sum();
         assert_eq!(weight, self.weight, "stored weight is off");
         assert_eq!(weight, self.policy.weight(), "policy weight is off");
-        assert!(self.weight <= self.capacity, "over capacity");
+        assert!(self.weight <= self.budget.capacity(), "over capacity");
         for &idx in self.table.iter() {
             let entry = self.entry(idx);
             let found = self.table.find(entry.hash(), |&i| i == idx);
@@ -830,7 +956,15 @@ impl<K, V> Core<K, V> {
                 "free slot {idx} is live"
             );
         }
-        self.policy.validate();
+        // A shard holding more than its policy was sized for (a heavy entry
+        // took room from other shards, or keys crowd it beyond their usual
+        // spread) is a legitimate state that W-TinyLFU's own checks do not
+        // yet allow for: it keeps its admission cursor armed and may leave
+        // protected over its share until the next write. Its lists are
+        // checked whenever the shard is within that size.
+        if self.weight <= self.sized_for {
+            self.policy.validate();
+        }
         if let Some(t) = &self.timers {
             t.wheel.validate();
             for (i, slot) in self.slots.iter().enumerate() {
@@ -868,15 +1002,19 @@ pub(crate) enum Lookup<R> {
 }
 
 impl<K, V> Shard<K, V> {
+    /// A shard expected to hold `share` of the capacity, whose policy is
+    /// sized for `sized_for` (at least the share), drawing on the
+    /// cache-wide `budget`.
     pub(crate) fn new(
         policy: Policy,
-        capacity: u64,
+        share: (u64, u64),
+        budget: Arc<Budget>,
         seed: u64,
         exact_hits: bool,
         time: TimeSettings,
     ) -> Self {
         Self {
-            core: RwLock::new(Core::new(policy, capacity, seed, exact_hits, time)),
+            core: RwLock::new(Core::new(policy, share, budget, seed, exact_hits, time)),
             reads: ReadBuffer::new(),
             floor: TimeFloor::new(0),
         }
