@@ -24,10 +24,14 @@
 //! cache's statistics. The whole run takes about 6 s.
 
 use std::cell::RefCell;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+#[path = "support/workload.rs"]
+mod workload;
+use workload::{remove_database, Rng};
 
 use larder::{AsyncLoadingCache, Cache};
 use rusqlite::{params, Connection};
@@ -156,34 +160,8 @@ fn create_database() -> PathBuf {
     path
 }
 
-/// Deletes the database file and its WAL companions.
-fn remove_database(path: &Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = path.as_os_str().to_owned();
-        p.push(suffix);
-        let _ = std::fs::remove_file(p);
-    }
-}
-
 // ---------------------------------------------------------------------------
 // The workload.
-
-/// xorshift64* (Vigna, 2016): plenty for a workload.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-}
 
 /// Ids 1..=n with P(id = k) proportional to 1 / k^s, by inverting the
 /// cumulative distribution with a binary search.

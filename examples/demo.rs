@@ -28,11 +28,15 @@
 //! The whole run takes well under a minute in release mode.
 
 use std::cell::RefCell;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
+
+#[path = "support/workload.rs"]
+mod workload;
+use workload::{remove_database, Rng};
 
 use larder::{Cache, LoadingCache};
 use rusqlite::{params, Connection};
@@ -178,35 +182,8 @@ fn create_database() -> PathBuf {
     path
 }
 
-/// Deletes the database file and its WAL companions.
-fn remove_database(path: &Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = path.as_os_str().to_owned();
-        p.push(suffix);
-        let _ = std::fs::remove_file(p);
-    }
-}
-
 // ---------------------------------------------------------------------------
 // The workload: a small random number generator and a Zipf sampler.
-
-/// xorshift64* (Vigna, "An experimental exploration of Marsaglia's
-/// xorshift generators, scrambled", 2016): plenty for a workload.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-}
 
 /// Product ids with P(id = k) proportional to 1 / k^s: a table of the
 /// cumulative distribution, inverted by binary search.
