@@ -254,3 +254,142 @@ impl<K, V> Core<K, V> {
         self.slots.shrink_to_fit();
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::{Budget, Core, TimeSettings, WriteTime};
+    use super::*;
+    use crate::policy::Policy as EvictionOrder;
+    use crate::sync::Arc;
+
+    /// A one-shard core of `capacity` with its own budget, LRU order.
+    fn core(capacity: u64) -> Core<u32, u32> {
+        let budget = Arc::new(Budget::new(capacity));
+        Core::new(
+            EvictionOrder::Lru,
+            (capacity, capacity),
+            budget,
+            7,
+            true,
+            TimeSettings::default(),
+        )
+    }
+
+    fn write(now: u64, ttl: Option<Duration>) -> WriteTime {
+        WriteTime { now, ttl }
+    }
+
+    /// What `removed` holds, as (key, cause).
+    fn causes(removed: Removed<u32, u32>) -> Vec<(u32, RemovalCause)> {
+        removed.into_iter().map(|(k, _, c)| (k, c)).collect()
+    }
+
+    /// The shard's own view after every operation: structure, and the
+    /// budget equal to what is stored (a one-shard cache at rest).
+    fn check(core: &Core<u32, u32>) {
+        core.validate();
+        assert_eq!(core.budget.committed(), core.weight());
+    }
+
+    #[test]
+    fn every_way_out_counts_its_cause_once_and_gives_the_room_back() {
+        let mut c = core(2);
+        let mut removed = Removed::new();
+        for k in 1..=3 {
+            c.insert(u64::from(k), k, k * 10, 1, write(0, None), &mut removed);
+            check(&c);
+        }
+        // The third insert evicted the least recently used key.
+        assert_eq!(causes(removed), vec![(1, RemovalCause::Evicted)]);
+        let mut removed = Removed::new();
+        c.insert(2, 2, 21, 1, write(0, None), &mut removed); // an update
+        assert_eq!(causes(removed), vec![(2, RemovalCause::Replaced)]);
+        let mut removed = Removed::new();
+        assert_eq!(c.remove(3, &3, 0, &mut removed), Some((3, 30)));
+        assert!(removed.is_empty(), "an explicit remove returns the entry");
+        check(&c);
+        let mut removed = Removed::new();
+        c.retain(0, &mut |_, _| false, &mut removed);
+        assert_eq!(causes(removed), vec![(2, RemovalCause::Explicit)]);
+        check(&c);
+        let n = c.counters;
+        assert_eq!((n.inserts, n.updates, n.evictions), (3, 1, 1));
+        // The update's old value counts as an update (the listener sees it
+        // as replaced); remove and retain as removals.
+        assert_eq!(n.removals, 2);
+        assert_eq!(c.len(), 0);
+        assert_eq!(c.budget.committed(), 0, "every unit of room came back");
+    }
+
+    #[test]
+    fn an_expired_entry_leaves_as_expired_whichever_way_it_goes() {
+        let ttl = Some(Duration::from_secs(1));
+        let later = 2_000_000_000; // 2 s: past the deadline
+                                   // remove: reported as expired, not returned.
+        let mut c = core(8);
+        let mut removed = Removed::new();
+        c.insert(1, 1, 10, 1, write(0, ttl), &mut removed);
+        assert_eq!(c.remove(1, &1, later, &mut removed), None);
+        assert_eq!(causes(removed), vec![(1, RemovalCause::Expired)]);
+        check(&c);
+        // retain: never shown to the predicate.
+        let mut removed = Removed::new();
+        c.insert(2, 2, 20, 1, write(0, ttl), &mut removed);
+        c.insert(3, 3, 30, 1, write(0, None), &mut removed);
+        let mut seen = Vec::new();
+        c.retain(
+            later,
+            &mut |k, _| {
+                seen.push(*k);
+                true
+            },
+            &mut removed,
+        );
+        assert_eq!(seen, vec![3]);
+        assert_eq!(causes(removed), vec![(2, RemovalCause::Expired)]);
+        // clear: the expired one as expired, the rest as explicit.
+        let mut removed = Removed::new();
+        c.insert(4, 4, 40, 1, write(later, ttl), &mut removed);
+        c.insert(
+            5,
+            5,
+            50,
+            1,
+            write(later, Some(Duration::from_millis(1))),
+            &mut removed,
+        );
+        c.clear(later + 1_000_000_000, &mut removed);
+        let mut got = causes(removed);
+        got.sort_unstable_by_key(|&(k, _)| k);
+        assert_eq!(
+            got,
+            vec![
+                (3, RemovalCause::Explicit),
+                (4, RemovalCause::Expired),
+                (5, RemovalCause::Expired),
+            ]
+        );
+        assert_eq!(c.counters.expirations, 4);
+        check(&c);
+        assert_eq!(c.len(), 0);
+    }
+
+    #[test]
+    fn an_invalidation_voids_the_keys_flight_and_negative_mark() {
+        let mut c = core(8);
+        let flight = super::super::Flight::new(9, 9);
+        c.flights.register(flight.clone());
+        c.negatives.insert(8, 8, u64::MAX - 1, 8);
+        c.invalidate(9, &9);
+        assert!(flight.is_stale());
+        assert!(c.flights.find(9, &9).is_none(), "a stale flight leaves");
+        assert!(
+            c.negatives.contains(8, &8, 0),
+            "other keys keep their marks"
+        );
+        c.invalidate(8, &8);
+        assert!(!c.negatives.contains(8, &8, 0));
+    }
+}
