@@ -208,8 +208,15 @@
 //! Measured with issue 14's 88 cells (22 traces x 4 sizes, default
 //! sharding, `benches/results/`): 0.849 of OPT before the changes of
 //! issue 14, 0.844 with frequency counted from the first access alone,
-//! 0.852 with that and the window fixed at 5% (no climber), 0.871 as shipped
-//! (0.869 to 0.871 over hash seeds 1 to 3). Tried and not kept: a window
+//! 0.852 with that and the window fixed at 5% (no climber), 0.871 as first
+//! shipped (0.869 to 0.871 over hash seeds 1 to 3); 0.868 once shards
+//! shared one cache-wide budget (issue 15), and 0.874 to 0.876 (seeds 1
+//! to 3) with the climber's baseline period and window floor (see
+//! "Adaptive window"). With the climber as it is, a window fixed at 5%
+//! gives 0.873, and the best fixed window chosen per trace 0.885: the
+//! climber wins on recency-heavy traces (cache2k-orm +3 points, corda,
+//! sprite) and loses on loops, whose hit rate swings with the loop's phase
+//! from one sample period to the next. Tried and not kept: a window
 //! sized by ghost entries (a key that left the window and came back soon
 //! grows it, one that left main shrinks it, as ARC does): 0.837, good on
 //! recency traces but the window ran away on small frequency-skewed ones
