@@ -91,6 +91,9 @@ pub(crate) struct RefreshSettings {
     /// `stale_if_error`: entries are kept this long past their time to
     /// live too (the shard's stale window is the longer of the two).
     pub(crate) stale_if_error: Option<Duration>,
+    /// After a failed stale-if-error reload of a key, how long its readers
+    /// get the stale value without another reload (`None`: the default).
+    pub(crate) stale_if_error_retry: Option<Duration>,
     pub(crate) executor: Option<Executor>,
 }
 

@@ -45,12 +45,13 @@ use std::time::Instant;
 
 use crate::builder::{CacheBuilder, Spawner};
 use crate::cache::Cache;
+use crate::defend::Verdict;
 use crate::load::pool::{Pool, MAX_WORKERS, QUEUE_CAPACITY};
-use crate::shard::Flight;
+use crate::shard::{Flight, Outcome};
 use crate::stats::Stats;
-use crate::sync::Arc;
+use crate::sync::{timer, Arc};
 
-use super::flight::{begin, Begin, Loaded, LoadingMark, Ticket, Want};
+use super::flight::{begin, holds_slot, Begin, Loaded, LoadingMark, SlotMark, Ticket, Want};
 use super::joined;
 
 /// A boxed, sendable future: what the async loader returns and what a
@@ -99,11 +100,11 @@ where
     /// ```
     pub async fn get_with_async(&self, key: K, init: impl Future<Output = V>) -> V {
         // A hit is answered before any inner future is built.
-        if let Some(v) = self.get(&key) {
+        if let Some(v) = self.plain_hit(&key) {
             return v;
         }
         let init = async { Ok::<_, Infallible>(Some(init.await)) };
-        match self.load_missing_async(key, false, init).await {
+        match self.load_async(key, false, init).await {
             Loaded::Value(v) => v,
             Loaded::Absent | Loaded::Failed(_) => unreachable!("infallible loader"),
         }
@@ -124,11 +125,11 @@ where
     where
         E: Send + Sync + 'static,
     {
-        if let Some(v) = self.get(&key) {
+        if let Some(v) = self.plain_hit(&key) {
             return Ok(v);
         }
         let init = async { init.await.map(Some) };
-        match self.load_missing_async(key, false, init).await {
+        match self.load_async(key, false, init).await {
             Loaded::Value(v) => Ok(v),
             Loaded::Failed(e) => Err(e),
             Loaded::Absent => unreachable!("loader cannot return absent"),
@@ -143,19 +144,66 @@ where
         key: K,
         init: impl Future<Output = Option<V>>,
     ) -> Option<V> {
-        if let Some(v) = self.get(&key) {
+        if let Some(v) = self.plain_hit(&key) {
             return Some(v);
         }
         let init = async { Ok::<_, Infallible>(init.await) };
-        match self.load_missing_async(key, true, init).await {
+        match self.load_async(key, true, init).await {
             Loaded::Value(v) => Some(v),
             Loaded::Absent => None,
             Loaded::Failed(_) => unreachable!("infallible loader"),
         }
     }
 
+    /// A hit that needs no second look: `None` on a miss, and always when
+    /// early refresh or stale-if-error must judge the hit first.
+    fn plain_hit(&self, key: &K) -> Option<V> {
+        if self.defences().inspects_hits() {
+            return None;
+        }
+        self.get(key)
+    }
+
+    /// The async loading core: a hit (early refresh and stale-if-error
+    /// reload it with `init`, as the blocking verbs do), else lead or join
+    /// the key's flight.
+    async fn load_async<E: Send + Sync + 'static>(
+        &self,
+        key: K,
+        accept_absent: bool,
+        init: impl Future<Output = Result<Option<V>, E>>,
+    ) -> Loaded<V, E> {
+        if self.defences().inspects_hits() {
+            let hash = self.hash(&key);
+            match self.judged_get(hash, &key) {
+                Some((v, Verdict::Fresh)) => return Loaded::Value(v),
+                Some((old, verdict)) => {
+                    let Some(ticket) = self.begin_reload(&key, hash, verdict) else {
+                        return Loaded::Value(old);
+                    };
+                    let run = CatchUnwind {
+                        inner: Box::pin(lead(ticket, init)),
+                    };
+                    let fresh = match run.await {
+                        Ok(Loaded::Value(v)) => Some(v),
+                        Ok(_) => None,
+                        Err(()) => {
+                            self.count_failed_refresh(hash);
+                            None
+                        }
+                    };
+                    return Loaded::Value(self.end_reload(hash, verdict, fresh, old));
+                }
+                None => {}
+            }
+        }
+        self.load_missing_async(key, accept_absent, init).await
+    }
+
     /// The async single-flight core, for a caller that already missed:
-    /// lead or join the key's flight.
+    /// lead or join the key's flight. A joined flight is waited for at most
+    /// the load timeout; after it this caller runs `init` itself, outside
+    /// the flight, as the blocking verbs do.
     pub(crate) async fn load_missing_async<E: Send + Sync + 'static>(
         &self,
         key: K,
@@ -178,10 +226,71 @@ where
                 }
                 Begin::Join(waiter) => waiter,
             };
-            if let Some(done) = joined::<V, E>(waiter.into_future().await, accept_absent) {
+            let outcome = match self.load_deadline() {
+                None => Some(waiter.into_future().await),
+                Some(deadline) => timer::within(deadline, waiter.into_future()).await,
+            };
+            let Some(outcome) = outcome else {
+                self.defences().count_timeout();
+                if let Some(e) = self.defences().timeout_error::<E>() {
+                    return Loaded::Failed(e);
+                }
+                let init = init.take().expect("loader runs once");
+                return self.own_load_async(init).await;
+            };
+            if let Some(done) = joined::<V, E>(outcome, accept_absent) {
                 return done;
             }
         }
+    }
+
+    /// A timed-out caller's own loader future, outside any flight (see
+    /// `own_load` for the blocking twin): in a load slot, counted, not
+    /// stored.
+    async fn own_load_async<E: Send + Sync + 'static>(
+        &self,
+        init: impl Future<Output = Result<Option<V>, E>>,
+    ) -> Loaded<V, E> {
+        let slot = load_slot_async(self.defences()).await;
+        let start = Instant::now();
+        let result = SlotMarked {
+            held: slot.is_some(),
+            inner: std::pin::pin!(init),
+        }
+        .await;
+        let nanos = start.elapsed().as_nanos() as u64;
+        drop(slot);
+        self.detached_result(result, nanos)
+    }
+}
+
+/// A load slot for an async loader (see `CacheBuilder::max_concurrent_loads`),
+/// awaited in line with the threads; `None` without a limit, or when this
+/// thread already holds one (a load started while a leader's loader future
+/// is polled shares its slot).
+async fn load_slot_async<K>(
+    defences: &crate::defend::Defences<K>,
+) -> Option<crate::sync::slots::SlotGuard<'_>> {
+    let slots = defences.slots.as_ref()?;
+    if holds_slot() {
+        return None;
+    }
+    Some(slots.acquire_async().await)
+}
+
+/// Polls a loader future with this thread counted as holding a load slot
+/// when `held` (see [`SlotMark`]).
+struct SlotMarked<'a, F> {
+    held: bool,
+    inner: Pin<&'a mut F>,
+}
+
+impl<F: Future> Future for SlotMarked<'_, F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let _mark = self.held.then(SlotMark::new);
+        self.inner.as_mut().poll(cx)
     }
 }
 
@@ -197,13 +306,24 @@ where
     S: BuildHasher,
     E: Send + Sync + 'static,
 {
+    let slot = load_slot_async(ticket.cache().defences()).await;
+    let timed = ticket.cache().defences().early_refresh.is_some();
+    let clock_start = if timed { ticket.cache().clock_now() } else { 0 };
     let start = Instant::now();
-    let result = Marked {
-        flight: ticket.flight().clone(),
-        inner: Box::pin(init),
+    let result = SlotMarked {
+        held: slot.is_some(),
+        inner: std::pin::pin!(Marked {
+            flight: ticket.flight().clone(),
+            inner: Box::pin(init),
+        }),
     }
     .await;
     let nanos = start.elapsed().as_nanos() as u64;
+    drop(slot);
+    if timed {
+        let clock = ticket.cache().clock_now().saturating_sub(clock_start);
+        ticket.cache().defences().note_load_time(nanos.max(clock));
+    }
     ticket.finish(result, nanos)
 }
 
@@ -354,7 +474,8 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         S: BuildHasher,
         F: Future<Output = Result<V, E>> + Send + 'static,
     {
-        let refresher = self.refresh.is_on().then(|| match self.spawner.take() {
+        let refreshes = self.refresh.is_on() || self.defend.early_refresh.is_some();
+        let refresher = refreshes.then(|| match self.spawner.take() {
             Some(spawn) => Refresher::Spawner(spawn),
             None => Refresher::Pool(Pool::new("larder-refresh", MAX_WORKERS, QUEUE_CAPACITY)),
         });
@@ -400,8 +521,10 @@ where
     /// The loader's error, shared with every caller that waited for the
     /// same load; not cached.
     pub async fn try_get(&self, key: &K) -> Result<V, StdArc<E>> {
-        if let Some(v) = self.get_if_present(key) {
-            return Ok(v);
+        match self.lookup(key) {
+            Some((old, Verdict::Stale)) => return Ok(self.reload_stale(key, old).await),
+            Some((v, _)) => return Ok(v),
+            None => {}
         }
         let init = async { (self.shared.loader)(key).await.map(Some) };
         match self
@@ -417,27 +540,62 @@ where
 
     /// Returns the value for `key` if it is cached, without loading it.
     /// Like every read of an `AsyncLoadingCache`, it starts a background
-    /// refresh when the value is due for one.
+    /// refresh when the value is due for one (or for an early refresh). An
+    /// entry past its time to live but inside a stale-if-error window is
+    /// returned as it is, with no reload.
     pub fn get_if_present(&self, key: &K) -> Option<V> {
+        self.lookup(key).map(|(v, _)| v)
+    }
+
+    /// A read, judged by early refresh and stale-if-error; starts a due or
+    /// early background refresh.
+    fn lookup(&self, key: &K) -> Option<(V, Verdict)> {
         let Some(refresher) = &self.shared.refresher else {
-            return self.cache.get(key);
+            return self.cache.get(key).map(|v| (v, Verdict::Fresh));
+        };
+        super::refresh::judged_lookup(&self.cache, key, |hash| {
+            self.start_refresh(refresher, key, hash)
+        })
+    }
+
+    /// Stale-if-error: reloads `key` on the refresher and awaits it, at
+    /// most the load timeout if there is one; the expired value `old` if
+    /// the reload fails or outlives the timeout (the reload goes on).
+    async fn reload_stale(&self, key: &K, old: V) -> V {
+        let Some(refresher) = &self.shared.refresher else {
+            return old; // not reached: a stale window makes a refresher
         };
         let hash = self.cache.hash(key);
-        let (value, claimed) = super::refresh::read_and_claim(&self.cache, key, hash)?;
-        if claimed {
-            self.start_refresh(refresher, key, hash);
-        }
-        Some(value)
+        let Some(ticket) = self.cache.begin_reload(key, hash, Verdict::Stale) else {
+            return old;
+        };
+        let waiter = ticket.waiter().into_future();
+        refresher.submit(Box::pin(refresh(ticket, (self.shared.loader)(key))));
+        let outcome = match self.cache.load_deadline() {
+            None => Some(waiter.await),
+            Some(deadline) => timer::within(deadline, waiter).await,
+        };
+        let fresh = match outcome {
+            Some(Outcome::Value(v)) => Some(v),
+            Some(_) => None,
+            None => {
+                self.cache.defences().count_timeout();
+                self.cache.defences().count_stale();
+                return old;
+            }
+        };
+        self.cache.end_reload(hash, Verdict::Stale, fresh, old)
     }
 
     /// Leads a background reload of `key` unless it is gone or already
-    /// being loaded, and hands it to the refresher.
-    fn start_refresh(&self, refresher: &Refresher, key: &K, hash: u64) {
+    /// being loaded, and hands it to the refresher; says whether it did.
+    fn start_refresh(&self, refresher: &Refresher, key: &K, hash: u64) -> bool {
         let Begin::Lead(ticket) = begin(&self.cache, key, hash, Want::Refresh) else {
-            return;
+            return false;
         };
         let load = (self.shared.loader)(key);
         refresher.submit(Box::pin(refresh(ticket, load)));
+        true
     }
 
     /// Stores `value` under `key` (see [`Cache::insert`]). A load or refresh
@@ -496,9 +654,7 @@ where
         Err(()) => {
             let (cache, hash) = (ticket.cache().clone(), ticket.flight().hash);
             drop(ticket); // abandons the flight: waiters load for themselves
-            let mut core = cache.shard(hash).write();
-            core.counters.refreshes += 1;
-            core.counters.refresh_failures += 1;
+            cache.count_failed_refresh(hash);
         }
     }
 }

@@ -193,6 +193,19 @@ where
             Some((v, Verdict::Stale)) => {
                 // Stale-if-error: reload now, the stale value if that fails.
                 let hash = self.cache.hash(key);
+                let refresher = self.shared.refresher.as_ref();
+                if let (Some(refresher), Some(_)) = (refresher, self.cache.defences().load_timeout)
+                {
+                    // On the refresher, waited for at most the timeout.
+                    return Ok(refresh::reload_within(
+                        &self.cache,
+                        loader,
+                        refresher,
+                        key,
+                        hash,
+                        v,
+                    ));
+                }
                 let reload = || loader(key).map(Some);
                 match self
                     .cache
@@ -224,32 +237,9 @@ where
             }
             return self.cache.get(key).map(|v| (v, Verdict::Fresh));
         };
-        let hash = self.cache.hash(key);
-        let defences = self.cache.defences();
-        let (value, claimed, verdict) = self.cache.get_by(hash, key, |core, idx, now| {
-            let verdict = if defences.inspects_hits() {
-                defences.judge(now, core.ttl_deadline(idx))
-            } else {
-                Verdict::Fresh
-            };
-            // A stale-if-error read reloads in the foreground instead.
-            let claimed = verdict != Verdict::Stale && core.claim_refresh(idx, now);
-            (core.get_entry(idx).value.clone(), claimed, verdict)
-        })?;
-        if claimed || verdict == Verdict::Early {
-            let started = refresh::start(&self.cache, &self.shared.loader, refresher, key, hash);
-            if started && verdict == Verdict::Early && !claimed {
-                defences
-                    .early_refreshes
-                    .fetch_add(1, crate::sync::Ordering::Relaxed);
-            }
-        }
-        let verdict = if verdict == Verdict::Early {
-            Verdict::Fresh
-        } else {
-            verdict
-        };
-        Some((value, verdict))
+        refresh::judged_lookup(&self.cache, key, |hash| {
+            refresh::start(&self.cache, &self.shared.loader, refresher, key, hash)
+        })
     }
 
     /// Stores `value` under `key` (see [`Cache::insert`]). A load or refresh

@@ -90,8 +90,10 @@ use std::time::Duration;
 
 use crate::builder::{CacheBuilder, Executor};
 use crate::cache::Cache;
+use crate::defend::Verdict;
 use crate::load::pool::{Pool, Task, MAX_WORKERS, QUEUE_CAPACITY};
 use crate::load::read_through::Loader;
+use crate::shard::Outcome;
 
 use super::flight::{begin, Begin, Ticket, Want};
 
@@ -236,24 +238,101 @@ impl Refresher {
     }
 }
 
-/// A read-through cache's read of `key`: the value, if live, and whether
-/// this reader claimed its due refresh (see "Claiming a refresh").
-pub(crate) fn read_and_claim<K, V, S>(
+/// A read-through cache's read of `key`: the value, if live, whether this
+/// reader claimed its due refresh (see "Claiming a refresh"), and what early
+/// refresh and stale-if-error make of it. A stale entry is never claimed:
+/// its reload is the reader's (see [`reload_within`]).
+pub(crate) fn read_judged<K, V, S>(
     cache: &Cache<K, V, S>,
     key: &K,
     hash: u64,
-) -> Option<(V, bool)>
+) -> Option<(V, bool, Verdict)>
 where
     K: Hash + Eq,
     V: Clone,
     S: BuildHasher,
 {
+    let defences = cache.defences();
     cache.get_by(hash, key, |core, idx, now| {
-        (
-            core.get_entry(idx).value.clone(),
-            core.claim_refresh(idx, now),
-        )
+        let verdict = if defences.inspects_hits() {
+            defences.judge(now, core.ttl_deadline(idx))
+        } else {
+            Verdict::Fresh
+        };
+        let claimed = verdict != Verdict::Stale && core.claim_refresh(idx, now);
+        (core.get_entry(idx).value.clone(), claimed, verdict)
     })
+}
+
+/// A read-through cache's whole read of `key` (blocking or async): the
+/// value if live, with its verdict; a due refresh or an early one is handed
+/// to `start` (which leads it on the cache's refresher and says whether it
+/// did). An early refresh's verdict is `Fresh` to the reader: it runs in
+/// the background.
+pub(crate) fn judged_lookup<K, V, S>(
+    cache: &Cache<K, V, S>,
+    key: &K,
+    start: impl FnOnce(u64) -> bool,
+) -> Option<(V, Verdict)>
+where
+    K: Hash + Eq,
+    V: Clone,
+    S: BuildHasher,
+{
+    let hash = cache.hash(key);
+    let (value, claimed, verdict) = read_judged(cache, key, hash)?;
+    if claimed || verdict == Verdict::Early {
+        let started = start(hash);
+        if started && verdict == Verdict::Early && !claimed {
+            cache
+                .defences()
+                .early_refreshes
+                .fetch_add(1, crate::sync::Ordering::Relaxed);
+        }
+    }
+    let verdict = match verdict {
+        Verdict::Early => Verdict::Fresh,
+        v => v,
+    };
+    Some((value, verdict))
+}
+
+/// A stale-if-error reload of `key` (present value `old`) run on the
+/// refresher, waited for until `deadline` (`None`: until it ends): the new
+/// value, or `old` if the reload fails, outlives the deadline (counted as a
+/// load timeout; the reload goes on and stores its value if it succeeds),
+/// is not needed (someone else is loading the key) or must wait for the
+/// retry interval.
+pub(crate) fn reload_within<K, V, E, S>(
+    cache: &Cache<K, V, S>,
+    loader: &Loader<K, V, E>,
+    refresher: &Refresher,
+    key: &K,
+    hash: u64,
+    old: V,
+) -> V
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    E: Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+{
+    let Some(ticket) = cache.begin_reload(key, hash, Verdict::Stale) else {
+        return old;
+    };
+    let waiter = ticket.waiter();
+    let loader = loader.clone();
+    refresher.submit(Box::new(move || run(ticket, &loader)));
+    let fresh = match waiter.wait_until(cache.load_deadline()) {
+        Some(Outcome::Value(v)) => Some(v),
+        Some(_) => None,
+        None => {
+            cache.defences().count_timeout();
+            cache.defences().count_stale();
+            return old;
+        }
+    };
+    cache.end_reload(hash, Verdict::Stale, fresh, old)
 }
 
 /// Starts a background refresh of `key` (the reader claimed it): leads a
@@ -293,10 +372,6 @@ where
     let key = ticket.flight().key.clone();
     let reload = || ticket.run(|| loader(&key).map(Some));
     if catch_unwind(AssertUnwindSafe(reload)).is_err() {
-        // The ticket gave the flight up while unwinding; count the
-        // failure (the old value stays).
-        let mut core = cache.shard(hash).write();
-        core.counters.refreshes += 1;
-        core.counters.refresh_failures += 1;
+        cache.count_failed_refresh(hash);
     }
 }
