@@ -473,11 +473,13 @@ pub(crate) fn holds_slot() -> bool {
     SLOTS_HELD.with(|n| n.get()) > 0
 }
 
+#[cfg(feature = "async")]
 /// Counts a slot as held by this thread until dropped: an async leader
 /// holding a slot marks each poll of its loader future with it, so loads
 /// started during the poll share the slot as a blocking loader's do.
 pub(crate) struct SlotMark(());
 
+#[cfg(feature = "async")]
 impl SlotMark {
     pub(crate) fn new() -> Self {
         SLOTS_HELD.with(|n| n.set(n.get() + 1));
@@ -485,6 +487,7 @@ impl SlotMark {
     }
 }
 
+#[cfg(feature = "async")]
 impl Drop for SlotMark {
     fn drop(&mut self) {
         let _ = SLOTS_HELD.try_with(|n| n.set(n.get() - 1));

@@ -8,6 +8,8 @@
 //! [`refresh`], running on the small thread [`pool`] or the user's
 //! executor).
 
+#[cfg(feature = "async")]
+pub(crate) mod async_read_through;
 pub(crate) mod flight;
 #[cfg(feature = "async")]
 pub(crate) mod future;
@@ -16,7 +18,7 @@ pub(crate) mod read_through;
 pub(crate) mod refresh;
 
 #[cfg(feature = "async")]
-pub use future::AsyncLoadingCache;
+pub use async_read_through::AsyncLoadingCache;
 pub use read_through::LoadingCache;
 
 use std::collections::HashMap;

@@ -129,8 +129,9 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         K: Hash + Eq,
         S: BuildHasher,
     {
+        let workers = refresh::pool_workers(&self.refresh, &self.defend);
         let refresher = (self.refresh.is_on() || self.defend.early_refresh.is_some())
-            .then(|| Refresher::new(self.refresh.executor.take()));
+            .then(|| Refresher::new(self.refresh.executor.take(), workers));
         LoadingCache {
             cache: self.build(),
             shared: StdArc::new(Shared {

@@ -220,11 +220,30 @@ pub(crate) enum Refresher {
     User(Executor),
 }
 
+/// Most threads of a refresh pool that readers wait on (stale-if-error with
+/// a load timeout and no `max_concurrent_loads`); started only as needed.
+const STALE_WORKERS: usize = 8;
+
+/// How many threads a read-through cache's built-in refresh pool may
+/// start: two, unless readers wait for its stale-if-error reloads (with a
+/// load timeout); then as many as loads may run at once, so that they do
+/// not queue behind two.
+pub(crate) fn pool_workers<K>(
+    refresh: &crate::builder::RefreshSettings,
+    defend: &crate::defend::DefenceSettings<K>,
+) -> usize {
+    match (refresh.stale_if_error, defend.load_timeout) {
+        (Some(_), Some(_)) => defend.max_loads.unwrap_or(STALE_WORKERS).max(1),
+        _ => MAX_WORKERS,
+    }
+}
+
 impl Refresher {
-    pub(crate) fn new(executor: Option<Executor>) -> Self {
+    /// The user's executor, or a pool of at most `workers` threads.
+    pub(crate) fn new(executor: Option<Executor>, workers: usize) -> Self {
         match executor {
             Some(e) => Refresher::User(e),
-            None => Refresher::Pool(Pool::new("larder-refresh", MAX_WORKERS, QUEUE_CAPACITY)),
+            None => Refresher::Pool(Pool::new("larder-refresh", workers, QUEUE_CAPACITY)),
         }
     }
 
