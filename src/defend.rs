@@ -177,6 +177,13 @@ impl<K> Defences<K> {
         Some(std::sync::Arc::new((make.0)()))
     }
 
+    /// True if `load_timeout_error` registered an error of type `E`.
+    pub(crate) fn has_timeout_error<E: 'static>(&self) -> bool {
+        self.timeout_error
+            .as_ref()
+            .is_some_and(|t| t.is::<MakeError<E>>())
+    }
+
     /// True if the key of `hash` had its stale-if-error reload fail less
     /// than the retry interval before `now` (cache clock): serve the stale
     /// value without calling the loader again.
@@ -452,10 +459,26 @@ impl<K, V, S> crate::builder::CacheBuilder<K, V, S> {
     /// thread (`larder-timer`, started on the first timed wait), so no
     /// runtime is needed.
     ///
-    /// The leader of a load is never interrupted (a loader call cannot be
-    /// stopped from outside): a caller that finds a key missing and loads
-    /// it waits for its own loader, however long it takes (bound the
-    /// loader itself, e.g. with the database client's timeout).
+    /// The leader of a load (the caller that found the key missing) is
+    /// bounded only where it can be, for a `try_` verb whose error type has
+    /// a [`load_timeout_error`](Self::load_timeout_error):
+    ///
+    /// * a `LoadingCache`'s or `AsyncLoadingCache`'s `try_get` hands the
+    ///   load to its refresh threads (or executor/spawner) and waits at most
+    ///   `timeout`, then returns that error; the load goes on, stores its
+    ///   value when it ends, and later callers join it. The built-in pool
+    ///   then starts up to `max_concurrent_loads` threads (8 without a
+    ///   limit), only as loads need them. A load started by a loader
+    ///   (nested) runs inline instead;
+    /// * `try_get_with_async` drops its loader future at the timeout
+    ///   (cancelling it, which abandons the flight as any cancellation
+    ///   does) and returns that error.
+    ///
+    /// Everywhere else the leader waits for its own loader, however long it
+    /// takes: a blocking loader call cannot be stopped from outside, and
+    /// `get_with`'s closure borrows from its caller, so it cannot move to
+    /// another thread (bound the loader itself, e.g. with the database
+    /// client's timeout).
     pub fn load_timeout(mut self, timeout: Duration) -> Self {
         self.defend.load_timeout = Some(timeout);
         self
@@ -470,8 +493,10 @@ impl<K, V, S> crate::builder::CacheBuilder<K, V, S> {
     /// of error `E`). Verbs of another error type, and the infallible
     /// ones, still run their own loader. So with a hung backend a timed-out
     /// caller answers at once with this error rather than making a call of
-    /// its own that would hang too. Counted in `load_timeouts`, not as a
-    /// load failure. One constructor per cache; a later call replaces it.
+    /// its own that would hang too. It also bounds the leader where that is
+    /// possible (see [`load_timeout`](Self::load_timeout)). Counted in
+    /// `load_timeouts`, not as a load failure. One constructor per cache; a
+    /// later call replaces it.
     ///
     /// # Examples
     ///

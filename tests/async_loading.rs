@@ -491,12 +491,13 @@ mod defences {
         let (started_tx, started_rx) = oneshot::channel();
         let leader = {
             let (cache, release) = (cache.clone(), release.clone());
+            // An infallible leader: not bounded by the timeout.
             tokio::spawn(async move {
                 cache
-                    .try_get_with_async(1, async move {
+                    .get_with_async(1, async move {
                         started_tx.send(()).unwrap();
                         release.notified().await;
-                        Ok::<_, DbError>(7)
+                        7
                     })
                     .await
             })
@@ -521,7 +522,7 @@ mod defences {
         assert_eq!(cache.stats().load_timeouts, 3);
         assert_eq!(cache.get(&1), None, "own loads are not stored");
         release.notify_one();
-        assert_eq!(guarded("leader", leader).await.unwrap(), Ok(7));
+        assert_eq!(guarded("leader", leader).await.unwrap(), 7);
         assert_eq!(cache.get(&1), Some(7));
     }
 
@@ -852,5 +853,56 @@ mod defences {
             *cache.try_get_with_async(1, down).await.unwrap_err(),
             "down"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_async_leader_is_bounded_by_the_timeout_too() {
+        // A try_ verb's leader gives up, dropping (cancelling) its future.
+        let cache: Cache<u32, u32> = Cache::builder()
+            .load_timeout(Duration::from_millis(50))
+            .load_timeout_error(|| DbError::Timeout)
+            .build();
+        let start = std::time::Instant::now();
+        let never = std::future::pending::<Result<u32, DbError>>();
+        let r = guarded("leader", cache.try_get_with_async(1, never)).await;
+        assert_eq!(*r.unwrap_err(), DbError::Timeout);
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        // The flight was abandoned: the next caller leads a fresh load.
+        assert_eq!(
+            cache
+                .try_get_with_async(1, async { Ok::<_, DbError>(5) })
+                .await,
+            Ok(5)
+        );
+        // An AsyncLoadingCache hands the load to its spawner and waits at
+        // most the timeout; the load goes on and lands.
+        let b = backend();
+        let b2 = b.clone();
+        let loading: AsyncLoadingCache<u32, u32, String> = Cache::builder()
+            .load_timeout(Duration::from_millis(50))
+            .load_timeout_error(|| "timed out".to_string())
+            .spawner(|task| {
+                tokio::spawn(task);
+            })
+            .build_with_async_try_loader(move |k: &u32| {
+                let (b, k) = (b2.clone(), *k);
+                async move { b.load(k).await }
+            });
+        assert_eq!(loading.try_get(&1).await, Ok(100), "healthy");
+        b.hanging.store(true, Ordering::SeqCst);
+        let start = std::time::Instant::now();
+        let r = guarded("bounded leader", loading.try_get(&2)).await;
+        assert_eq!(*r.unwrap_err(), "timed out");
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        assert_eq!(b.calls.load(Ordering::SeqCst), 2);
+        b.hanging.store(false, Ordering::SeqCst);
+        b.hang.notify_waiters();
+        guarded("the load lands", async {
+            while loading.cache().get(&2) != Some(201) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+        assert_eq!(loading.stats().load_timeouts, 1);
     }
 }

@@ -637,6 +637,78 @@ mod early_and_stale {
         assert_eq!(leader.join().unwrap(), Ok(7));
         assert_eq!(cache.get(&1), Some(7), "the hung load stored its value");
     }
+
+    #[test]
+    fn a_loading_cache_leader_is_bounded_by_the_timeout_too() {
+        #[derive(Debug, PartialEq)]
+        enum DbError {
+            Timeout,
+        }
+        let gate = Gate::default();
+        let g2 = gate.clone();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c2 = calls.clone();
+        let cache = Cache::builder()
+            .load_timeout(Duration::from_millis(50))
+            .load_timeout_error(|| DbError::Timeout)
+            .build_with_try_loader(move |k: &u32| {
+                c2.fetch_add(1, Ordering::SeqCst);
+                if *k == 1 {
+                    g2.wait(); // key 1 hangs until the gate opens
+                }
+                Ok::<_, DbError>(*k * 10)
+            });
+        assert_eq!(cache.try_get(&2), Ok(20), "a healthy load");
+        let start = Instant::now();
+        assert_eq!(*cache.try_get(&1).unwrap_err(), DbError::Timeout);
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        // The next caller joins the hung load (no second backend call) and
+        // times out too.
+        assert_eq!(*cache.try_get(&1).unwrap_err(), DbError::Timeout);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(cache.stats().load_timeouts, 2);
+        gate.open();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while cache.get_if_present(&1) != Some(10) {
+            assert!(Instant::now() < deadline, "the hung load never landed");
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_bounded_leader_whose_loader_panics_loads_itself() {
+        #[derive(Debug)]
+        struct Timeout;
+        let panics = Arc::new(AtomicUsize::new(0));
+        let p2 = panics.clone();
+        let cache = Cache::builder()
+            .load_timeout(Duration::from_secs(10))
+            .load_timeout_error(|| Timeout)
+            .build_with_try_loader(move |k: &u32| {
+                if p2.fetch_add(1, Ordering::SeqCst) == 0 {
+                    panic!("first call panics (on the refresh pool)");
+                }
+                Ok::<_, Timeout>(*k)
+            });
+        // The pool's panic abandons the flight; this caller loads itself.
+        assert_eq!(cache.try_get(&3).unwrap(), 3);
+        assert_eq!(panics.load(Ordering::SeqCst), 2);
+        // A loader that loads another key of its cache runs it inline.
+        let inner: Arc<std::sync::OnceLock<larder::LoadingCache<u32, u32, Timeout>>> =
+            Arc::default();
+        let i2 = inner.clone();
+        let nested = Cache::builder()
+            .load_timeout(Duration::from_millis(50))
+            .load_timeout_error(|| Timeout)
+            .max_concurrent_loads(1)
+            .build_with_try_loader(move |k: &u32| match *k {
+                0 => Ok(1),
+                k => Ok(i2.get().unwrap().try_get(&(k - 1)).unwrap() + 1),
+            });
+        inner.set(nested.clone()).ok().unwrap();
+        assert_eq!(nested.try_get(&5).unwrap(), 6);
+    }
 }
 
 #[test]

@@ -17,7 +17,6 @@ use std::hash::{BuildHasher, Hash};
 use std::pin::Pin;
 use std::sync::Arc as StdArc;
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Instant;
 
 use crate::builder::{CacheBuilder, Spawner};
 use crate::cache::Cache;
@@ -28,7 +27,7 @@ use crate::stats::Stats;
 use crate::sync::timer;
 
 use super::flight::{begin, Begin, Loaded, Ticket, Want};
-use super::future::{CatchUnwind, Marked};
+use super::future::{lead, CatchUnwind};
 
 /// A boxed, sendable future: what the async loader returns and what a
 /// spawner receives.
@@ -167,7 +166,8 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         F: Future<Output = Result<V, E>> + Send + 'static,
     {
         let refreshes = self.refresh.is_on() || self.defend.early_refresh.is_some();
-        let refresher = refreshes.then(|| match self.spawner.take() {
+        let waits = super::refresh::readers_wait_on_pool(&self.refresh, &self.defend);
+        let refresher = (refreshes || waits).then(|| match self.spawner.take() {
             Some(spawn) => Refresher::Spawner(spawn),
             None => {
                 let workers = super::refresh::pool_workers(&self.refresh, &self.defend);
@@ -221,6 +221,9 @@ where
             Some((v, _)) => return Ok(v),
             None => {}
         }
+        if let Some(done) = self.load_within(key).await {
+            return done;
+        }
         let init = async { (self.shared.loader)(key).await.map(Some) };
         match self
             .cache
@@ -251,6 +254,44 @@ where
         super::refresh::judged_lookup(&self.cache, key, |hash| {
             self.start_refresh(refresher, key, hash)
         })
+    }
+
+    /// The twin of the blocking `refresh::load_within`: with a load
+    /// timeout and a `load_timeout_error` of type `E`, a missing key's load
+    /// is led here, handed to the refresher and awaited at most the
+    /// timeout (then that error; the load goes on and stores its value).
+    /// `None` when that does not apply, or the task was lost (then the
+    /// caller loads as usual).
+    async fn load_within(&self, key: &K) -> Option<Result<V, StdArc<E>>> {
+        let refresher = self.shared.refresher.as_ref()?;
+        let defences = self.cache.defences();
+        let deadline = self.cache.load_deadline()?;
+        if !defences.has_timeout_error::<E>() {
+            return None;
+        }
+        let hash = self.cache.hash(key);
+        let waiter = match begin(&self.cache, key, hash, Want::Load { absent_ok: false }) {
+            Begin::Hit(v) => return Some(Ok(v)),
+            Begin::Absent | Begin::Skip => return None,
+            Begin::Join(waiter) => waiter,
+            Begin::Lead(ticket) => {
+                let waiter = ticket.waiter();
+                let load = (self.shared.loader)(key);
+                refresher.submit(Box::pin(load_task(ticket, load)));
+                waiter
+            }
+        };
+        match timer::within(deadline, waiter.into_future()).await {
+            Some(outcome) => match super::joined::<V, E>(outcome, false) {
+                Some(Loaded::Value(v)) => Some(Ok(v)),
+                Some(Loaded::Failed(e)) => Some(Err(e)),
+                Some(Loaded::Absent) | None => None,
+            },
+            None => {
+                defences.count_timeout();
+                defences.timeout_error::<E>().map(Err)
+            }
+        }
     }
 
     /// Stale-if-error: reloads `key` on the refresher and awaits it, at
@@ -327,8 +368,26 @@ where
     }
 }
 
-/// One background reload: polls the loader with the flight marked, catches
-/// a panic (counted as a failed refresh; the old value stays), completes.
+/// A foreground load handed to the refresher ([`AsyncLoadingCache::load_within`]):
+/// led as any async load is (a load slot, the flight marked while polled);
+/// a panic abandons the flight (the waiting caller then loads itself).
+async fn load_task<K, V, S, E>(ticket: Ticket<K, V, S>, load: BoxFuture<Result<V, E>>)
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher,
+    E: Send + Sync + 'static,
+{
+    let led = lead(ticket, async { load.await.map(Some) });
+    let _ = (CatchUnwind {
+        inner: Box::pin(led),
+    })
+    .await;
+}
+
+/// One background reload, led as any async load is; a panic is caught and
+/// counted as a failed refresh (the old value stays; the flight is
+/// abandoned, so its waiters load for themselves).
 async fn refresh<K, V, S, E>(ticket: Ticket<K, V, S>, load: BoxFuture<Result<V, E>>)
 where
     K: Hash + Eq + Clone,
@@ -336,21 +395,15 @@ where
     S: BuildHasher,
     E: Send + Sync + 'static,
 {
-    let start = Instant::now();
-    let marked = Marked {
-        flight: ticket.flight().clone(),
-        inner: load,
-    };
-    match (CatchUnwind { inner: marked }).await {
-        Ok(result) => {
-            let nanos = start.elapsed().as_nanos() as u64;
-            ticket.finish(result.map(Some), nanos);
-        }
-        Err(()) => {
-            let (cache, hash) = (ticket.cache().clone(), ticket.flight().hash);
-            drop(ticket); // abandons the flight: waiters load for themselves
-            cache.count_failed_refresh(hash);
-        }
+    let (cache, hash) = (ticket.cache().clone(), ticket.flight().hash);
+    let led = lead(ticket, async { load.await.map(Some) });
+    if (CatchUnwind {
+        inner: Box::pin(led),
+    })
+    .await
+    .is_err()
+    {
+        cache.count_failed_refresh(hash);
     }
 }
 

@@ -494,6 +494,11 @@ impl Drop for SlotMark {
     }
 }
 
+/// True if this thread is running a loader (of any key) now.
+pub(crate) fn loading_any() -> bool {
+    LOADING.with(|l| !l.borrow().is_empty())
+}
+
 /// True if this thread is the loader of `flight`.
 fn loading_on_this_thread<K, V>(flight: &Arc<Flight<K, V>>) -> bool {
     let addr = Arc::as_ptr(flight) as *const () as usize;

@@ -223,6 +223,22 @@ where
                 Begin::Skip => unreachable!("a load is never skipped"),
                 Begin::Lead(ticket) => {
                     let init = init.take().expect("loader runs once");
+                    let defences = self.defences();
+                    if let (Some(deadline), true) =
+                        (self.load_deadline(), defences.has_timeout_error::<E>())
+                    {
+                        // A `try_` verb with a timeout error: the leader
+                        // gives up too, dropping its loader future (which
+                        // abandons the flight, as any cancellation does).
+                        return match timer::within(deadline, lead(ticket, init)).await {
+                            Some(done) => done,
+                            None => {
+                                defences.count_timeout();
+                                let e = defences.timeout_error::<E>().expect("checked");
+                                Loaded::Failed(e)
+                            }
+                        };
+                    }
                     return lead(ticket, init).await;
                 }
                 Begin::Join(waiter) => waiter,
@@ -297,7 +313,7 @@ impl<F: Future> Future for SlotMarked<'_, F> {
 
 /// Runs `init` as the leader of `ticket`'s flight and completes it. If
 /// this future is dropped first, the ticket abandons the flight.
-async fn lead<K, V, S, E>(
+pub(super) async fn lead<K, V, S, E>(
     ticket: Ticket<K, V, S>,
     init: impl Future<Output = Result<Option<V>, E>>,
 ) -> Loaded<V, E>
@@ -330,10 +346,10 @@ where
 
 /// Polls a loader future with its flight on the polling thread's recursion
 /// list (see the module docs, "Recursion").
-pub(super) struct Marked<K, V, F> {
-    pub(super) flight: Arc<Flight<K, V>>,
+struct Marked<K, V, F> {
+    flight: Arc<Flight<K, V>>,
     /// The loader future, boxed (so `Marked` is `Unpin`).
-    pub(super) inner: F,
+    inner: F,
 }
 
 impl<K, V, F: Future + Unpin> Future for Marked<K, V, F> {

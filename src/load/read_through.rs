@@ -130,7 +130,8 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         S: BuildHasher,
     {
         let workers = refresh::pool_workers(&self.refresh, &self.defend);
-        let refresher = (self.refresh.is_on() || self.defend.early_refresh.is_some())
+        let refreshes = self.refresh.is_on() || self.defend.early_refresh.is_some();
+        let refresher = (refreshes || refresh::readers_wait_on_pool(&self.refresh, &self.defend))
             .then(|| Refresher::new(self.refresh.executor.take(), workers));
         LoadingCache {
             cache: self.build(),
@@ -217,7 +218,14 @@ where
                 }
             }
             Some((v, _)) => Ok(v),
-            None => self.cache.try_load_missing(key.clone(), || loader(key)),
+            None => {
+                if let Some(refresher) = &self.shared.refresher {
+                    if let Some(done) = refresh::load_within(&self.cache, loader, refresher, key) {
+                        return done;
+                    }
+                }
+                self.cache.try_load_missing(key.clone(), || loader(key))
+            }
         }
     }
 

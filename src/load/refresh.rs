@@ -95,7 +95,8 @@ use crate::load::pool::{Pool, Task, MAX_WORKERS, QUEUE_CAPACITY};
 use crate::load::read_through::Loader;
 use crate::shard::Outcome;
 
-use super::flight::{begin, Begin, Ticket, Want};
+use super::flight::{begin, loading_any, Begin, Loaded, Ticket, Want};
+use super::joined;
 
 #[cfg(doc)]
 use crate::LoadingCache;
@@ -224,17 +225,87 @@ pub(crate) enum Refresher {
 /// a load timeout and no `max_concurrent_loads`); started only as needed.
 const STALE_WORKERS: usize = 8;
 
+/// True if readers of a read-through cache wait on its refresher with a
+/// deadline: stale-if-error reloads, or (with a `load_timeout_error`)
+/// foreground loads, when there is a load timeout.
+pub(crate) fn readers_wait_on_pool<K>(
+    refresh: &crate::builder::RefreshSettings,
+    defend: &crate::defend::DefenceSettings<K>,
+) -> bool {
+    defend.load_timeout.is_some()
+        && (refresh.stale_if_error.is_some() || defend.timeout_error.is_some())
+}
+
 /// How many threads a read-through cache's built-in refresh pool may
-/// start: two, unless readers wait for its stale-if-error reloads (with a
-/// load timeout); then as many as loads may run at once, so that they do
-/// not queue behind two.
+/// start: two, unless readers wait on it
+/// ([`readers_wait_on_pool`]); then as many as loads may run at once, so
+/// that they do not queue behind two.
 pub(crate) fn pool_workers<K>(
     refresh: &crate::builder::RefreshSettings,
     defend: &crate::defend::DefenceSettings<K>,
 ) -> usize {
-    match (refresh.stale_if_error, defend.load_timeout) {
-        (Some(_), Some(_)) => defend.max_loads.unwrap_or(STALE_WORKERS).max(1),
-        _ => MAX_WORKERS,
+    if readers_wait_on_pool(refresh, defend) {
+        defend.max_loads.unwrap_or(STALE_WORKERS).max(1)
+    } else {
+        MAX_WORKERS
+    }
+}
+
+/// A read-through cache's foreground load of a missing `key` handed to the
+/// refresher and waited for at most the load timeout, for a `try_get` whose
+/// error type has a `load_timeout_error`: so a hung backend holds even the
+/// first caller of a key for the timeout only. On the timeout the caller
+/// gets that error (counted in `load_timeouts`); the load goes on and
+/// stores its value when it ends, and later callers join it. If the task
+/// is lost (the pool's queue is full, the loader panicked on it), the
+/// caller loads on its own thread as usual. `None` when this does not
+/// apply: no timeout error of type `E`, or this thread is itself running a
+/// loader (a nested load runs inline, so loads waiting for loads cannot
+/// fill the pool).
+pub(crate) fn load_within<K, V, E, S>(
+    cache: &Cache<K, V, S>,
+    loader: &Loader<K, V, E>,
+    refresher: &Refresher,
+    key: &K,
+) -> Option<Result<V, std::sync::Arc<E>>>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    E: Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+{
+    let defences = cache.defences();
+    if defences.load_timeout.is_none() || !defences.has_timeout_error::<E>() || loading_any() {
+        return None;
+    }
+    let hash = cache.hash(key);
+    let deadline = cache.load_deadline();
+    let waiter = match begin(cache, key, hash, Want::Load { absent_ok: false }) {
+        Begin::Hit(v) => return Some(Ok(v)),
+        Begin::Absent | Begin::Skip => return None,
+        Begin::Join(waiter) => waiter,
+        Begin::Lead(ticket) => {
+            let waiter = ticket.waiter();
+            let loader = loader.clone();
+            refresher.submit(Box::new(move || {
+                let key = ticket.flight().key.clone();
+                // A panic abandons the flight; the waiting caller then
+                // loads on its own thread, where the panic is its own.
+                let _ = catch_unwind(AssertUnwindSafe(|| ticket.run(|| loader(&key).map(Some))));
+            }));
+            waiter
+        }
+    };
+    match waiter.wait_until(deadline) {
+        Some(outcome) => match joined::<V, E>(outcome, false) {
+            Some(Loaded::Value(v)) => Some(Ok(v)),
+            Some(Loaded::Failed(e)) => Some(Err(e)),
+            Some(Loaded::Absent) | None => None,
+        },
+        None => {
+            defences.count_timeout();
+            defences.timeout_error::<E>().map(Err)
+        }
     }
 }
 
