@@ -341,21 +341,20 @@ where
         let shard = self.shard(hash);
         let found = match &self.inner.defend.hot {
             None => shard.lookup_with(hash, key, || self.read_now(shard), f),
-            // Hot-key tracking (off by default; a separate call so the
-            // usual read is not touched): the sampling decision inline; a
-            // sampled read is fed under the read lock, which is safe: the
-            // tracker only `try_lock`s its stripe.
-            Some(hot) => shard.lookup_with(
+            // Hot-key tracking (off by default): the sampling decision comes
+            // first, so the 63 reads in 64 that are not sampled run the
+            // usual read; a sampled read that hits is fed under the read
+            // lock, which is safe: the tracker only `try_lock`s its stripe.
+            Some(hot) if hot.sampler.due() => shard.lookup_with(
                 hash,
                 key,
                 || self.read_now(shard),
                 |core: &Core<K, V>, idx: Idx, now: u64| {
-                    if hot.sampler.due() {
-                        hot.keys.record_sampled(hash, &core.get_entry(idx).key);
-                    }
+                    hot.keys.record_sampled(hash, &core.get_entry(idx).key);
                     f(core, idx, now)
                 },
             ),
+            Some(_) => shard.lookup_with(hash, key, || self.read_now(shard), f),
         };
         match found {
             Lookup::Hit(value, drain) => {
