@@ -554,11 +554,12 @@ where
     /// in striped locks taken with `try_lock`, counts halved every 2^16
     /// samples so that a key that goes cold drops out). Misses are not fed.
     ///
-    /// Off by default: the feed costs about 16 instructions per hit on a
-    /// 162-instruction `get` (+10%, counted with callgrind on
+    /// Off by default: the feed costs about 13 instructions per hit on a
+    /// 159-instruction `get` (+8%, counted with callgrind on
     /// `examples/profile_get`, one thread, all hits on 2^16 keys), more than
     /// the 5% a default may cost. Off, the read path is untouched apart from
-    /// one branch.
+    /// one branch; on, a read that is not sampled runs the same read after
+    /// a thread-local countdown.
     ///
     /// # Examples
     ///
