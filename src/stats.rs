@@ -90,16 +90,19 @@ pub struct Stats {
     /// Lookups answered "absent" by the key filter without a load (see
     /// [`CacheBuilder::key_filter`](crate::CacheBuilder::key_filter)).
     pub filtered: u64,
-    /// Callers that stopped waiting for another caller's load after
-    /// [`CacheBuilder::load_timeout`](crate::CacheBuilder::load_timeout)
-    /// and loaded for themselves (their loader calls count in `loads`).
+    /// Callers (threads or tasks) that stopped waiting for a load after
+    /// [`CacheBuilder::load_timeout`](crate::CacheBuilder::load_timeout):
+    /// waiters on another caller's load, and bounded leaders (see there).
+    /// What each got instead (its own loader call, counted in `loads`; the
+    /// timeout error; the stale value) depends on the verb.
     pub load_timeouts: u64,
     /// Reloads started before expiry by
     /// [`CacheBuilder::early_refresh`](crate::CacheBuilder::early_refresh)
     /// (also counted in `refreshes`).
     pub early_refreshes: u64,
-    /// Reads answered with an expired value because its reload failed (or
-    /// was still running), within
+    /// Reads answered with an expired value because its reload failed, was
+    /// still running, outlived the load timeout or was not tried (the key's
+    /// last reload failed within the retry interval), within
     /// [`CacheBuilder::stale_if_error`](crate::CacheBuilder::stale_if_error)'s window.
     pub stale_served: u64,
 }
