@@ -340,7 +340,7 @@ impl<K, V, S> crate::builder::CacheBuilder<K, V, S> {
     /// [`refresh_after`](Self::refresh_after).
     ///
     /// The async verbs do the same with their loader future (the reading
-    /// task awaits it), and an [`AsyncLoadingCache`](crate::AsyncLoadingCache)
+    /// task awaits it), and an `AsyncLoadingCache`
     /// reloads early on its refresher.
     ///
     /// Delta is one figure per cache, an exponential moving average (weight
@@ -372,7 +372,7 @@ impl<K, V, S> crate::builder::CacheBuilder<K, V, S> {
     /// holds its readers for the timeout, not for the hang. Without a
     /// timeout the reading caller runs the reload itself, as do the
     /// `get_with` verbs (their closure borrows from the caller and cannot
-    /// move to another thread). An [`AsyncLoadingCache`](crate::AsyncLoadingCache)
+    /// move to another thread). An `AsyncLoadingCache`
     /// always reloads on its refresher and awaits it (feature `async`; the
     /// async verbs poll their own future).
     ///
@@ -397,7 +397,7 @@ impl<K, V, S> crate::builder::CacheBuilder<K, V, S> {
     }
 
     /// The label this cache's metrics carry (`cache="<name>"`, see
-    /// [`Cache::report_metrics`](crate::Cache::report_metrics)); `"larder"`
+    /// `Cache::report_metrics` (feature `metrics`)); `"larder"`
     /// by default.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.defend.name = Some(name.into());
@@ -489,7 +489,7 @@ impl<K, V, S> crate::builder::CacheBuilder<K, V, S> {
     /// running its own loader: for the `try_` verbs whose error type is
     /// `E` (`try_get_with`, `try_get_with_async`, the `try_get` of a
     /// [`LoadingCache`](crate::LoadingCache) or
-    /// [`AsyncLoadingCache`](crate::AsyncLoadingCache) built with a loader
+    /// `AsyncLoadingCache` built with a loader
     /// of error `E`). Verbs of another error type, and the infallible
     /// ones, still run their own loader. So with a hung backend a timed-out
     /// caller answers at once with this error rather than making a call of

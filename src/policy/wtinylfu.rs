@@ -536,9 +536,7 @@ impl WTinyLfu {
                 first = idx;
             }
         }
-        if self.total_weight() > self.capacity {
-            self.candidate = first;
-        }
+        self.candidate = first;
     }
 
     /// Brings every segment within its share (after an operation, or after
@@ -760,6 +758,9 @@ impl EvictionPolicy for WTinyLfu {
         let evicted = match (candidate, victim) {
             (Some(c), Some(v)) => {
                 if self.admit(c, hash_of(c), v, hash_of(v)) {
+                    if c == self.candidate {
+                        self.candidate = self.nodes.get(c).next;
+                    }
                     v
                 } else {
                     c
@@ -770,7 +771,7 @@ impl EvictionPolicy for WTinyLfu {
             (None, None) => return None,
         };
         self.detach(evicted);
-        if self.total_weight() <= self.capacity {
+        if self.candidate == NIL || self.total_weight() <= self.capacity {
             // The shard stops here: the remaining candidates are admitted,
             // and promotions made on the way may demote.
             self.candidate = NIL;
@@ -832,7 +833,13 @@ impl EvictionPolicy for WTinyLfu {
             self.window.weight() <= self.window_max,
             "window over its share"
         );
-        assert_eq!(self.candidate, NIL, "candidate cursor left set");
+        if self.candidate != NIL {
+            assert_eq!(
+                self.segment(self.candidate),
+                PROBATION,
+                "candidate cursor outside probation"
+            );
+        }
     }
 }
 
