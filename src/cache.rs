@@ -689,8 +689,8 @@ impl<K, V, S> Cache<K, V, S> {
         let mut stats = Stats::default();
         for shard in self.inner.shards.iter() {
             let core = shard.read();
-            stats.hits += core.lookups.hits();
-            stats.misses += core.lookups.misses();
+            stats.hits += core.hits.get();
+            stats.misses += core.misses.get();
             let c = core.counters;
             drop(core);
             stats.inserts += c.inserts;

@@ -199,7 +199,12 @@ pub(crate) trait EvictionPolicy {
 }
 
 /// The eight policies behind one concrete type: static dispatch by `match`.
+///
+/// `repr(u8)`: the kind comes first, so a read's `match` loads it from the
+/// policy's first bytes, beside what the policy reads on a hit (see
+/// `crate::shard::Core`), instead of from wherever a niche put it.
 #[derive(Debug)]
+#[repr(u8)]
 pub(crate) enum AnyPolicy {
     Lru(lru::Lru),
     Lfu(lfu::Lfu),

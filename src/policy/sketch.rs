@@ -313,6 +313,56 @@ impl FrequencySketch {
         }
     }
 
+    /// Records `n` occurrences of the key with hash `hash`: exactly what
+    /// `n` calls of [`increment`](Self::increment) do (the doorkeeper takes
+    /// the first if it lacks the key, then each one raises the counters
+    /// equal to the current minimum), with the hashing, the doorkeeper and
+    /// the block's words read once instead of `n` times. W-TinyLFU applies
+    /// an entry's pending read hits this way (up to 15 at once).
+    pub(crate) fn increment_by(&mut self, hash: u64, n: u8) {
+        let n = u64::from(n);
+        if self.table.is_empty() || n == 0 {
+            return;
+        }
+        if self.additions + n >= self.sample_size {
+            // A reset falls inside the run: one at a time, so it falls
+            // where it would.
+            for _ in 0..n {
+                self.increment(hash);
+            }
+            return;
+        }
+        let h = self.spread(hash);
+        let (word, bits) = self.door_slot(h);
+        let mut counted = n;
+        if self.door[word] & bits != bits {
+            self.door[word] |= bits;
+            counted -= 1;
+        }
+        if counted > 0 {
+            // The key's four counters are in four different words, so
+            // they are raised in registers and written back once.
+            let slots = self.counter_slots(h);
+            let mut c = slots.map(|(w, s)| (self.table[w] >> s) & 15);
+            let before = c;
+            for _ in 0..counted {
+                let min = c.iter().copied().min().unwrap_or(0);
+                if min >= u64::from(MAX_FREQUENCY) {
+                    break;
+                }
+                for v in &mut c {
+                    if *v == min {
+                        *v += 1;
+                    }
+                }
+            }
+            for (i, &(w, s)) in slots.iter().enumerate() {
+                self.table[w] += (c[i] - before[i]) << s;
+            }
+        }
+        self.additions += n;
+    }
+
     /// The estimated number of occurrences of the key with hash `hash`
     /// since it was last aged, at most [`MAX_FREQUENCY`].
     pub(crate) fn frequency(&self, hash: u64) -> u8 {
@@ -391,6 +441,32 @@ mod tests {
         for i in 0..200u64 {
             assert!(u64::from(sketch.frequency(key(i))) >= i % 15, "key {i}");
         }
+    }
+
+    #[test]
+    fn increment_by_is_n_increments() {
+        // Two sketches fed the same keys, one by `increment_by` and one by
+        // single increments, stay word for word equal, resets included
+        // (sized for 128: a sample period of 2,560 increments).
+        let mut a = sized(128, 128, 9);
+        let mut b = sized(128, 128, 9);
+        let mut x = 1u64;
+        for step in 0..20_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let k = key(x % 300);
+            let n = (step % 17) as u8; // 0..=16: none, one, and saturating runs
+            a.increment_by(k, n);
+            for _ in 0..n {
+                b.increment(k);
+            }
+            assert_eq!(a.additions, b.additions, "step {step}");
+        }
+        assert!(a.epoch() > 10, "resets were crossed");
+        assert_eq!(a.epoch(), b.epoch());
+        assert_eq!(a.table, b.table);
+        assert_eq!(a.door, b.door);
     }
 
     #[test]

@@ -323,13 +323,21 @@ pub(crate) const EXACT_MAX: u64 = 511;
 pub(crate) const EXACT_MAX: u64 = 2;
 
 /// W-TinyLFU for one shard.
+///
+/// `repr(C)`: what a read hit uses (`meta`, `exact`) first, in the cache
+/// line the shard's read path has touched (see `crate::shard::Core`).
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct WTinyLfu {
-    /// Links (and weights, if any differ from 1) of every tracked entry.
-    nodes: Nodes,
     /// One byte per entry: its segment, the epoch of its last counted
     /// access, and the read hits noted since its hits were last applied.
     meta: Vec<AtomicU8>,
+    /// Hits arrive in order through the shard's read buffer and are applied
+    /// at once (a cache of at most [`EXACT_MAX`] units), instead of being
+    /// noted in place (see "Hits").
+    exact: bool,
+    /// Links (and weights, if any differ from 1) of every tracked entry.
+    nodes: Nodes,
     /// New entries, in recency order.
     window: List,
     /// Main entries not hit since they got in (or were demoted).
@@ -354,10 +362,6 @@ pub(crate) struct WTinyLfu {
     rng: u64,
     /// Window sizing.
     climber: HillClimber,
-    /// Hits arrive in order through the shard's read buffer and are applied
-    /// at once (a cache of at most [`EXACT_MAX`] units), instead of being
-    /// noted in place (see "Hits").
-    exact: bool,
 }
 
 impl WTinyLfu {
@@ -405,6 +409,15 @@ impl WTinyLfu {
                 meta.store(m + HIT, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Addresses of what a read hit uses (for the shard's layout test).
+    #[cfg(test)]
+    pub(crate) fn read_side(&self) -> (usize, usize) {
+        (
+            &self.meta as *const Vec<AtomicU8> as usize,
+            &self.exact as *const bool as usize,
+        )
     }
 
     /// True if hits come through the shard's read buffer (see
@@ -494,10 +507,7 @@ impl WTinyLfu {
         if hits == 0 {
             return false;
         }
-        let hash = hash_of(idx);
-        for _ in 0..hits {
-            self.sketch.increment(hash);
-        }
+        self.sketch.increment_by(hash_of(idx), hits);
         let epoch = self.epoch_bits();
         self.set_meta(idx, (meta & SEGMENT) | epoch);
         self.touch(idx);

@@ -16,7 +16,7 @@
 //!   wheel key their metadata by it, so they never see `K` or `V` and never
 //!   allocate per entry.
 //! * **Reads scale.** A `get` takes the *read* lock, finds the entry, clones
-//!   the value, counts the hit in a per-thread stripe of [`Lookups`] and
+//!   the value, counts the hit (in the lock's cache line: see [`Core`]) and
 //!   tells the policy in the way it asks for ([`AnyPolicy::record_hit`]):
 //!   - W-TinyLFU notes it in the entry's own meta byte and applies it when
 //!     the entry next matters (see `crate::policy::wtinylfu`, "Hits");
@@ -194,13 +194,28 @@ pub(crate) struct CoreCounters {
 }
 
 /// The single-threaded part of a shard: table, slab and policy.
+///
+/// `repr(C)`, and what a read uses first: behind the lock's word (see
+/// [`Shard`]) the table, the hit count and the timers fill the lock's cache
+/// line, and the slab and the policy's read side (its kind, and for
+/// W-TinyLFU its meta bytes and mode) the next one, so a read hit touches
+/// two lines of the shard besides the entry's own. (Laid out by the
+/// compiler, with the counters' padding first, a read touched eight.)
+#[repr(C)]
 pub(crate) struct Core<K, V> {
     table: HashTable<Idx>,
+    /// Lookups that found a live entry, counted by readers under the read
+    /// lock.
+    pub(crate) hits: Lookups,
+    /// Expiry state; `None` until some entry has a deadline.
+    timers: Option<Box<Timers>>,
     slots: Vec<Option<Entry<K, V>>>,
+    policy: AnyPolicy,
+    /// Lookups that found nothing live.
+    pub(crate) misses: Lookups,
     /// Each entry's weight; no memory until some entry weighs other than 1.
     weights: Weights,
     free: Vec<Idx>,
-    policy: AnyPolicy,
     /// The shard's expected share of the cache's capacity (what its policy
     /// is sized for); the shard may hold more or less (see [`budget`]).
     share: u64,
@@ -210,8 +225,6 @@ pub(crate) struct Core<K, V> {
     weight: u64,
     /// The cache-wide budget this shard's weight is committed in.
     budget: Arc<Budget>,
-    /// Expiry state; `None` until some entry has a deadline.
-    timers: Option<Box<Timers>>,
     /// Time settings shared by every entry of the shard.
     time: TimeSettings,
     /// Reused buffer of indices the wheel fired.
@@ -226,9 +239,6 @@ pub(crate) struct Core<K, V> {
     /// Keys known not to exist (see [`negative`]).
     pub(crate) negatives: NegativeTable<K>,
     pub(crate) counters: CoreCounters,
-    /// Lookups that found a live entry or nothing live, counted by readers
-    /// under the read lock (striped: see `crate::stats::Lookups`).
-    pub(crate) lookups: Lookups,
 }
 
 impl Timers {
@@ -399,7 +409,8 @@ impl<K, V> Core<K, V> {
             flights: FlightTable::default(),
             negatives: NegativeTable::default(),
             counters: CoreCounters::default(),
-            lookups: Lookups::new(),
+            hits: Lookups::new(),
+            misses: Lookups::new(),
         };
         if time.eager {
             core.timers(0);
@@ -470,7 +481,12 @@ impl<K, V> Core<K, V> {
     /// nanoseconds of each other), never less than the deadline before.
     #[inline]
     pub(crate) fn touch(&self, idx: Idx, now: u64) {
-        if let (Some(tti), Some(t)) = (self.time.tti, &self.timers) {
+        // The timers first: they are in the line the read has touched, the
+        // time settings are not (a cache without expiry never reads them).
+        let Some(t) = &self.timers else {
+            return;
+        };
+        if let Some(tti) = self.time.tti {
             if let Some(idle) = t.idle.get(idx as usize) {
                 let hard = t.hard.get(idx as usize).copied().unwrap_or(NEVER);
                 let new = expiry::idle_deadline(now, tti).min(hard);
@@ -865,7 +881,7 @@ impl<K, V> Core<K, V> {
                 self.weights.set(idx, weight);
                 self.weight += u64::from(weight);
                 if self.policy.wants_hits() {
-                    self.policy.observe_hits(self.lookups.hits());
+                    self.policy.observe_hits(self.hits.get());
                 }
                 self.schedule(idx, write); // first, as for an update
                 self.policy
@@ -1066,12 +1082,12 @@ impl<K, V> Shard<K, V> {
         // (the lock's atomic fences off anything read before it).
         let now = if core.has_timers() { now() } else { 0 };
         let Some(idx) = core.find(hash, key) else {
-            core.lookups.miss();
+            core.misses.add();
             drop(core);
             return Lookup::Miss { expired_at: None };
         };
         if core.is_expired(idx, now) {
-            core.lookups.miss();
+            core.misses.add();
             drop(core);
             return Lookup::Miss {
                 expired_at: Some(now),
@@ -1079,8 +1095,52 @@ impl<K, V> Shard<K, V> {
         }
         core.touch(idx, now);
         let result = f(&core, idx, now);
-        core.lookups.hit();
+        core.hits.add();
         let drain = core.policy.record_hit(idx) && self.reads.record(idx);
         Lookup::Hit(result, drain)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod layout {
+    use super::*;
+    use std::mem::offset_of;
+
+    /// The cache lines of a shard that a W-TinyLFU read hit uses (see
+    /// [`Core`]): the lock's word, the table, the hit count and the timers
+    /// in the shard's first line; the slab, the policy's kind and its read
+    /// side in the second.
+    #[test]
+    fn a_read_hit_uses_two_lines_of_the_shard() {
+        type C = Core<u64, u64>;
+        let shard: Shard<u64, u64> = Shard::new(
+            Policy::WTinyLfu,
+            (1000, 1000),
+            Arc::new(Budget::new(1000)),
+            1,
+            false,
+            TimeSettings::default(),
+        );
+        let base = &shard as *const Shard<u64, u64> as usize;
+        let core = shard.core.read();
+        let at = &*core as *const C as usize - base;
+        let line = |offset: usize, len: usize| {
+            assert_eq!(offset / 64, (offset + len - 1) / 64, "straddles a line");
+            offset / 64
+        };
+        assert_eq!(line(offset_of!(Shard<u64, u64>, floor), 8), 0);
+        assert_eq!(line(at - 8, 8), 0, "the lock's word");
+        assert_eq!(line(at + offset_of!(C, table), 32), 0);
+        assert_eq!(line(at + offset_of!(C, hits), 8), 0);
+        assert_eq!(line(at + offset_of!(C, timers), 8), 0);
+        assert_eq!(line(at + offset_of!(C, slots), 24), 1);
+        let policy = at + offset_of!(C, policy);
+        assert_eq!(line(policy, 1), 1, "the policy's kind");
+        let AnyPolicy::WTinyLfu(p) = &core.policy else {
+            unreachable!()
+        };
+        let (meta, exact) = p.read_side();
+        assert_eq!(line(meta - base, 24), 1);
+        assert_eq!(line(exact - base, 1), 1);
     }
 }
