@@ -265,24 +265,43 @@ impl FrequencySketch {
         (word, bits)
     }
 
-    /// The 4 (word index, bit shift) pairs of the counters of `h`.
+    /// The first word of `h`'s block, and the 4 (word within the block,
+    /// bit shift) pairs of its counters.
     #[inline]
-    fn counter_slots(&self, h: u64) -> [(usize, u32); 4] {
+    fn counter_slots(&self, h: u64) -> (usize, [(usize, u32); 4]) {
         let base = ((h >> 32) & self.block_mask) as usize * BLOCK_WORDS;
-        std::array::from_fn(|i| {
+        let slots = std::array::from_fn(|i| {
             let bits = (h >> (i * 8)) as u32;
-            let word = base + 2 * i + (bits & 1) as usize;
+            // At most 7: counter `i` is in word `2i` or `2i + 1`.
+            let word = (2 * i + (bits & 1) as usize) & (BLOCK_WORDS - 1);
             let shift = ((bits >> 1) & 15) * 4;
             (word, shift)
-        })
+        });
+        (base, slots)
     }
 
-    /// The smallest of the counters at `slots`.
+    /// The block of words starting at `base` (one bounds check for the
+    /// four counters of a key, instead of one per counter).
     #[inline]
-    fn min_count(&self, slots: &[(usize, u32); 4]) -> u64 {
+    fn block(&self, base: usize) -> &[u64; BLOCK_WORDS] {
+        let words = &self.table[base..base + BLOCK_WORDS];
+        words.try_into().expect("a whole block")
+    }
+
+    /// [`block`](Self::block), to write.
+    #[inline]
+    fn block_mut(&mut self, base: usize) -> &mut [u64; BLOCK_WORDS] {
+        let words = &mut self.table[base..base + BLOCK_WORDS];
+        words.try_into().expect("a whole block")
+    }
+
+    /// The smallest of the counters at `slots` of the block at `base`.
+    #[inline]
+    fn min_count(&self, (base, slots): (usize, [(usize, u32); 4])) -> u64 {
+        let block = self.block(base);
         slots
             .iter()
-            .map(|&(w, s)| (self.table[w] >> s) & 15)
+            .map(|&(w, s)| (block[w] >> s) & 15)
             .min()
             .unwrap_or(0)
     }
@@ -297,12 +316,13 @@ impl FrequencySketch {
         if self.door[word] & bits != bits {
             self.door[word] |= bits;
         } else {
-            let slots = self.counter_slots(h);
-            let min = self.min_count(&slots);
+            let (base, slots) = self.counter_slots(h);
+            let min = self.min_count((base, slots));
             if min < u64::from(MAX_FREQUENCY) {
+                let block = self.block_mut(base);
                 for &(w, s) in &slots {
-                    if (self.table[w] >> s) & 15 == min {
-                        self.table[w] += 1 << s;
+                    if (block[w] >> s) & 15 == min {
+                        block[w] += 1 << s;
                     }
                 }
             }
@@ -342,8 +362,9 @@ impl FrequencySketch {
         if counted > 0 {
             // The key's four counters are in four different words, so
             // they are raised in registers and written back once.
-            let slots = self.counter_slots(h);
-            let mut c = slots.map(|(w, s)| (self.table[w] >> s) & 15);
+            let (base, slots) = self.counter_slots(h);
+            let block = self.block_mut(base);
+            let mut c = slots.map(|(w, s)| (block[w] >> s) & 15);
             let before = c;
             for _ in 0..counted {
                 let min = c.iter().copied().min().unwrap_or(0);
@@ -357,7 +378,7 @@ impl FrequencySketch {
                 }
             }
             for (i, &(w, s)) in slots.iter().enumerate() {
-                self.table[w] += (c[i] - before[i]) << s;
+                block[w] += (c[i] - before[i]) << s;
             }
         }
         self.additions += n;
@@ -372,7 +393,7 @@ impl FrequencySketch {
         let h = self.spread(hash);
         let (word, bits) = self.door_slot(h);
         let door = u64::from(self.door[word] & bits == bits);
-        let count = self.min_count(&self.counter_slots(h)) + door;
+        let count = self.min_count(self.counter_slots(h)) + door;
         count.min(u64::from(MAX_FREQUENCY)) as u8
     }
 

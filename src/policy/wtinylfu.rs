@@ -465,22 +465,25 @@ impl WTinyLfu {
         x
     }
 
-    /// The list holding entries of `segment`.
-    fn list_mut(&mut self, segment: u8) -> &mut List {
-        match segment {
+    /// The list holding entries of `segment`, and the nodes, borrowed
+    /// together (moving the 72-byte `Nodes` out and back in cost about 30
+    /// instructions per list operation).
+    fn list_and_nodes(&mut self, segment: u8) -> (&mut List, &mut Nodes) {
+        let list = match segment {
             WINDOW => &mut self.window,
             PROBATION => &mut self.probation,
             _ => &mut self.protected,
-        }
+        };
+        (list, &mut self.nodes)
     }
 
     /// Moves `idx` from wherever it is to the MRU end of `segment`'s list.
     fn move_to(&mut self, idx: Idx, segment: u8) {
         let old = self.meta(idx);
-        let mut nodes = std::mem::take(&mut self.nodes);
-        self.list_mut(old & SEGMENT).unlink(&mut nodes, idx);
-        self.list_mut(segment).push_back(&mut nodes, idx);
-        self.nodes = nodes;
+        let (from, nodes) = self.list_and_nodes(old & SEGMENT);
+        from.unlink(nodes, idx);
+        let (to, nodes) = self.list_and_nodes(segment);
+        to.push_back(nodes, idx);
         self.set_meta(idx, (old & !SEGMENT) | segment);
     }
 
@@ -637,9 +640,8 @@ impl WTinyLfu {
             self.candidate = self.nodes.get(idx).next;
         }
         let segment = self.segment(idx);
-        let mut nodes = std::mem::take(&mut self.nodes);
-        self.list_mut(segment).unlink(&mut nodes, idx);
-        self.nodes = nodes;
+        let (list, nodes) = self.list_and_nodes(segment);
+        list.unlink(nodes, idx);
     }
 
     /// Main's victim: the probation LRU entry that is not a pending
@@ -712,9 +714,8 @@ impl EvictionPolicy for WTinyLfu {
     fn on_update(&mut self, idx: Idx, _hash: u64, weight: u32, hash_of: HashOf<'_>) {
         if weight != self.nodes.weight(idx) {
             let segment = self.segment(idx);
-            let mut nodes = std::mem::take(&mut self.nodes);
-            self.list_mut(segment).set_weight(&mut nodes, idx, weight);
-            self.nodes = nodes;
+            let (list, nodes) = self.list_and_nodes(segment);
+            list.set_weight(nodes, idx, weight);
         }
         self.note_hit(idx);
         if self.exact {
