@@ -811,6 +811,11 @@ impl EvictionPolicy for WTinyLfu {
         self.nodes.heap_bytes() + self.meta.capacity() + self.sketch.heap_bytes()
     }
 
+    fn reserve_slots(&mut self, slots: usize) {
+        self.nodes.reserve_slots(slots);
+        super::list::reserve_exact_to(&mut self.meta, slots);
+    }
+
     fn validate(&self) {
         for (list, segment) in [
             (&self.window, WINDOW),

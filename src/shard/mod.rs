@@ -116,6 +116,56 @@ fn table_hash(short: NonZeroU32) -> u64 {
     u64::from(short.get()).wrapping_mul(SPREAD)
 }
 
+/// The weight a shard's policy is sized for, beyond its `share` of a cache
+/// split into `shards`: the usual spread of keys over shards (three
+/// standard deviations of a binomial count, and a few units), so that a
+/// shard of a full cache is rarely beyond what its policy expects (about 3%
+/// more than the share at 16 Ki per shard). None with one shard.
+pub(crate) fn spread(share: u64, shards: usize) -> u64 {
+    if shards == 1 {
+        0
+    } else {
+        3 * (share as f64).sqrt() as u64 + 8
+    }
+}
+
+/// The default shard count for a cache of `capacity` whose layout asks for
+/// `n` shards (a power of two): the count from `n` to `n + n/4`, at most
+/// `max`, whose shards' hash tables are the fullest once the cache is
+/// (shards at most a fifth smaller than the layout's).
+///
+/// A shard's table (hashbrown) has a power of two of buckets, at most 7/8
+/// of them used, so with a power of two of shards a capacity just above
+/// 7/8 of a power of two per shard gets twice the buckets it needs: a cache
+/// of 1,000,000 in 64 shards of 15,625 has 32,768 buckets per shard (5
+/// bytes each: 10.5 bytes per entry), in 72 shards of 13,889 (up to 14,250
+/// with the spread) 16,384 (5.9 bytes per entry). Shard counts need not be
+/// powers of two: the shard index is a multiply-shift of the hash (see
+/// `Cache::shard_index`).
+pub(crate) fn fit_tables(n: usize, capacity: u64, max: usize) -> usize {
+    // Entries per bucket of a shard's table once the cache is full.
+    let fill = |m: usize| {
+        let share = capacity / m as u64;
+        let most = capacity.div_ceil(m as u64);
+        let need = most + spread(most, m);
+        let buckets = (need.saturating_mul(8).div_ceil(7))
+            .next_power_of_two()
+            .max(16);
+        share as f64 / buckets as f64
+    };
+    if n <= 1 {
+        return n;
+    }
+    let mut best = (n, fill(n));
+    for m in n + 1..=(n + n / 4).min(max) {
+        let f = fill(m);
+        if f > best.1 {
+            best = (m, f);
+        }
+    }
+    best.0
+}
+
 /// Number of slots in a shard's read buffer (a power of two).
 pub(crate) const READ_BUFFER_SLOTS: usize = 64;
 
@@ -920,6 +970,7 @@ impl<K, V> Core<K, V> {
             cap.saturating_add(cap / 64).max(4)
         };
         self.slots.reserve_exact(target - len);
+        self.policy.reserve_slots(self.slots.capacity());
         if let Some(t) = self.timers.as_mut() {
             t.wheel.reserve_slots(self.slots.capacity());
         }
@@ -1098,6 +1149,40 @@ impl<K, V> Shard<K, V> {
         core.hits.add();
         let drain = core.policy.record_hit(idx) && self.reads.record(idx);
         Lookup::Hit(result, drain)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod fit {
+    use super::fit_tables;
+
+    #[test]
+    fn a_million_entries_take_72_shards_of_fuller_tables() {
+        // 64 shards of 15,625 (up to 16,008 with the spread) need 32,768
+        // buckets each; 72 of 13,889 (up to 14,250) need 16,384.
+        assert_eq!(fit_tables(64, 1_000_000, 1_953), 72);
+    }
+
+    #[test]
+    fn keeps_a_power_of_two_that_fits_and_stays_in_bounds() {
+        // 12,000 per shard plus the spread fits in 16,384 buckets; fewer
+        // buckets would take more than a fifth more shards: 64 stays.
+        assert_eq!(fit_tables(64, 64 * 12_000, 2_048), 64);
+        assert_eq!(fit_tables(1, 1_000, 1), 1);
+        assert_eq!(fit_tables(2, 1_024, 2), 2, "at most `max`");
+        for capacity in [1_024u64, 5_000, 65_536, 100_000, 1 << 20, 3_000_000] {
+            for n in [2usize, 8, 64] {
+                let max = (capacity / 512) as usize;
+                if n > max {
+                    continue;
+                }
+                let m = fit_tables(n, capacity, max);
+                assert!(
+                    (n..=n + n / 4).contains(&m) && m <= max,
+                    "{capacity} {n}: {m}"
+                );
+            }
+        }
     }
 }
 
