@@ -257,6 +257,21 @@ macro_rules! dispatch {
 }
 
 impl AnyPolicy {
+    /// True if [`record_hit`](Self::record_hit) ever returns true for this
+    /// policy (its hits go through the shard's read buffer); the shard
+    /// skips draining the buffer otherwise.
+    #[inline]
+    pub(crate) fn replays_hits(&self) -> bool {
+        match self {
+            AnyPolicy::WTinyLfu(p) => p.takes_replayed_hits(),
+            AnyPolicy::Lru(_) | AnyPolicy::Lfu(_) | AnyPolicy::Slru(_) => true,
+            AnyPolicy::Fifo(_)
+            | AnyPolicy::Random(_)
+            | AnyPolicy::S3Fifo(_)
+            | AnyPolicy::Sieve(_) => false,
+        }
+    }
+
     /// Notes a read hit on `idx` under the shard's *read* lock. Returns true
     /// if the hit must also go through the shard's read buffer to be
     /// replayed with [`on_access`](EvictionPolicy::on_access) (the policies

@@ -780,6 +780,11 @@ impl<K, V> Core<K, V> {
     /// part). Every recorder stored its slot before releasing the read lock
     /// this write lock waited for, so every position below `head` is written.
     fn drain(&mut self, buffer: &ReadBuffer) {
+        if !self.policy.replays_hits() {
+            // Nothing is ever recorded (see `AnyPolicy::record_hit`): the
+            // ring's line stays untouched by writes too.
+            return;
+        }
         let head = buffer.head.load(Ordering::Relaxed);
         let start = self
             .drained
