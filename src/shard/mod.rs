@@ -32,11 +32,12 @@
 //!     in order, so with one shard the LRU policy is exactly the classic
 //!     LRU.
 //!
-//!   Nothing a reader writes is shared by every reader of the shard, so
-//!   two threads reading different keys do not bounce a cache line between
-//!   them (the ring's head is, for the three exact policies). With the
-//!   default shard count (see `CacheBuilder::shards`) two threads rarely
-//!   meet on one lock word either.
+//!   Besides the lock's cache line (its word, which taking the read lock
+//!   writes, and the hit count kept beside it), nothing a reader writes is
+//!   shared by every reader of the shard, so two threads reading different
+//!   keys bounce no other line between them (the ring's head is, for the
+//!   three exact policies). With the default shard count (see
+//!   `CacheBuilder::shards`) two threads rarely meet on one lock word.
 //! * **Writes** (`insert`, `remove`, `retain`, eviction) take the write
 //!   lock, drain the read buffer, then change the table, the slab and the
 //!   policy together. Capacity is one cache-wide budget (see [`budget`]):
