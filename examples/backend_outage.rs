@@ -26,7 +26,8 @@
 //! * `ttl+swr`: refresh-ahead, `refresh_after(1 s)` and
 //!   `stale_while_revalidate(2 s)`;
 //! * `defended`: `ttl+swr` plus the backend defences: `early_refresh(1.0)`,
-//!   `stale_if_error(60 s)`, `load_timeout(250 ms)` and
+//!   `stale_if_error(60 s)` (retrying a failed key after 1 s, the
+//!   default), `load_timeout(250 ms)` with `load_timeout_error` and
 //!   `max_concurrent_loads(4)`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -110,13 +111,20 @@ impl Plan {
     }
 }
 
-/// A backend failure, as the loader reports it.
+/// A backend failure, as the loader reports it (or, `TimedOut`, as a
+/// caller that gave up on a hung load gets it: `load_timeout_error`).
 #[derive(Debug)]
-struct BackendError;
+enum BackendError {
+    Refused,
+    TimedOut,
+}
 
 impl std::fmt::Display for BackendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("connection refused")
+        f.write_str(match self {
+            BackendError::Refused => "connection refused",
+            BackendError::TimedOut => "timed out waiting for another caller's load",
+        })
     }
 }
 
@@ -141,7 +149,7 @@ impl Backend {
             }
             Phase::Errors => {
                 thread::sleep(Duration::from_micros(100));
-                Err(BackendError)
+                Err(BackendError::Refused)
             }
             Phase::Hang => {
                 // Blocked until the backend comes back.
@@ -189,6 +197,7 @@ impl Config {
                 .early_refresh(1.0)
                 .stale_if_error(plan.scaled(60.0))
                 .load_timeout(Duration::from_millis(250))
+                .load_timeout_error(|| BackendError::TimedOut)
                 .max_concurrent_loads(4),
         };
         builder.build_with_try_loader(move |id: &u64| backend.query(*id))

@@ -15,6 +15,11 @@
 //! It prints the throughput it reached and the miss ratio. Environment:
 //! `KEY_BITS=n` sets the key space to 2^n keys (default 20);
 //! `HOT=1` turns hot-key tracking on (`track_hot_keys`).
+//! `OPS=n` stops each thread after n operations instead of after the
+//! given seconds (Mops/s is then meaningless; for instruction counts:
+//! `valgrind --tool=cachegrind` at two values of n, and the difference of
+//! the totals over the difference of the op counts is the cost of one
+//! operation, setup excluded).
 //! `SHARDS=n` sets larder's shard count; `FILL=hottest` fills the `read`
 //! workload's cache hottest key first (default: coldest first); `TTL=1` gives larder caches a
 //! one-hour time to live on the default clock, `TTL=ticking` the same on a
@@ -44,6 +49,15 @@ fn key_bits() -> u32 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20)
+}
+
+/// Operations per thread: `OPS` from the environment, else unlimited (the
+/// run is timed).
+fn ops_limit() -> u64 {
+    std::env::var("OPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(u64::MAX)
 }
 
 /// A Zipf(1.0) stream over the key space, drawn and scattered as the
@@ -84,6 +98,10 @@ fn run<C: Contender>(cache: &C, work: Work, threads: usize, secs: u64, streams: 
     }
     let stop = AtomicBool::new(false);
     let barrier = Barrier::new(threads + 1);
+    // `OPS=n`: each thread stops after n operations (rounded up to whole
+    // chunks) instead of after `secs`, for instruction counts per operation
+    // that do not depend on the machine's speed.
+    let limit = ops_limit();
     let (ops, misses) = thread::scope(|s| {
         let handles: Vec<_> = streams
             .iter()
@@ -92,7 +110,7 @@ fn run<C: Contender>(cache: &C, work: Work, threads: usize, secs: u64, streams: 
                 s.spawn(move || {
                     barrier.wait();
                     let (mut ops, mut misses, mut pos) = (0u64, 0u64, 0usize);
-                    while !stop.load(Ordering::Relaxed) {
+                    while !stop.load(Ordering::Relaxed) && ops < limit {
                         for _ in 0..CHUNK {
                             let k = keys[pos & (STREAM_LEN - 1)];
                             pos += 1;
@@ -112,8 +130,10 @@ fn run<C: Contender>(cache: &C, work: Work, threads: usize, secs: u64, streams: 
             })
             .collect();
         barrier.wait();
-        thread::sleep(Duration::from_secs(secs));
-        stop.store(true, Ordering::Relaxed);
+        if limit == u64::MAX {
+            thread::sleep(Duration::from_secs(secs));
+            stop.store(true, Ordering::Relaxed);
+        }
         handles
             .into_iter()
             .map(|h| h.join().expect("worker panicked"))

@@ -12,7 +12,7 @@ use crate::defend::Defences;
 use crate::histogram::Histogram;
 use crate::policy::Idx;
 use crate::policy::{Policy, RemovalCause};
-use crate::shard::{Budget, Core, Insert, Lookup, Removed, Shard, TimeSettings, WriteTime};
+use crate::shard::{spread, Budget, Core, Insert, Lookup, Removed, Shard, TimeSettings, WriteTime};
 use crate::stats::Stats;
 use crate::sync::{Arc, AtomicBool, Ordering};
 use crate::time::clock::CacheClock;
@@ -52,9 +52,8 @@ pub struct Cache<K, V, S = ahash::RandomState> {
 
 pub(crate) struct Inner<K, V, S> {
     shards: Box<[CachePadded<Shard<K, V>>]>,
-    /// `hash >> shard_shift & shard_mask` is the shard index.
-    shard_shift: u32,
-    shard_mask: usize,
+    /// Number of shards (any count: see `shard_index`).
+    shard_count: u64,
     hasher: S,
     weigher: Option<Weigher<K, V>>,
     listener: Option<Listener<K, V>>,
@@ -125,16 +124,8 @@ where
             .map(|i| {
                 let cap = base + u64::from((i as u64) < extra);
                 // What the shard's policy is sized for: its share, plus the
-                // usual spread of keys over shards (three standard
-                // deviations of a binomial count, and a few units), so that
-                // a shard of a full cache is rarely beyond what its policy
-                // expects (about 3% more than the share at 16 Ki per shard).
-                let spread = if n == 1 {
-                    0
-                } else {
-                    3 * (cap as f64).sqrt() as u64 + 8
-                };
-                let sized_for = cap.saturating_add(spread).min(capacity);
+                // usual spread of keys over shards (see `shard::spread`).
+                let sized_for = cap.saturating_add(spread(cap, n)).min(capacity);
                 let shard_seed = seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
                 let time = TimeSettings {
                     tti: builder.tti,
@@ -155,10 +146,6 @@ where
                 ))
             })
             .collect();
-        // The shard index comes from hash bits 41..57 (at most 16 bits);
-        // inside the shard the table uses only the low 32 bits (see
-        // `shard::short_hash`), so the two never overlap.
-        let bits = n.trailing_zeros();
         let eager = builder.ttl.is_some()
             || builder.tti.is_some()
             || builder.expire_after.is_some()
@@ -167,8 +154,7 @@ where
         Self {
             inner: Arc::new(Inner {
                 shards,
-                shard_shift: 57 - bits,
-                shard_mask: n - 1,
+                shard_count: n as u64,
                 hasher: builder.hasher,
                 weigher: builder.weigher,
                 listener: builder.listener,
@@ -301,7 +287,11 @@ where
 
     #[inline]
     fn shard_index(&self, hash: u64) -> usize {
-        (hash >> self.inner.shard_shift) as usize & self.inner.shard_mask
+        // The high 32 bits of the hash scaled to the shard count (a
+        // multiply-shift: any count, not just powers of two; see
+        // `shard::fit_tables`). Inside the shard the table uses only the
+        // low 32 bits (see `shard::short_hash`), so the two never overlap.
+        (((hash >> 32) * self.inner.shard_count) >> 32) as usize
     }
 
     /// Returns a clone of the value for `key`, recording the hit with the
@@ -341,21 +331,20 @@ where
         let shard = self.shard(hash);
         let found = match &self.inner.defend.hot {
             None => shard.lookup_with(hash, key, || self.read_now(shard), f),
-            // Hot-key tracking (off by default; a separate call so the
-            // usual read is not touched): the sampling decision inline; a
-            // sampled read is fed under the read lock, which is safe: the
-            // tracker only `try_lock`s its stripe.
-            Some(hot) => shard.lookup_with(
+            // Hot-key tracking (off by default): the sampling decision comes
+            // first, so the 63 reads in 64 that are not sampled run the
+            // usual read; a sampled read that hits is fed under the read
+            // lock, which is safe: the tracker only `try_lock`s its stripe.
+            Some(hot) if hot.sampler.due() => shard.lookup_with(
                 hash,
                 key,
                 || self.read_now(shard),
                 |core: &Core<K, V>, idx: Idx, now: u64| {
-                    if hot.sampler.due() {
-                        hot.keys.record_sampled(hash, &core.get_entry(idx).key);
-                    }
+                    hot.keys.record_sampled(hash, &core.get_entry(idx).key);
                     f(core, idx, now)
                 },
             ),
+            Some(_) => shard.lookup_with(hash, key, || self.read_now(shard), f),
         };
         match found {
             Lookup::Hit(value, drain) => {
@@ -689,8 +678,8 @@ impl<K, V, S> Cache<K, V, S> {
         let mut stats = Stats::default();
         for shard in self.inner.shards.iter() {
             let core = shard.read();
-            stats.hits += core.lookups.hits();
-            stats.misses += core.lookups.misses();
+            stats.hits += core.hits.get();
+            stats.misses += core.misses.get();
             let c = core.counters;
             drop(core);
             stats.inserts += c.inserts;

@@ -4,13 +4,22 @@
 //! shards in the cache's `Inner`; the loading engine (`crate::load`) reads
 //! them, so there is one engine and these are its knobs.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::bloom::BloomFilter;
 use crate::histogram::AtomicHistogram;
 use crate::hot::{HotKeys, Sampler};
 use crate::sync::slots::Slots;
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Mutex, Ordering};
+
+/// How long a key's readers are served stale after its stale-if-error
+/// reload failed, before the next reload, unless the builder says.
+pub(crate) const DEFAULT_SIE_RETRY: Duration = Duration::from_secs(1);
+
+/// Most keys remembered at once as "reload failed, wait" (see
+/// [`Defences::note_failed_reload`]).
+const MAX_QUIET_KEYS: usize = 4096;
 
 /// Name a cache's metrics carry when [`CacheBuilder::name`](crate::CacheBuilder::name) is not called.
 pub(crate) const DEFAULT_NAME: &str = "larder";
@@ -23,7 +32,15 @@ pub(crate) struct DefenceSettings<K> {
     pub(crate) max_loads: Option<usize>,
     pub(crate) early_refresh: Option<f64>,
     pub(crate) hot: Option<HotFeed<K>>,
+    pub(crate) timeout_error: Option<TimeoutError>,
 }
+
+/// What `load_timeout_error` registered: a `MakeError<E>` behind `Any`, so
+/// that the `try_` verbs whose error type is that `E` can find it.
+pub(crate) type TimeoutError = Box<dyn std::any::Any + Send + Sync>;
+
+/// The error constructor of [`CacheBuilder::load_timeout_error`](crate::CacheBuilder::load_timeout_error).
+struct MakeError<E>(Box<dyn Fn() -> E + Send + Sync>);
 
 /// The hot-key tracker behind a trait object, so that `Cache` needs no
 /// `K: Clone` bound: only turning it on does.
@@ -57,6 +74,7 @@ impl<K> Default for DefenceSettings<K> {
             key_filter: None,
             load_timeout: None,
             max_loads: None,
+            timeout_error: None,
         }
     }
 }
@@ -66,6 +84,7 @@ pub(crate) struct Defences<K> {
     pub(crate) name: String,
     pub(crate) key_filter: Option<BloomFilter<K>>,
     pub(crate) load_timeout: Option<Duration>,
+    timeout_error: Option<TimeoutError>,
     /// Loader-call slots, when `max_concurrent_loads` is set.
     pub(crate) slots: Option<Slots>,
     /// Every completed loader call's duration.
@@ -88,6 +107,11 @@ pub(crate) struct Defences<K> {
     swr: Option<u64>,
     sie: Option<u64>,
     window: u64,
+    /// After a failed stale-if-error reload: how long (ns) the key's readers
+    /// get the stale value without reloading, and until when (cache clock)
+    /// each such key waits, by key hash.
+    sie_retry: u64,
+    quiet: Mutex<HashMap<u64, u64>>,
     /// Recent loader-call duration (ns), an exponential moving average
     /// over completed loads: early refresh's delta.
     recent_load_nanos: AtomicU64,
@@ -114,6 +138,7 @@ impl<K> Defences<K> {
             name,
             key_filter: settings.key_filter,
             load_timeout: settings.load_timeout,
+            timeout_error: settings.timeout_error,
             slots: settings.max_loads.map(Slots::new),
             load_times: AtomicHistogram::new(),
             filtered: AtomicU64::new(0),
@@ -126,6 +151,8 @@ impl<K> Defences<K> {
             swr: refresh.stale.map(nanos),
             sie: refresh.stale_if_error.map(nanos),
             window: refresh.window().map_or(0, nanos),
+            sie_retry: nanos(refresh.stale_if_error_retry.unwrap_or(DEFAULT_SIE_RETRY)),
+            quiet: Mutex::new(HashMap::new()),
             recent_load_nanos: AtomicU64::new(u64::MAX),
             early_refreshes: AtomicU64::new(0),
             stale_served: AtomicU64::new(0),
@@ -138,6 +165,62 @@ impl<K> Defences<K> {
 
     pub(crate) fn count_timeout(&self) {
         self.load_timeouts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The error a timed-out `try_` verb with error type `E` returns, if
+    /// `load_timeout_error` registered one of that type.
+    pub(crate) fn timeout_error<E: 'static>(&self) -> Option<std::sync::Arc<E>> {
+        let make = self
+            .timeout_error
+            .as_ref()?
+            .downcast_ref::<MakeError<E>>()?;
+        Some(std::sync::Arc::new((make.0)()))
+    }
+
+    /// True if `load_timeout_error` registered an error of type `E`.
+    pub(crate) fn has_timeout_error<E: 'static>(&self) -> bool {
+        self.timeout_error
+            .as_ref()
+            .is_some_and(|t| t.is::<MakeError<E>>())
+    }
+
+    /// True if the key of `hash` had its stale-if-error reload fail less
+    /// than the retry interval before `now` (cache clock): serve the stale
+    /// value without calling the loader again.
+    pub(crate) fn waits_to_retry(&self, hash: u64, now: u64) -> bool {
+        let mut quiet = self.quiet.lock();
+        match quiet.get(&hash) {
+            Some(&until) if now < until => true,
+            Some(_) => {
+                quiet.remove(&hash);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Notes that the stale-if-error reload of the key of `hash` failed at
+    /// `now`. Bounded: with [`MAX_QUIET_KEYS`] remembered, the ones whose
+    /// wait is over go, and if none has, all do (their keys just reload
+    /// sooner). Keys are told apart by their 64-bit hash; two keys that
+    /// share one only share a retry time.
+    pub(crate) fn note_failed_reload(&self, hash: u64, now: u64) {
+        if self.sie_retry == 0 {
+            return;
+        }
+        let mut quiet = self.quiet.lock();
+        if quiet.len() >= MAX_QUIET_KEYS {
+            quiet.retain(|_, &mut until| until > now);
+            if quiet.len() >= MAX_QUIET_KEYS {
+                quiet.clear();
+            }
+        }
+        quiet.insert(hash, now.saturating_add(self.sie_retry));
+    }
+
+    /// Counts a read answered with an expired value (stale-if-error).
+    pub(crate) fn count_stale(&self) {
+        self.stale_served.fetch_add(1, Ordering::Relaxed);
     }
 
     /// True if a hit must look at the entry's deadline (early refresh or
@@ -256,23 +339,42 @@ impl<K, V, S> crate::builder::CacheBuilder<K, V, S> {
     /// for an entry without a time to live. Works beside
     /// [`refresh_after`](Self::refresh_after).
     ///
+    /// The async verbs do the same with their loader future (the reading
+    /// task awaits it), and an `AsyncLoadingCache`
+    /// reloads early on its refresher.
+    ///
     /// Delta is one figure per cache, an exponential moving average (weight
-    /// 1/8) of completed blocking loads, each measured as the longer of the
-    /// wall-clock time and the cache clock's time; not per entry (that
-    /// would cost 8 bytes per entry). Async verbs do not refresh early.
+    /// 1/8) of completed loads (blocking and async), each measured as the
+    /// longer of the wall-clock time and the cache clock's time; not per
+    /// entry (that would cost 8 bytes per entry).
     pub fn early_refresh(mut self, beta: f64) -> Self {
         self.defend.early_refresh = (beta.is_finite() && beta > 0.0).then_some(beta);
         self
     }
 
     /// Stale-if-error: an entry is kept `window` past its time to live;
-    /// a read in that window reloads the key in the foreground and gets
-    /// the new value, but if the reload fails (an error, or a panic, which
-    /// is caught) it gets the expired value instead, counted in
+    /// a read in that window reloads the key and gets the new value, but
+    /// if the reload fails (an error, or a panic, which is caught) it gets
+    /// the expired value instead, counted in
     /// [`Stats::stale_served`](crate::Stats::stale_served). Past the window
     /// the entry is gone and a failed load is the caller's error. While
     /// another caller is reloading the key, readers get the expired value
-    /// at once.
+    /// at once; after a reload of the key failed, its readers get the
+    /// expired value without calling the loader for the
+    /// [retry interval](Self::stale_if_error_retry) (1 s by default), so a
+    /// failing backend sees about one call per key per interval, not one
+    /// per read.
+    ///
+    /// Who runs the reload: a [`LoadingCache`](crate::LoadingCache) with a
+    /// [`load_timeout`](Self::load_timeout) hands it to its refresh threads
+    /// (or executor) and waits for it at most the timeout, then serves the
+    /// expired value (counted in `load_timeouts` too), so a hung backend
+    /// holds its readers for the timeout, not for the hang. Without a
+    /// timeout the reading caller runs the reload itself, as do the
+    /// `get_with` verbs (their closure borrows from the caller and cannot
+    /// move to another thread). An `AsyncLoadingCache`
+    /// always reloads on its refresher and awaits it (feature `async`; the
+    /// async verbs poll their own future).
     ///
     /// Applies to the reads of a [`LoadingCache`](crate::LoadingCache)
     /// (`get`, `try_get`; `get_if_present` returns the expired value without
@@ -286,8 +388,16 @@ impl<K, V, S> crate::builder::CacheBuilder<K, V, S> {
         self
     }
 
+    /// How long, after a key's [stale-if-error](Self::stale_if_error)
+    /// reload failed, its readers get the expired value without a new
+    /// reload (1 s when not called; zero retries on every read).
+    pub fn stale_if_error_retry(mut self, interval: Duration) -> Self {
+        self.refresh.stale_if_error_retry = Some(interval);
+        self
+    }
+
     /// The label this cache's metrics carry (`cache="<name>"`, see
-    /// [`Cache::report_metrics`](crate::Cache::report_metrics)); `"larder"`
+    /// `Cache::report_metrics` (feature `metrics`)); `"larder"`
     /// by default.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.defend.name = Some(name.into());
@@ -326,23 +436,87 @@ impl<K, V, S> crate::builder::CacheBuilder<K, V, S> {
     }
 
     /// A caller that joins someone else's load of a key waits for it at
-    /// most `timeout`, then gives up on it and calls **its own** loader
-    /// (every blocking verb: `get_with`, `try_get_with`,
-    /// `optionally_get_with`, `get_all_with` per key, a `LoadingCache`'s
-    /// `get`/`try_get`). So a hung loader holds its waiters for at most
-    /// `timeout` plus their own load; a `try_` verb whose own load fails
-    /// gets its own error. The own load runs outside the flight: its value
-    /// is returned, not stored (the hung flight still stores its value if it
-    /// ever ends), and the next caller joins the hung flight again, up to
-    /// its own timeout. Counted in [`Stats::load_timeouts`](crate::Stats::load_timeouts).
+    /// most `timeout`, then gives up on it. What it gets then, per verb:
     ///
-    /// The leader of a load is never interrupted (a loader call cannot be
-    /// stopped from outside). Async waiters (`get_with_async` and
-    /// `AsyncLoadingCache`) are not timed: larder has no timer without a
-    /// runtime; wrap the future in your runtime's timeout instead (dropping
-    /// it is safe).
+    /// * a `try_` verb (`try_get_with`, `try_get_with_async`, a
+    ///   `LoadingCache`'s or `AsyncLoadingCache`'s `try_get`) whose error
+    ///   type has a [`load_timeout_error`](Self::load_timeout_error): that
+    ///   error, at once;
+    /// * every other verb (`get_with`, `optionally_get_with`, `get_all_with`
+    ///   per key, `get`, and the `try_` verbs without one): the result of
+    ///   **its own** loader call, run outside the flight: returned, not
+    ///   stored (the hung flight still stores its value if it ever ends);
+    ///   a `try_` verb whose own load fails gets its own error;
+    /// * a read of a [stale-if-error](Self::stale_if_error) entry of a
+    ///   `LoadingCache` or `AsyncLoadingCache`: the expired value (its
+    ///   reload runs on the refresher and is waited for at most `timeout`).
+    ///
+    /// So a hung loader holds its waiters for at most `timeout` (plus
+    /// their own load, where they run one). The next caller joins the hung
+    /// flight again, up to its own timeout. Counted in
+    /// [`Stats::load_timeouts`](crate::Stats::load_timeouts). Threads and
+    /// tasks alike: async waiters are timed by a small built-in timer
+    /// thread (`larder-timer`, started on the first timed wait), so no
+    /// runtime is needed.
+    ///
+    /// The leader of a load (the caller that found the key missing) is
+    /// bounded only where it can be, for a `try_` verb whose error type has
+    /// a [`load_timeout_error`](Self::load_timeout_error):
+    ///
+    /// * a `LoadingCache`'s or `AsyncLoadingCache`'s `try_get` hands the
+    ///   load to its refresh threads (or executor/spawner) and waits at most
+    ///   `timeout`, then returns that error; the load goes on, stores its
+    ///   value when it ends, and later callers join it. The built-in pool
+    ///   then starts up to `max_concurrent_loads` threads (8 without a
+    ///   limit), only as loads need them. A load started by a loader
+    ///   (nested) runs inline instead;
+    /// * `try_get_with_async` drops its loader future at the timeout
+    ///   (cancelling it, which abandons the flight as any cancellation
+    ///   does) and returns that error.
+    ///
+    /// Everywhere else the leader waits for its own loader, however long it
+    /// takes: a blocking loader call cannot be stopped from outside, and
+    /// `get_with`'s closure borrows from its caller, so it cannot move to
+    /// another thread (bound the loader itself, e.g. with the database
+    /// client's timeout).
     pub fn load_timeout(mut self, timeout: Duration) -> Self {
         self.defend.load_timeout = Some(timeout);
+        self
+    }
+
+    /// The error a `try_` verb returns when it gives up on someone else's
+    /// load after the [`load_timeout`](Self::load_timeout), instead of
+    /// running its own loader: for the `try_` verbs whose error type is
+    /// `E` (`try_get_with`, `try_get_with_async`, the `try_get` of a
+    /// [`LoadingCache`](crate::LoadingCache) or
+    /// `AsyncLoadingCache` built with a loader
+    /// of error `E`). Verbs of another error type, and the infallible
+    /// ones, still run their own loader. So with a hung backend a timed-out
+    /// caller answers at once with this error rather than making a call of
+    /// its own that would hang too. It also bounds the leader where that is
+    /// possible (see [`load_timeout`](Self::load_timeout)). Counted in
+    /// `load_timeouts`, not as a load failure. One constructor per cache; a
+    /// later call replaces it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// #[derive(Debug, PartialEq)]
+    /// enum DbError { Timeout, Down }
+    ///
+    /// let cache: larder::Cache<u32, u32> = larder::Cache::builder()
+    ///     .load_timeout(Duration::from_millis(250))
+    ///     .load_timeout_error(|| DbError::Timeout)
+    ///     .build();
+    /// assert_eq!(*cache.try_get_with(1, || Err::<u32, _>(DbError::Down)).unwrap_err(), DbError::Down);
+    /// ```
+    pub fn load_timeout_error<E: Send + Sync + 'static>(
+        mut self,
+        make: impl Fn() -> E + Send + Sync + 'static,
+    ) -> Self {
+        self.defend.timeout_error = Some(Box::new(MakeError::<E>(Box::new(make))));
         self
     }
 
@@ -358,9 +532,12 @@ impl<K, V, S> crate::builder::CacheBuilder<K, V, S> {
     /// that key's flight counts it toward its [`load_timeout`](Self::load_timeout).
     /// The leader itself waits for its slot without a deadline.
     ///
-    /// Applies to blocking loader calls; an async loader future
-    /// (`get_with_async`, `AsyncLoadingCache`) is not counted (a blocking
-    /// wait for a slot would stall the executor).
+    /// Threads and tasks share the one line: an async leader awaits its
+    /// slot without blocking its thread, and holds it while its loader
+    /// future runs. Loads started while that future is being polled
+    /// (awaited inline) share its slot, as nested blocking loads do; a load
+    /// in a task the loader spawns and waits for takes a slot of its own,
+    /// so with a limit of 1 that pattern waits forever: don't.
     pub fn max_concurrent_loads(mut self, n: usize) -> Self {
         self.defend.max_loads = Some(n);
         self
@@ -377,11 +554,12 @@ where
     /// in striped locks taken with `try_lock`, counts halved every 2^16
     /// samples so that a key that goes cold drops out). Misses are not fed.
     ///
-    /// Off by default: the feed costs about 16 instructions per hit on a
-    /// 162-instruction `get` (+10%, counted with callgrind on
+    /// Off by default: the feed costs about 13 instructions per hit on a
+    /// 159-instruction `get` (+8%, counted with callgrind on
     /// `examples/profile_get`, one thread, all hits on 2^16 keys), more than
     /// the 5% a default may cost. Off, the read path is untouched apart from
-    /// one branch.
+    /// one branch; on, a read that is not sampled runs the same read after
+    /// a thread-local countdown.
     ///
     /// # Examples
     ///

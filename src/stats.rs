@@ -12,8 +12,6 @@
 
 use std::time::Duration;
 
-use crossbeam_utils::CachePadded;
-
 use crate::histogram::Histogram;
 
 use crate::sync::{AtomicU64, Ordering};
@@ -90,16 +88,19 @@ pub struct Stats {
     /// Lookups answered "absent" by the key filter without a load (see
     /// [`CacheBuilder::key_filter`](crate::CacheBuilder::key_filter)).
     pub filtered: u64,
-    /// Callers that stopped waiting for another caller's load after
-    /// [`CacheBuilder::load_timeout`](crate::CacheBuilder::load_timeout)
-    /// and loaded for themselves (their loader calls count in `loads`).
+    /// Callers (threads or tasks) that stopped waiting for a load after
+    /// [`CacheBuilder::load_timeout`](crate::CacheBuilder::load_timeout):
+    /// waiters on another caller's load, and bounded leaders (see there).
+    /// What each got instead (its own loader call, counted in `loads`; the
+    /// timeout error; the stale value) depends on the verb.
     pub load_timeouts: u64,
     /// Reloads started before expiry by
     /// [`CacheBuilder::early_refresh`](crate::CacheBuilder::early_refresh)
     /// (also counted in `refreshes`).
     pub early_refreshes: u64,
-    /// Reads answered with an expired value because its reload failed (or
-    /// was still running), within
+    /// Reads answered with an expired value because its reload failed, was
+    /// still running, outlived the load timeout or was not tried (the key's
+    /// last reload failed within the retry interval), within
     /// [`CacheBuilder::stale_if_error`](crate::CacheBuilder::stale_if_error)'s window.
     pub stale_served: u64,
 }
@@ -185,85 +186,45 @@ impl Stats {
     }
 }
 
-/// A shard's hit and miss counts, bumped by many readers at once: one
-/// padded pair of atomics per stripe, a thread always adds to the same
-/// stripe, and a read sums them all. Relaxed throughout: a sum taken while
-/// others add may miss their latest additions, never counts anything twice.
+/// A count bumped by many readers at once, under a shard's read lock (its
+/// hits, or its misses). Relaxed throughout: a read taken while others add
+/// may miss their latest additions, never counts anything twice.
+///
+/// The shard keeps its hit count in the cache line of its lock's word,
+/// which every reader writes anyway (taking the read lock is an atomic
+/// add on that word), so the count adds no cache line to a read and no
+/// line that two readers of the shard would not bounce between them
+/// already. (It was a per-thread stripe of four padded lines per shard:
+/// one line more per read, four more per insert summing them, and 512
+/// bytes per shard.)
+#[derive(Default)]
 pub(crate) struct Lookups {
-    stripes: [CachePadded<[AtomicU64; 2]>; STRIPES],
-}
-
-/// Number of stripes of [`Lookups`] (a power of two). Threads are given
-/// stripes round-robin, so up to this many threads never share one; more
-/// share without losing counts. With the default shard count a stripe
-/// already sees little contention, so a few stripes are enough (four cost
-/// 512 bytes per shard).
-const STRIPES: usize = 4;
-
-/// This thread's stripe.
-#[inline]
-fn stripe() -> usize {
-    use std::cell::Cell;
-    use std::sync::atomic::AtomicUsize;
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
-    }
-    STRIPE.with(|s| {
-        let mut i = s.get();
-        if i == usize::MAX {
-            i = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % STRIPES;
-            s.set(i);
-        }
-        i
-    })
+    count: AtomicU64,
 }
 
 impl Lookups {
     pub(crate) fn new() -> Self {
         Self {
-            stripes: std::array::from_fn(|_| {
-                CachePadded::new([AtomicU64::new(0), AtomicU64::new(0)])
-            }),
+            count: AtomicU64::new(0),
         }
     }
 
-    /// Counts a hit.
+    /// Counts one.
     #[inline]
-    pub(crate) fn hit(&self) {
-        self.stripes[stripe()][0].fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn add(&self) {
+        self.count.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts a miss.
+    /// The count so far.
     #[inline]
-    pub(crate) fn miss(&self) {
-        self.stripes[stripe()][1].fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn sum(&self, i: usize) -> u64 {
-        self.stripes
-            .iter()
-            .map(|s| s[i].load(Ordering::Relaxed))
-            .fold(0, u64::wrapping_add)
-    }
-
-    /// Hits so far.
-    pub(crate) fn hits(&self) -> u64 {
-        self.sum(0)
-    }
-
-    /// Misses so far.
-    pub(crate) fn misses(&self) -> u64 {
-        self.sum(1)
+    pub(crate) fn get(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
     }
 }
 
 impl std::fmt::Debug for Lookups {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lookups")
-            .field("hits", &self.hits())
-            .field("misses", &self.misses())
-            .finish()
+        f.debug_tuple("Lookups").field(&self.get()).finish()
     }
 }
 

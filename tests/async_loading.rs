@@ -467,3 +467,442 @@ async fn many_tasks_many_keys_one_load_each() {
     }
     assert_eq!(loads.load(Ordering::SeqCst), 100);
 }
+
+/// The backend defences (issue 13) on the async paths: waiter timeouts,
+/// load slots, early refresh and stale-if-error.
+mod defences {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::time::Instant;
+
+    #[derive(Debug, PartialEq)]
+    enum DbError {
+        Timeout,
+        Down,
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_task_gives_up_on_a_hung_load_after_the_timeout() {
+        let cache: Cache<u32, u32> = Cache::builder()
+            .load_timeout(Duration::from_millis(50))
+            .load_timeout_error(|| DbError::Timeout)
+            .build();
+        let release = Arc::new(Notify::new());
+        let (started_tx, started_rx) = oneshot::channel();
+        let leader = {
+            let (cache, release) = (cache.clone(), release.clone());
+            // An infallible leader: not bounded by the timeout.
+            tokio::spawn(async move {
+                cache
+                    .get_with_async(1, async move {
+                        started_tx.send(()).unwrap();
+                        release.notified().await;
+                        7
+                    })
+                    .await
+            })
+        };
+        started_rx.await.unwrap();
+        guarded("timed-out waiters", async {
+            // An infallible verb: its own load, not stored.
+            let start = Instant::now();
+            assert_eq!(cache.get_with_async(1, async { 8 }).await, 8);
+            assert!(start.elapsed() >= Duration::from_millis(50));
+            // A try_ verb with a registered timeout error: that error.
+            let r = cache
+                .try_get_with_async(1, async { Err::<u32, _>(DbError::Down) })
+                .await;
+            assert_eq!(*r.unwrap_err(), DbError::Timeout);
+            // A thread on the same flight gives up too.
+            let c2 = cache.clone();
+            let t = std::thread::spawn(move || c2.get_with(1, || 9));
+            assert_eq!(t.join().unwrap(), 9);
+        })
+        .await;
+        assert_eq!(cache.stats().load_timeouts, 3);
+        assert_eq!(cache.get(&1), None, "own loads are not stored");
+        release.notify_one();
+        assert_eq!(guarded("leader", leader).await.unwrap(), 7);
+        assert_eq!(cache.get(&1), Some(7));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn without_a_timeout_a_task_waits_for_the_load() {
+        let cache: Cache<u32, u32> = Cache::new(10);
+        let release = Arc::new(Notify::new());
+        let leader = {
+            let (cache, release) = (cache.clone(), release.clone());
+            tokio::spawn(async move {
+                cache
+                    .get_with_async(1, async move {
+                        release.notified().await;
+                        7
+                    })
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        let waiter = {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.get_with_async(1, async { 8 }).await })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        release.notify_one();
+        assert_eq!(guarded("waiter", waiter).await.unwrap(), 7);
+        assert_eq!(leader.await.unwrap(), 7);
+        assert_eq!(cache.stats().load_timeouts, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tasks_and_threads_share_the_load_limit() {
+        let cache: Cache<u32, u32> = Cache::builder().max_concurrent_loads(2).build();
+        let running = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let loads = Arc::new(AtomicUsize::new(0));
+        let enter = {
+            let (running, peak, loads) = (running.clone(), peak.clone(), loads.clone());
+            move || {
+                loads.fetch_add(1, Ordering::SeqCst);
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+            }
+        };
+        let mut tasks = Vec::new();
+        for i in 0..32u32 {
+            let (cache, running, enter) = (cache.clone(), running.clone(), enter.clone());
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .get_with_async(i % 12, async move {
+                        enter();
+                        tokio::time::sleep(Duration::from_millis(3)).await;
+                        running.fetch_sub(1, Ordering::SeqCst);
+                        i % 12
+                    })
+                    .await
+            }));
+        }
+        let threads: Vec<_> = (0..2u32)
+            .map(|t| {
+                let (cache, running, enter) = (cache.clone(), running.clone(), enter.clone());
+                std::thread::spawn(move || {
+                    for k in 0..6u32 {
+                        let key = 100 + t * 10 + k;
+                        let v = cache.get_with(key, || {
+                            enter();
+                            std::thread::sleep(Duration::from_millis(2));
+                            running.fetch_sub(1, Ordering::SeqCst);
+                            key
+                        });
+                        assert_eq!(v, key);
+                    }
+                })
+            })
+            .collect();
+        guarded("the tasks", async {
+            for (i, t) in tasks.into_iter().enumerate() {
+                assert_eq!(t.await.unwrap(), i as u32 % 12);
+            }
+        })
+        .await;
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(peak.load(Ordering::SeqCst) <= 2, "peak {peak:?}");
+        assert_eq!(loads.load(Ordering::SeqCst), 12 + 12, "one load per key");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_loader_future_that_loads_other_keys_shares_its_slot() {
+        let cache: Cache<u32, u32> = Cache::builder().max_concurrent_loads(1).build();
+        let c2 = cache.clone();
+        let v = guarded("nested loads under a limit of 1", async {
+            cache
+                .get_with_async(1, async move {
+                    let a = c2.get_with_async(2, async { 20 }).await;
+                    let b = c2.get_with(3, || 30); // blocking, inside the poll
+                    a + b
+                })
+                .await
+        })
+        .await;
+        assert_eq!(v, 50);
+        // A task waiting in line, then dropped, leaves the line.
+        let gate = Arc::new(Notify::new());
+        let holder = {
+            let (cache, gate) = (cache.clone(), gate.clone());
+            tokio::spawn(async move {
+                cache
+                    .get_with_async(10, async move {
+                        gate.notified().await;
+                        1
+                    })
+                    .await
+            })
+        };
+        tokio::task::yield_now().await;
+        let queued = tokio::time::timeout(
+            Duration::from_millis(20),
+            cache.get_with_async(11, async { 2 }),
+        )
+        .await;
+        assert!(queued.is_err(), "no slot while 10 loads");
+        gate.notify_one();
+        assert_eq!(guarded("holder", holder).await.unwrap(), 1);
+        assert_eq!(
+            guarded("after", cache.get_with_async(11, async { 2 })).await,
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn the_async_verbs_refresh_early() {
+        let clock = ManualClock::new();
+        let ttl = Duration::from_secs(100);
+        let cache: Cache<u32, u32> = Cache::builder()
+            .time_to_live(ttl)
+            .early_refresh(1000.0)
+            .clock(clock.clone())
+            .build();
+        let trials = 50;
+        for k in 0..trials {
+            let c = clock.clone();
+            cache
+                .get_with_async(k, async move {
+                    c.advance(Duration::from_secs(1)); // delta = 1 s
+                    0
+                })
+                .await;
+            // 1 s left: p = exp(-1 / 1000), about 1.
+            clock.advance(ttl - Duration::from_secs(1));
+            let v = cache.get_with_async(k, async { 1 }).await;
+            assert!(v <= 1);
+        }
+        let early = cache.stats().early_refreshes;
+        assert!(early >= 45 && early <= trials as u64, "{early} early");
+        // Far from expiry: never.
+        let fresh: Cache<u32, u32> = Cache::builder()
+            .time_to_live(ttl)
+            .early_refresh(1.0)
+            .clock(clock.clone())
+            .build();
+        let c = clock.clone();
+        fresh
+            .get_with_async(1, async move {
+                c.advance(Duration::from_secs(1));
+                0
+            })
+            .await;
+        for _ in 0..1000 {
+            assert_eq!(fresh.get_with_async(1, async { 1 }).await, 0);
+        }
+        assert_eq!(fresh.stats().early_refreshes, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn async_loading_cache_refreshes_early_on_its_spawner() {
+        let clock = ManualClock::new();
+        let version = Arc::new(AtomicUsize::new(0));
+        let (v2, c2) = (version.clone(), clock.clone());
+        let cache: AsyncLoadingCache<u32, usize> = Cache::builder()
+            .time_to_live(Duration::from_secs(10))
+            .early_refresh(1000.0)
+            .clock(clock.clone())
+            .spawner(|task| {
+                tokio::spawn(task);
+            })
+            .build_with_async_loader(move |_k: &u32| {
+                c2.advance(Duration::from_millis(10));
+                let v = v2.fetch_add(1, Ordering::SeqCst);
+                async move { v }
+            });
+        assert_eq!(cache.get(&1).await, 0);
+        clock.advance(Duration::from_secs(5));
+        let mut reads = 0;
+        while cache.stats().early_refreshes == 0 {
+            assert!(cache.get(&1).await <= 1, "the old value at once");
+            reads += 1;
+            assert!(reads < 100);
+        }
+        guarded("early refresh", async {
+            while cache.cache().get(&1) != Some(1) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+    }
+
+    struct Backend {
+        fail: AtomicBool,
+        hang: Notify,
+        hanging: AtomicBool,
+        calls: AtomicUsize,
+    }
+
+    fn backend() -> Arc<Backend> {
+        Arc::new(Backend {
+            fail: AtomicBool::new(false),
+            hang: Notify::new(),
+            hanging: AtomicBool::new(false),
+            calls: AtomicUsize::new(0),
+        })
+    }
+
+    impl Backend {
+        async fn load(&self, k: u32) -> Result<u32, String> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) as u32;
+            if self.hanging.load(Ordering::SeqCst) {
+                self.hang.notified().await;
+            }
+            if self.fail.load(Ordering::SeqCst) {
+                return Err("backend down".into());
+            }
+            Ok(k * 100 + n)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn async_loading_cache_serves_stale_if_error() {
+        let clock = ManualClock::new();
+        let b = backend();
+        let b2 = b.clone();
+        let cache: AsyncLoadingCache<u32, u32, String> = Cache::builder()
+            .time_to_live(Duration::from_secs(10))
+            .stale_if_error(Duration::from_secs(60))
+            .clock(clock.clone())
+            .spawner(|task| {
+                tokio::spawn(task);
+            })
+            .build_with_async_try_loader(move |k: &u32| {
+                let (b, k) = (b2.clone(), *k);
+                async move { b.load(k).await }
+            });
+        assert_eq!(cache.try_get(&1).await, Ok(100));
+        // Past the TTL, healthy: the reader gets the reloaded value.
+        clock.advance(Duration::from_secs(11));
+        assert_eq!(cache.try_get(&1).await, Ok(101));
+        // Failing: the expired value, then no new call within 1 s.
+        clock.advance(Duration::from_secs(11));
+        b.fail.store(true, Ordering::SeqCst);
+        assert_eq!(cache.try_get(&1).await, Ok(101));
+        assert_eq!(cache.try_get(&1).await, Ok(101));
+        assert_eq!(b.calls.load(Ordering::SeqCst), 3);
+        assert_eq!(cache.stats().stale_served, 2);
+        // Past the window: the error.
+        clock.advance(Duration::from_secs(61));
+        assert_eq!(*cache.try_get(&1).await.unwrap_err(), "backend down");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hung_async_stale_reload_is_waited_for_at_most_the_timeout() {
+        let clock = ManualClock::new();
+        let b = backend();
+        let b2 = b.clone();
+        let cache: AsyncLoadingCache<u32, u32, String> = Cache::builder()
+            .time_to_live(Duration::from_secs(10))
+            .stale_if_error(Duration::from_secs(60))
+            .load_timeout(Duration::from_millis(50))
+            .clock(clock.clone())
+            .spawner(|task| {
+                tokio::spawn(task);
+            })
+            .build_with_async_try_loader(move |k: &u32| {
+                let (b, k) = (b2.clone(), *k);
+                async move { b.load(k).await }
+            });
+        assert_eq!(cache.try_get(&1).await, Ok(100));
+        clock.advance(Duration::from_secs(11));
+        b.hanging.store(true, Ordering::SeqCst);
+        let start = Instant::now();
+        let got = guarded("stale read", cache.try_get(&1)).await;
+        assert_eq!(got, Ok(100));
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        let s = cache.stats();
+        assert_eq!((s.load_timeouts, s.stale_served), (1, 1));
+        // Still hung: stale at once, no second call.
+        assert_eq!(cache.try_get(&1).await, Ok(100));
+        assert_eq!(b.calls.load(Ordering::SeqCst), 2);
+        b.hanging.store(false, Ordering::SeqCst);
+        b.hang.notify_waiters();
+        guarded("the reload lands", async {
+            while cache.cache().get(&1) != Some(101) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn the_async_verbs_serve_stale_if_error() {
+        let clock = ManualClock::new();
+        let cache: Cache<u32, u32> = Cache::builder()
+            .time_to_live(Duration::from_secs(10))
+            .stale_if_error(Duration::from_secs(30))
+            .clock(clock.clone())
+            .build();
+        let ok = |v| async move { Ok::<u32, &str>(v) };
+        assert_eq!(cache.try_get_with_async(1, ok(1)).await, Ok(1));
+        clock.advance(Duration::from_secs(15));
+        let down = async { Err::<u32, &str>("down") };
+        assert_eq!(cache.try_get_with_async(1, down).await, Ok(1), "stale");
+        assert_eq!(cache.stats().stale_served, 1);
+        clock.advance(Duration::from_secs(1)); // past the retry interval
+        assert_eq!(cache.try_get_with_async(1, ok(2)).await, Ok(2));
+        clock.advance(Duration::from_secs(41));
+        let down = async { Err::<u32, &str>("down") };
+        assert_eq!(
+            *cache.try_get_with_async(1, down).await.unwrap_err(),
+            "down"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_async_leader_is_bounded_by_the_timeout_too() {
+        // A try_ verb's leader gives up, dropping (cancelling) its future.
+        let cache: Cache<u32, u32> = Cache::builder()
+            .load_timeout(Duration::from_millis(50))
+            .load_timeout_error(|| DbError::Timeout)
+            .build();
+        let start = std::time::Instant::now();
+        let never = std::future::pending::<Result<u32, DbError>>();
+        let r = guarded("leader", cache.try_get_with_async(1, never)).await;
+        assert_eq!(*r.unwrap_err(), DbError::Timeout);
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        // The flight was abandoned: the next caller leads a fresh load.
+        assert_eq!(
+            cache
+                .try_get_with_async(1, async { Ok::<_, DbError>(5) })
+                .await,
+            Ok(5)
+        );
+        // An AsyncLoadingCache hands the load to its spawner and waits at
+        // most the timeout; the load goes on and lands.
+        let b = backend();
+        let b2 = b.clone();
+        let loading: AsyncLoadingCache<u32, u32, String> = Cache::builder()
+            .load_timeout(Duration::from_millis(50))
+            .load_timeout_error(|| "timed out".to_string())
+            .spawner(|task| {
+                tokio::spawn(task);
+            })
+            .build_with_async_try_loader(move |k: &u32| {
+                let (b, k) = (b2.clone(), *k);
+                async move { b.load(k).await }
+            });
+        assert_eq!(loading.try_get(&1).await, Ok(100), "healthy");
+        b.hanging.store(true, Ordering::SeqCst);
+        let start = std::time::Instant::now();
+        let r = guarded("bounded leader", loading.try_get(&2)).await;
+        assert_eq!(*r.unwrap_err(), "timed out");
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        assert_eq!(b.calls.load(Ordering::SeqCst), 2);
+        b.hanging.store(false, Ordering::SeqCst);
+        b.hang.notify_waiters();
+        guarded("the load lands", async {
+            while loading.cache().get(&2) != Some(201) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await;
+        assert_eq!(loading.stats().load_timeouts, 1);
+    }
+}

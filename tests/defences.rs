@@ -437,6 +437,7 @@ mod early_and_stale {
         let cache = Cache::builder()
             .time_to_live(Duration::from_secs(10))
             .stale_if_error(Duration::from_secs(60))
+            .stale_if_error_retry(Duration::ZERO) // every read retries
             .clock(clock.clone())
             .build_with_try_loader(move |k: &u32| b.load(*k));
         assert_eq!(cache.try_get(&1), Ok(100));
@@ -472,6 +473,7 @@ mod early_and_stale {
         let cache: Cache<u32, u32> = Cache::builder()
             .time_to_live(Duration::from_secs(10))
             .stale_if_error(Duration::from_secs(30))
+            .stale_if_error_retry(Duration::ZERO)
             .clock(clock.clone())
             .build();
         assert_eq!(cache.try_get_with(1, || Ok::<_, &str>(1)), Ok(1));
@@ -488,6 +490,224 @@ mod early_and_stale {
             "down"
         );
         assert_eq!(cache.stats().stale_served, 1);
+    }
+
+    #[test]
+    fn a_failed_reload_waits_for_the_retry_interval() {
+        let clock = ManualClock::new();
+        let backend = Arc::new(Backend {
+            fail: AtomicBool::new(false),
+            panic: AtomicBool::new(false),
+            calls: AtomicUsize::new(0),
+        });
+        let b = backend.clone();
+        let cache = Cache::builder()
+            .time_to_live(Duration::from_secs(10))
+            .stale_if_error(Duration::from_secs(60))
+            .stale_if_error_retry(Duration::from_secs(2))
+            .clock(clock.clone())
+            .build_with_try_loader(move |k: &u32| b.load(*k));
+        assert_eq!(cache.try_get(&1), Ok(100));
+        assert_eq!(cache.try_get(&2), Ok(201));
+        clock.advance(Duration::from_secs(11));
+        backend.fail.store(true, Ordering::SeqCst);
+        assert_eq!(cache.try_get(&1), Ok(100), "stale");
+        assert_eq!(backend.calls.load(Ordering::SeqCst), 3, "one reload");
+        // Within the retry interval: stale, with no backend call.
+        for _ in 0..100 {
+            assert_eq!(cache.try_get(&1), Ok(100));
+        }
+        clock.advance(Duration::from_millis(1_999));
+        assert_eq!(cache.try_get(&1), Ok(100));
+        assert_eq!(backend.calls.load(Ordering::SeqCst), 3);
+        // Another key has its own interval.
+        assert_eq!(cache.try_get(&2), Ok(201));
+        assert_eq!(backend.calls.load(Ordering::SeqCst), 4);
+        // After it: one more try, which succeeds once the backend is back.
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(cache.try_get(&1), Ok(100));
+        assert_eq!(backend.calls.load(Ordering::SeqCst), 5);
+        backend.fail.store(false, Ordering::SeqCst);
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(cache.try_get(&1), Ok(105));
+        assert_eq!(cache.stats().stale_served, 104);
+        // The Cache verbs keep the same interval.
+        let verbs: Cache<u32, u32> = Cache::builder()
+            .time_to_live(Duration::from_secs(10))
+            .stale_if_error(Duration::from_secs(60))
+            .clock(clock.clone())
+            .build();
+        verbs.insert(1, 1);
+        clock.advance(Duration::from_secs(11));
+        assert_eq!(verbs.try_get_with(1, || Err("down")), Ok(1));
+        let calls = AtomicUsize::new(0);
+        let counted = || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, &str>(2)
+        };
+        assert_eq!(
+            verbs.try_get_with(1, counted),
+            Ok(1),
+            "within 1 s (default)"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(verbs.try_get_with(1, || Ok::<_, &str>(2)), Ok(2));
+    }
+
+    #[test]
+    fn a_hung_stale_reload_is_waited_for_at_most_the_timeout() {
+        let gate = Gate::default();
+        let g2 = gate.clone();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c2 = calls.clone();
+        let clock = ManualClock::new();
+        let cache = Cache::builder()
+            .time_to_live(Duration::from_secs(10))
+            .stale_if_error(Duration::from_secs(60))
+            .load_timeout(Duration::from_millis(100))
+            .clock(clock.clone())
+            .build_with_try_loader(move |_k: &u32| {
+                let n = c2.fetch_add(1, Ordering::SeqCst);
+                if n > 0 {
+                    g2.wait(); // reloads hang until the gate opens
+                }
+                Ok::<_, String>(n as u32)
+            });
+        assert_eq!(cache.try_get(&1), Ok(0));
+        clock.advance(Duration::from_secs(11));
+        let start = Instant::now();
+        assert_eq!(cache.try_get(&1), Ok(0), "stale after the timeout");
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_millis(100), "{waited:?}");
+        let s = cache.stats();
+        assert_eq!((s.load_timeouts, s.stale_served), (1, 1));
+        // The reload is still running: later readers get stale at once
+        // (they skip the key's flight), with no second backend call.
+        let start = Instant::now();
+        for _ in 0..10 {
+            assert_eq!(cache.try_get(&1), Ok(0));
+        }
+        assert!(start.elapsed() < Duration::from_millis(100) * 10);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // The hang ends: the reload stores its value.
+        gate.open();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while cache.get_if_present(&1) != Some(1) {
+            assert!(Instant::now() < deadline, "the reload never landed");
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(cache.stats().stale_served, 11);
+    }
+
+    #[test]
+    fn a_timed_out_try_verb_gets_the_timeout_error() {
+        #[derive(Debug, PartialEq)]
+        enum DbError {
+            Timeout,
+        }
+        let cache: Cache<u32, u32> = Cache::builder()
+            .load_timeout(Duration::from_millis(50))
+            .load_timeout_error(|| DbError::Timeout)
+            .build();
+        let gate = Gate::default();
+        let (started_tx, started_rx) = mpsc::channel();
+        let leader = {
+            let (cache, gate) = (cache.clone(), gate.clone());
+            thread::spawn(move || {
+                cache.try_get_with(1, || {
+                    started_tx.send(()).unwrap();
+                    gate.wait();
+                    Ok::<_, DbError>(7)
+                })
+            })
+        };
+        started_rx.recv().unwrap();
+        let start = Instant::now();
+        let r = cache.try_get_with(1, || -> Result<u32, DbError> {
+            unreachable!("no own load")
+        });
+        assert_eq!(*r.unwrap_err(), DbError::Timeout);
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        // Another error type, or an infallible verb: its own load.
+        assert_eq!(cache.try_get_with(1, || Ok::<_, String>(8)), Ok(8));
+        assert_eq!(cache.get_with(1, || 9), 9);
+        assert_eq!(cache.stats().load_timeouts, 3);
+        gate.open();
+        assert_eq!(leader.join().unwrap(), Ok(7));
+        assert_eq!(cache.get(&1), Some(7), "the hung load stored its value");
+    }
+
+    #[test]
+    fn a_loading_cache_leader_is_bounded_by_the_timeout_too() {
+        #[derive(Debug, PartialEq)]
+        enum DbError {
+            Timeout,
+        }
+        let gate = Gate::default();
+        let g2 = gate.clone();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c2 = calls.clone();
+        let cache = Cache::builder()
+            .load_timeout(Duration::from_millis(50))
+            .load_timeout_error(|| DbError::Timeout)
+            .build_with_try_loader(move |k: &u32| {
+                c2.fetch_add(1, Ordering::SeqCst);
+                if *k == 1 {
+                    g2.wait(); // key 1 hangs until the gate opens
+                }
+                Ok::<_, DbError>(*k * 10)
+            });
+        assert_eq!(cache.try_get(&2), Ok(20), "a healthy load");
+        let start = Instant::now();
+        assert_eq!(*cache.try_get(&1).unwrap_err(), DbError::Timeout);
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        // The next caller joins the hung load (no second backend call) and
+        // times out too.
+        assert_eq!(*cache.try_get(&1).unwrap_err(), DbError::Timeout);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(cache.stats().load_timeouts, 2);
+        gate.open();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while cache.get_if_present(&1) != Some(10) {
+            assert!(Instant::now() < deadline, "the hung load never landed");
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_bounded_leader_whose_loader_panics_loads_itself() {
+        #[derive(Debug)]
+        struct Timeout;
+        let panics = Arc::new(AtomicUsize::new(0));
+        let p2 = panics.clone();
+        let cache = Cache::builder()
+            .load_timeout(Duration::from_secs(10))
+            .load_timeout_error(|| Timeout)
+            .build_with_try_loader(move |k: &u32| {
+                if p2.fetch_add(1, Ordering::SeqCst) == 0 {
+                    panic!("first call panics (on the refresh pool)");
+                }
+                Ok::<_, Timeout>(*k)
+            });
+        // The pool's panic abandons the flight; this caller loads itself.
+        assert_eq!(cache.try_get(&3).unwrap(), 3);
+        assert_eq!(panics.load(Ordering::SeqCst), 2);
+        // A loader that loads another key of its cache runs it inline.
+        let inner: Arc<std::sync::OnceLock<larder::LoadingCache<u32, u32, Timeout>>> =
+            Arc::default();
+        let i2 = inner.clone();
+        let nested = Cache::builder()
+            .load_timeout(Duration::from_millis(50))
+            .load_timeout_error(|| Timeout)
+            .max_concurrent_loads(1)
+            .build_with_try_loader(move |k: &u32| match *k {
+                0 => Ok(1),
+                k => Ok(i2.get().unwrap().try_get(&(k - 1)).unwrap() + 1),
+            });
+        inner.set(nested.clone()).ok().unwrap();
+        assert_eq!(nested.try_get(&5).unwrap(), 6);
     }
 }
 

@@ -108,3 +108,30 @@ fn nested_load_under_one_slot() {
         assert_eq!(meter.peak.load(SeqCst), 1);
     });
 }
+
+/// A task and a thread in the one line for a single slot (feature
+/// `async`): the task awaits its slot without blocking its thread, its
+/// waker is woken when the thread's load frees the slot (or the other way
+/// round), the loads never overlap, and nothing is left waiting.
+#[cfg(feature = "async")]
+#[test]
+fn a_task_and_a_thread_share_one_slot() {
+    model(3, || {
+        let cache = cache(1);
+        let meter = Arc::new(Meter::default());
+        let task = {
+            let (cache, meter) = (cache.clone(), meter.clone());
+            thread::spawn(move || {
+                loom::future::block_on(cache.get_with_async(1, async move { meter.load(1) }))
+            })
+        };
+        let thread = {
+            let (cache, meter) = (cache.clone(), meter.clone());
+            thread::spawn(move || cache.get_with(2, || meter.load(2)))
+        };
+        assert_eq!(task.join().unwrap(), 10);
+        assert_eq!(thread.join().unwrap(), 20);
+        assert_eq!(meter.peak.load(SeqCst), 1, "two loads overlapped");
+        assert_eq!(meter.calls.load(SeqCst), 2);
+    });
+}

@@ -188,6 +188,14 @@ where
         self.flight.as_ref().expect("an armed ticket")
     }
 
+    /// A waiter on this ticket's own flight (for a caller that hands the
+    /// ticket to another thread and waits for it).
+    pub(crate) fn waiter(&self) -> Waiter<K, V> {
+        Waiter {
+            flight: self.flight().clone(),
+        }
+    }
+
     /// The cache this ticket loads into.
     pub(crate) fn cache(&self) -> &Cache<K, V, S> {
         &self.cache
@@ -451,12 +459,44 @@ pub(crate) fn load_slot<K>(defences: &crate::defend::Defences<K>) -> HeldSlot<'_
     let Some(slots) = &defences.slots else {
         return HeldSlot { guard: None };
     };
-    if SLOTS_HELD.with(|n| n.get()) > 0 {
+    if holds_slot() {
         return HeldSlot { guard: None };
     }
     let guard = slots.acquire(None).expect("no deadline");
     SLOTS_HELD.with(|n| n.set(n.get() + 1));
     HeldSlot { guard: Some(guard) }
+}
+
+/// True if this thread holds a load slot now (a blocking loader running in
+/// one, or a loader future being polled in one): a load it starts shares it.
+pub(crate) fn holds_slot() -> bool {
+    SLOTS_HELD.with(|n| n.get()) > 0
+}
+
+#[cfg(feature = "async")]
+/// Counts a slot as held by this thread until dropped: an async leader
+/// holding a slot marks each poll of its loader future with it, so loads
+/// started during the poll share the slot as a blocking loader's do.
+pub(crate) struct SlotMark(());
+
+#[cfg(feature = "async")]
+impl SlotMark {
+    pub(crate) fn new() -> Self {
+        SLOTS_HELD.with(|n| n.set(n.get() + 1));
+        SlotMark(())
+    }
+}
+
+#[cfg(feature = "async")]
+impl Drop for SlotMark {
+    fn drop(&mut self) {
+        let _ = SLOTS_HELD.try_with(|n| n.set(n.get() - 1));
+    }
+}
+
+/// True if this thread is running a loader (of any key) now.
+pub(crate) fn loading_any() -> bool {
+    LOADING.with(|l| !l.borrow().is_empty())
 }
 
 /// True if this thread is the loader of `flight`.

@@ -8,6 +8,8 @@
 //! [`refresh`], running on the small thread [`pool`] or the user's
 //! executor).
 
+#[cfg(feature = "async")]
+pub(crate) mod async_read_through;
 pub(crate) mod flight;
 #[cfg(feature = "async")]
 pub(crate) mod future;
@@ -16,7 +18,7 @@ pub(crate) mod read_through;
 pub(crate) mod refresh;
 
 #[cfg(feature = "async")]
-pub use future::AsyncLoadingCache;
+pub use async_read_through::AsyncLoadingCache;
 pub use read_through::LoadingCache;
 
 use std::collections::HashMap;
@@ -270,8 +272,9 @@ where
 
     /// An early refresh or a stale-if-error reload of a present entry
     /// whose value is `old`, run by this caller with `init`: the new value,
-    /// or `old` if the reload fails (an error or a panic, caught) or
-    /// another caller is already loading the key.
+    /// or `old` if the reload fails (an error or a panic, caught), another
+    /// caller is already loading the key, or a failed reload of the key
+    /// was too recent.
     pub(crate) fn reload_now<E: Send + Sync + 'static>(
         &self,
         key: K,
@@ -280,40 +283,73 @@ where
         verdict: Verdict,
         init: impl FnOnce() -> Result<Option<V>, E>,
     ) -> Loaded<V, E> {
-        let stale = verdict == Verdict::Stale;
-        let defences = self.defences();
-        let Begin::Lead(ticket) = begin(self, &key, hash, Want::Refresh) else {
-            // Someone is loading it already (or it has just gone).
-            if stale {
-                defences
-                    .stale_served
-                    .fetch_add(1, crate::sync::Ordering::Relaxed);
-            }
+        let Some(ticket) = self.begin_reload(&key, hash, verdict) else {
             return Loaded::Value(old);
+        };
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ticket.run(init)));
+        let fresh = match run {
+            Ok(Loaded::Value(v)) => Some(v),
+            Ok(_) => None,
+            Err(_) => {
+                // The ticket gave the flight up while unwinding.
+                self.count_failed_refresh(hash);
+                None
+            }
+        };
+        Loaded::Value(self.end_reload(hash, verdict, fresh, old))
+    }
+
+    /// The first half of an early or stale-if-error reload: the ticket to
+    /// run it with, or `None` to serve the present value now (someone is
+    /// loading the key already, it has just gone, or its last stale reload
+    /// failed within the retry interval; counted as served stale).
+    pub(crate) fn begin_reload(
+        &self,
+        key: &K,
+        hash: u64,
+        verdict: Verdict,
+    ) -> Option<flight::Ticket<K, V, S>> {
+        let defences = self.defences();
+        let stale = verdict == Verdict::Stale;
+        if stale && defences.waits_to_retry(hash, self.clock_now()) {
+            defences.count_stale();
+            return None;
+        }
+        let Begin::Lead(ticket) = begin(self, key, hash, Want::Refresh) else {
+            if stale {
+                defences.count_stale();
+            }
+            return None;
         };
         if verdict == Verdict::Early {
             defences
                 .early_refreshes
                 .fetch_add(1, crate::sync::Ordering::Relaxed);
         }
-        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ticket.run(init)));
-        match run {
-            Ok(Loaded::Value(v)) => return Loaded::Value(v),
-            Ok(_) => {}
-            Err(_) => {
-                // The ticket gave the flight up while unwinding; count the
-                // failed refresh as `refresh::run` does.
-                let mut core = self.shard(hash).write();
-                core.counters.refreshes += 1;
-                core.counters.refresh_failures += 1;
-            }
+        Some(ticket)
+    }
+
+    /// The second half: what the reader gets, the reloaded value if there
+    /// is one, else `old` (a failed stale reload is noted for the retry
+    /// interval and counted as served stale).
+    pub(crate) fn end_reload(&self, hash: u64, verdict: Verdict, fresh: Option<V>, old: V) -> V {
+        if let Some(v) = fresh {
+            return v;
         }
-        if stale {
-            defences
-                .stale_served
-                .fetch_add(1, crate::sync::Ordering::Relaxed);
+        if verdict == Verdict::Stale {
+            let defences = self.defences();
+            defences.note_failed_reload(hash, self.clock_now());
+            defences.count_stale();
         }
-        Loaded::Value(old)
+        old
+    }
+
+    /// Counts a refresh whose loader panicked (its ticket gave the flight
+    /// up while unwinding, before any count): the old value stays.
+    pub(crate) fn count_failed_refresh(&self, hash: u64) {
+        let mut core = self.shard(hash).write();
+        core.counters.refreshes += 1;
+        core.counters.refresh_failures += 1;
     }
 
     /// [`try_get_with`](Self::try_get_with) for a caller that has already
@@ -368,6 +404,9 @@ where
                     // ourselves, outside the flight (not stored; the
                     // flight still stores its value if it ever ends).
                     self.defences().count_timeout();
+                    if let Some(e) = self.defences().timeout_error::<E>() {
+                        return Loaded::Failed(e);
+                    }
                     let init = init.take().expect("loader runs once");
                     return self.own_load(init);
                 }
@@ -393,16 +432,17 @@ where
         let result = init();
         let nanos = start.elapsed().as_nanos() as u64;
         drop(slot);
-        self.record_detached_load(nanos, result.is_err());
-        match result {
-            Ok(Some(v)) => Loaded::Value(v),
-            Ok(None) => Loaded::Absent,
-            Err(e) => Loaded::Failed(StdArc::new(e)),
-        }
+        self.detached_result(result, nanos)
     }
 
-    /// Counts a loader call made outside any flight.
-    fn record_detached_load(&self, nanos: u64, failed: bool) {
+    /// Counts a loader call made outside any flight (it took `nanos`) and
+    /// turns its result into the caller's answer.
+    pub(crate) fn detached_result<E: Send + Sync + 'static>(
+        &self,
+        result: Result<Option<V>, E>,
+        nanos: u64,
+    ) -> Loaded<V, E> {
+        let failed = result.is_err();
         let defences = self.defences();
         defences.load_times.record_nanos(nanos);
         defences
@@ -414,6 +454,11 @@ where
         defences
             .detached_failures
             .fetch_add(u64::from(failed), crate::sync::Ordering::Relaxed);
+        match result {
+            Ok(Some(v)) => Loaded::Value(v),
+            Ok(None) => Loaded::Absent,
+            Err(e) => Loaded::Failed(StdArc::new(e)),
+        }
     }
 }
 

@@ -129,8 +129,10 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         K: Hash + Eq,
         S: BuildHasher,
     {
-        let refresher = (self.refresh.is_on() || self.defend.early_refresh.is_some())
-            .then(|| Refresher::new(self.refresh.executor.take()));
+        let workers = refresh::pool_workers(&self.refresh, &self.defend);
+        let refreshes = self.refresh.is_on() || self.defend.early_refresh.is_some();
+        let refresher = (refreshes || refresh::readers_wait_on_pool(&self.refresh, &self.defend))
+            .then(|| Refresher::new(self.refresh.executor.take(), workers));
         LoadingCache {
             cache: self.build(),
             shared: StdArc::new(Shared {
@@ -193,6 +195,19 @@ where
             Some((v, Verdict::Stale)) => {
                 // Stale-if-error: reload now, the stale value if that fails.
                 let hash = self.cache.hash(key);
+                let refresher = self.shared.refresher.as_ref();
+                if let (Some(refresher), Some(_)) = (refresher, self.cache.defences().load_timeout)
+                {
+                    // On the refresher, waited for at most the timeout.
+                    return Ok(refresh::reload_within(
+                        &self.cache,
+                        loader,
+                        refresher,
+                        key,
+                        hash,
+                        v,
+                    ));
+                }
                 let reload = || loader(key).map(Some);
                 match self
                     .cache
@@ -203,7 +218,14 @@ where
                 }
             }
             Some((v, _)) => Ok(v),
-            None => self.cache.try_load_missing(key.clone(), || loader(key)),
+            None => {
+                if let Some(refresher) = &self.shared.refresher {
+                    if let Some(done) = refresh::load_within(&self.cache, loader, refresher, key) {
+                        return done;
+                    }
+                }
+                self.cache.try_load_missing(key.clone(), || loader(key))
+            }
         }
     }
 
@@ -224,32 +246,9 @@ where
             }
             return self.cache.get(key).map(|v| (v, Verdict::Fresh));
         };
-        let hash = self.cache.hash(key);
-        let defences = self.cache.defences();
-        let (value, claimed, verdict) = self.cache.get_by(hash, key, |core, idx, now| {
-            let verdict = if defences.inspects_hits() {
-                defences.judge(now, core.ttl_deadline(idx))
-            } else {
-                Verdict::Fresh
-            };
-            // A stale-if-error read reloads in the foreground instead.
-            let claimed = verdict != Verdict::Stale && core.claim_refresh(idx, now);
-            (core.get_entry(idx).value.clone(), claimed, verdict)
-        })?;
-        if claimed || verdict == Verdict::Early {
-            let started = refresh::start(&self.cache, &self.shared.loader, refresher, key, hash);
-            if started && verdict == Verdict::Early && !claimed {
-                defences
-                    .early_refreshes
-                    .fetch_add(1, crate::sync::Ordering::Relaxed);
-            }
-        }
-        let verdict = if verdict == Verdict::Early {
-            Verdict::Fresh
-        } else {
-            verdict
-        };
-        Some((value, verdict))
+        refresh::judged_lookup(&self.cache, key, |hash| {
+            refresh::start(&self.cache, &self.shared.loader, refresher, key, hash)
+        })
     }
 
     /// Stores `value` under `key` (see [`Cache::insert`]). A load or refresh

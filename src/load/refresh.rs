@@ -90,10 +90,13 @@ use std::time::Duration;
 
 use crate::builder::{CacheBuilder, Executor};
 use crate::cache::Cache;
+use crate::defend::Verdict;
 use crate::load::pool::{Pool, Task, MAX_WORKERS, QUEUE_CAPACITY};
 use crate::load::read_through::Loader;
+use crate::shard::Outcome;
 
-use super::flight::{begin, Begin, Ticket, Want};
+use super::flight::{begin, loading_any, Begin, Loaded, Ticket, Want};
+use super::joined;
 
 #[cfg(doc)]
 use crate::LoadingCache;
@@ -218,11 +221,100 @@ pub(crate) enum Refresher {
     User(Executor),
 }
 
+/// Most threads of a refresh pool that readers wait on (stale-if-error with
+/// a load timeout and no `max_concurrent_loads`); started only as needed.
+const STALE_WORKERS: usize = 8;
+
+/// True if readers of a read-through cache wait on its refresher with a
+/// deadline: stale-if-error reloads, or (with a `load_timeout_error`)
+/// foreground loads, when there is a load timeout.
+pub(crate) fn readers_wait_on_pool<K>(
+    refresh: &crate::builder::RefreshSettings,
+    defend: &crate::defend::DefenceSettings<K>,
+) -> bool {
+    defend.load_timeout.is_some()
+        && (refresh.stale_if_error.is_some() || defend.timeout_error.is_some())
+}
+
+/// How many threads a read-through cache's built-in refresh pool may
+/// start: two, unless readers wait on it
+/// ([`readers_wait_on_pool`]); then as many as loads may run at once, so
+/// that they do not queue behind two.
+pub(crate) fn pool_workers<K>(
+    refresh: &crate::builder::RefreshSettings,
+    defend: &crate::defend::DefenceSettings<K>,
+) -> usize {
+    if readers_wait_on_pool(refresh, defend) {
+        defend.max_loads.unwrap_or(STALE_WORKERS).max(1)
+    } else {
+        MAX_WORKERS
+    }
+}
+
+/// A read-through cache's foreground load of a missing `key` handed to the
+/// refresher and waited for at most the load timeout, for a `try_get` whose
+/// error type has a `load_timeout_error`: so a hung backend holds even the
+/// first caller of a key for the timeout only. On the timeout the caller
+/// gets that error (counted in `load_timeouts`); the load goes on and
+/// stores its value when it ends, and later callers join it. If the task
+/// is lost (the pool's queue is full, the loader panicked on it), the
+/// caller loads on its own thread as usual. `None` when this does not
+/// apply: no timeout error of type `E`, or this thread is itself running a
+/// loader (a nested load runs inline, so loads waiting for loads cannot
+/// fill the pool).
+pub(crate) fn load_within<K, V, E, S>(
+    cache: &Cache<K, V, S>,
+    loader: &Loader<K, V, E>,
+    refresher: &Refresher,
+    key: &K,
+) -> Option<Result<V, std::sync::Arc<E>>>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    E: Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+{
+    let defences = cache.defences();
+    if defences.load_timeout.is_none() || !defences.has_timeout_error::<E>() || loading_any() {
+        return None;
+    }
+    let hash = cache.hash(key);
+    let deadline = cache.load_deadline();
+    let waiter = match begin(cache, key, hash, Want::Load { absent_ok: false }) {
+        Begin::Hit(v) => return Some(Ok(v)),
+        Begin::Absent | Begin::Skip => return None,
+        Begin::Join(waiter) => waiter,
+        Begin::Lead(ticket) => {
+            let waiter = ticket.waiter();
+            let loader = loader.clone();
+            refresher.submit(Box::new(move || {
+                let key = ticket.flight().key.clone();
+                // A panic abandons the flight; the waiting caller then
+                // loads on its own thread, where the panic is its own.
+                let _ = catch_unwind(AssertUnwindSafe(|| ticket.run(|| loader(&key).map(Some))));
+            }));
+            waiter
+        }
+    };
+    match waiter.wait_until(deadline) {
+        Some(outcome) => match joined::<V, E>(outcome, false) {
+            Some(Loaded::Value(v)) => Some(Ok(v)),
+            Some(Loaded::Failed(e)) => Some(Err(e)),
+            Some(Loaded::Absent) | None => None,
+        },
+        None => {
+            defences.count_timeout();
+            defences.timeout_error::<E>().map(Err)
+        }
+    }
+}
+
 impl Refresher {
-    pub(crate) fn new(executor: Option<Executor>) -> Self {
+    /// The user's executor, or a pool of at most `workers` threads.
+    pub(crate) fn new(executor: Option<Executor>, workers: usize) -> Self {
         match executor {
             Some(e) => Refresher::User(e),
-            None => Refresher::Pool(Pool::new("larder-refresh", MAX_WORKERS, QUEUE_CAPACITY)),
+            None => Refresher::Pool(Pool::new("larder-refresh", workers, QUEUE_CAPACITY)),
         }
     }
 
@@ -236,24 +328,101 @@ impl Refresher {
     }
 }
 
-/// A read-through cache's read of `key`: the value, if live, and whether
-/// this reader claimed its due refresh (see "Claiming a refresh").
-pub(crate) fn read_and_claim<K, V, S>(
+/// A read-through cache's read of `key`: the value, if live, whether this
+/// reader claimed its due refresh (see "Claiming a refresh"), and what early
+/// refresh and stale-if-error make of it. A stale entry is never claimed:
+/// its reload is the reader's (see [`reload_within`]).
+pub(crate) fn read_judged<K, V, S>(
     cache: &Cache<K, V, S>,
     key: &K,
     hash: u64,
-) -> Option<(V, bool)>
+) -> Option<(V, bool, Verdict)>
 where
     K: Hash + Eq,
     V: Clone,
     S: BuildHasher,
 {
+    let defences = cache.defences();
     cache.get_by(hash, key, |core, idx, now| {
-        (
-            core.get_entry(idx).value.clone(),
-            core.claim_refresh(idx, now),
-        )
+        let verdict = if defences.inspects_hits() {
+            defences.judge(now, core.ttl_deadline(idx))
+        } else {
+            Verdict::Fresh
+        };
+        let claimed = verdict != Verdict::Stale && core.claim_refresh(idx, now);
+        (core.get_entry(idx).value.clone(), claimed, verdict)
     })
+}
+
+/// A read-through cache's whole read of `key` (blocking or async): the
+/// value if live, with its verdict; a due refresh or an early one is handed
+/// to `start` (which leads it on the cache's refresher and says whether it
+/// did). An early refresh's verdict is `Fresh` to the reader: it runs in
+/// the background.
+pub(crate) fn judged_lookup<K, V, S>(
+    cache: &Cache<K, V, S>,
+    key: &K,
+    start: impl FnOnce(u64) -> bool,
+) -> Option<(V, Verdict)>
+where
+    K: Hash + Eq,
+    V: Clone,
+    S: BuildHasher,
+{
+    let hash = cache.hash(key);
+    let (value, claimed, verdict) = read_judged(cache, key, hash)?;
+    if claimed || verdict == Verdict::Early {
+        let started = start(hash);
+        if started && verdict == Verdict::Early && !claimed {
+            cache
+                .defences()
+                .early_refreshes
+                .fetch_add(1, crate::sync::Ordering::Relaxed);
+        }
+    }
+    let verdict = match verdict {
+        Verdict::Early => Verdict::Fresh,
+        v => v,
+    };
+    Some((value, verdict))
+}
+
+/// A stale-if-error reload of `key` (present value `old`) run on the
+/// refresher, waited for until `deadline` (`None`: until it ends): the new
+/// value, or `old` if the reload fails, outlives the deadline (counted as a
+/// load timeout; the reload goes on and stores its value if it succeeds),
+/// is not needed (someone else is loading the key) or must wait for the
+/// retry interval.
+pub(crate) fn reload_within<K, V, E, S>(
+    cache: &Cache<K, V, S>,
+    loader: &Loader<K, V, E>,
+    refresher: &Refresher,
+    key: &K,
+    hash: u64,
+    old: V,
+) -> V
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    E: Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+{
+    let Some(ticket) = cache.begin_reload(key, hash, Verdict::Stale) else {
+        return old;
+    };
+    let waiter = ticket.waiter();
+    let loader = loader.clone();
+    refresher.submit(Box::new(move || run(ticket, &loader)));
+    let fresh = match waiter.wait_until(cache.load_deadline()) {
+        Some(Outcome::Value(v)) => Some(v),
+        Some(_) => None,
+        None => {
+            cache.defences().count_timeout();
+            cache.defences().count_stale();
+            return old;
+        }
+    };
+    cache.end_reload(hash, Verdict::Stale, fresh, old)
 }
 
 /// Starts a background refresh of `key` (the reader claimed it): leads a
@@ -293,10 +462,6 @@ where
     let key = ticket.flight().key.clone();
     let reload = || ticket.run(|| loader(&key).map(Some));
     if catch_unwind(AssertUnwindSafe(reload)).is_err() {
-        // The ticket gave the flight up while unwinding; count the
-        // failure (the old value stays).
-        let mut core = cache.shard(hash).write();
-        core.counters.refreshes += 1;
-        core.counters.refresh_failures += 1;
+        cache.count_failed_refresh(hash);
     }
 }

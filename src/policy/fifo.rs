@@ -54,6 +54,10 @@ impl EvictionPolicy for Fifo {
         self.nodes.heap_bytes()
     }
 
+    fn reserve_slots(&mut self, slots: usize) {
+        self.nodes.reserve_slots(slots);
+    }
+
     fn validate(&self) {
         self.list.validate(&self.nodes);
     }

@@ -346,6 +346,10 @@ impl EvictionPolicy for Lfu {
         self.weight
     }
 
+    fn reserve_slots(&mut self, slots: usize) {
+        self.nodes.reserve_slots(slots);
+    }
+
     fn heap_bytes(&self) -> usize {
         self.nodes.heap_bytes()
             + self.stamps.capacity() * std::mem::size_of::<u64>()

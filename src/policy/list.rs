@@ -85,7 +85,20 @@ impl<const D: u32> Sparse<D> {
     }
 }
 
+/// Grows `v`'s capacity to exactly `slots` if it is below (see
+/// `EvictionPolicy::reserve_slots`).
+pub(crate) fn reserve_exact_to<T>(v: &mut Vec<T>, slots: usize) {
+    if slots > v.capacity() {
+        v.reserve_exact(slots - v.len());
+    }
+}
+
 impl Nodes {
+    /// Room for nodes `0..slots` (see `EvictionPolicy::reserve_slots`).
+    pub(crate) fn reserve_slots(&mut self, slots: usize) {
+        reserve_exact_to(&mut self.links, slots);
+    }
+
     /// Resets the node at `idx` (growing the arena if needed) to unlinked
     /// with `weight`. Its tag, if the policy uses tags, is left as it was.
     pub(crate) fn init(&mut self, idx: Idx, weight: u32) {

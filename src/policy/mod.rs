@@ -194,12 +194,22 @@ pub(crate) trait EvictionPolicy {
     fn weight(&self) -> u64;
     /// Heap bytes held by the policy's own structures.
     fn heap_bytes(&self) -> usize;
+    /// The shard's slab now has room for `slots` indices: per-index arrays
+    /// take room for as many at once, instead of doubling as indices
+    /// arrive (which left up to half of them unused: 1.6 bytes per entry
+    /// of W-TinyLFU's links and meta bytes at 1,000,000 entries).
+    fn reserve_slots(&mut self, _slots: usize) {}
     /// Checks internal invariants; panics on the first inconsistency.
     fn validate(&self);
 }
 
 /// The eight policies behind one concrete type: static dispatch by `match`.
+///
+/// `repr(u8)`: the kind comes first, so a read's `match` loads it from the
+/// policy's first bytes, beside what the policy reads on a hit (see
+/// `crate::shard::Core`), instead of from wherever a niche put it.
 #[derive(Debug)]
+#[repr(u8)]
 pub(crate) enum AnyPolicy {
     Lru(lru::Lru),
     Lfu(lfu::Lfu),
@@ -247,6 +257,21 @@ macro_rules! dispatch {
 }
 
 impl AnyPolicy {
+    /// True if [`record_hit`](Self::record_hit) ever returns true for this
+    /// policy (its hits go through the shard's read buffer); the shard
+    /// skips draining the buffer otherwise.
+    #[inline]
+    pub(crate) fn replays_hits(&self) -> bool {
+        match self {
+            AnyPolicy::WTinyLfu(p) => p.takes_replayed_hits(),
+            AnyPolicy::Lru(_) | AnyPolicy::Lfu(_) | AnyPolicy::Slru(_) => true,
+            AnyPolicy::Fifo(_)
+            | AnyPolicy::Random(_)
+            | AnyPolicy::S3Fifo(_)
+            | AnyPolicy::Sieve(_) => false,
+        }
+    }
+
     /// Notes a read hit on `idx` under the shard's *read* lock. Returns true
     /// if the hit must also go through the shard's read buffer to be
     /// replayed with [`on_access`](EvictionPolicy::on_access) (the policies
@@ -316,6 +341,9 @@ impl EvictionPolicy for AnyPolicy {
     }
     fn heap_bytes(&self) -> usize {
         dispatch!(self, p => p.heap_bytes())
+    }
+    fn reserve_slots(&mut self, slots: usize) {
+        dispatch!(self, p => p.reserve_slots(slots))
     }
     fn validate(&self) {
         dispatch!(self, p => p.validate())

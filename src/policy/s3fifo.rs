@@ -220,6 +220,11 @@ impl EvictionPolicy for S3Fifo {
         self.nodes.heap_bytes() + self.meta.capacity() + self.ghosts.heap_bytes()
     }
 
+    fn reserve_slots(&mut self, slots: usize) {
+        self.nodes.reserve_slots(slots);
+        super::list::reserve_exact_to(&mut self.meta, slots);
+    }
+
     fn validate(&self) {
         for (list, main) in [(&self.small, false), (&self.main, true)] {
             list.validate(&self.nodes);

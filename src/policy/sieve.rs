@@ -142,6 +142,11 @@ impl EvictionPolicy for Sieve {
         self.nodes.heap_bytes() + self.meta.capacity()
     }
 
+    fn reserve_slots(&mut self, slots: usize) {
+        self.nodes.reserve_slots(slots);
+        super::list::reserve_exact_to(&mut self.meta, slots);
+    }
+
     fn validate(&self) {
         self.queue.validate(&self.nodes);
         if self.hand != NIL {

@@ -142,6 +142,10 @@ impl EvictionPolicy for Slru {
         self.nodes.heap_bytes()
     }
 
+    fn reserve_slots(&mut self, slots: usize) {
+        self.nodes.reserve_slots(slots);
+    }
+
     fn validate(&self) {
         self.probation.validate(&self.nodes);
         self.protected.validate(&self.nodes);

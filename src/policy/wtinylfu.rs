@@ -404,13 +404,21 @@ pub(crate) const EXACT_MAX: u64 = 511;
 pub(crate) const EXACT_MAX: u64 = 2;
 
 /// W-TinyLFU for one shard.
+///
+/// `repr(C)`: what a read hit uses (`meta`, `exact`) first, in the cache
+/// line the shard's read path has touched (see `crate::shard::Core`).
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct WTinyLfu {
-    /// Links (and weights, if any differ from 1) of every tracked entry.
-    nodes: Nodes,
     /// One byte per entry: its segment, the epoch of its last counted
     /// access, and the read hits noted since its hits were last applied.
     meta: Vec<AtomicU8>,
+    /// Hits arrive in order through the shard's read buffer and are applied
+    /// at once (a cache of at most [`EXACT_MAX`] units), instead of being
+    /// noted in place (see "Hits").
+    exact: bool,
+    /// Links (and weights, if any differ from 1) of every tracked entry.
+    nodes: Nodes,
     /// New entries, in recency order.
     window: List,
     /// Main entries not hit since they got in (or were demoted).
@@ -435,10 +443,6 @@ pub(crate) struct WTinyLfu {
     rng: u64,
     /// Window sizing.
     climber: HillClimber,
-    /// Hits arrive in order through the shard's read buffer and are applied
-    /// at once (a cache of at most [`EXACT_MAX`] units), instead of being
-    /// noted in place (see "Hits").
-    exact: bool,
 }
 
 impl WTinyLfu {
@@ -490,6 +494,15 @@ impl WTinyLfu {
         }
     }
 
+    /// Addresses of what a read hit uses (for the shard's layout test).
+    #[cfg(test)]
+    pub(crate) fn read_side(&self) -> (usize, usize) {
+        (
+            &self.meta as *const Vec<AtomicU8> as usize,
+            &self.exact as *const bool as usize,
+        )
+    }
+
     /// True if hits come through the shard's read buffer (see
     /// [`EXACT_MAX`]).
     #[inline]
@@ -535,22 +548,25 @@ impl WTinyLfu {
         x
     }
 
-    /// The list holding entries of `segment`.
-    fn list_mut(&mut self, segment: u8) -> &mut List {
-        match segment {
+    /// The list holding entries of `segment`, and the nodes, borrowed
+    /// together (moving the 72-byte `Nodes` out and back in cost about 30
+    /// instructions per list operation).
+    fn list_and_nodes(&mut self, segment: u8) -> (&mut List, &mut Nodes) {
+        let list = match segment {
             WINDOW => &mut self.window,
             PROBATION => &mut self.probation,
             _ => &mut self.protected,
-        }
+        };
+        (list, &mut self.nodes)
     }
 
     /// Moves `idx` from wherever it is to the MRU end of `segment`'s list.
     fn move_to(&mut self, idx: Idx, segment: u8) {
         let old = self.meta(idx);
-        let mut nodes = std::mem::take(&mut self.nodes);
-        self.list_mut(old & SEGMENT).unlink(&mut nodes, idx);
-        self.list_mut(segment).push_back(&mut nodes, idx);
-        self.nodes = nodes;
+        let (from, nodes) = self.list_and_nodes(old & SEGMENT);
+        from.unlink(nodes, idx);
+        let (to, nodes) = self.list_and_nodes(segment);
+        to.push_back(nodes, idx);
         self.set_meta(idx, (old & !SEGMENT) | segment);
     }
 
@@ -577,10 +593,7 @@ impl WTinyLfu {
         if hits == 0 {
             return false;
         }
-        let hash = hash_of(idx);
-        for _ in 0..hits {
-            self.sketch.increment(hash);
-        }
+        self.sketch.increment_by(hash_of(idx), hits);
         let epoch = self.epoch_bits();
         self.set_meta(idx, (meta & SEGMENT) | epoch);
         self.touch(idx);
@@ -746,9 +759,8 @@ impl WTinyLfu {
             self.candidate = self.nodes.get(idx).next;
         }
         let segment = self.segment(idx);
-        let mut nodes = std::mem::take(&mut self.nodes);
-        self.list_mut(segment).unlink(&mut nodes, idx);
-        self.nodes = nodes;
+        let (list, nodes) = self.list_and_nodes(segment);
+        list.unlink(nodes, idx);
     }
 
     /// Main's victim: the probation LRU entry that is not a pending
@@ -821,9 +833,8 @@ impl EvictionPolicy for WTinyLfu {
     fn on_update(&mut self, idx: Idx, _hash: u64, weight: u32, hash_of: HashOf<'_>) {
         if weight != self.nodes.weight(idx) {
             let segment = self.segment(idx);
-            let mut nodes = std::mem::take(&mut self.nodes);
-            self.list_mut(segment).set_weight(&mut nodes, idx, weight);
-            self.nodes = nodes;
+            let (list, nodes) = self.list_and_nodes(segment);
+            list.set_weight(nodes, idx, weight);
         }
         self.note_hit(idx);
         if self.exact {
@@ -922,6 +933,11 @@ impl EvictionPolicy for WTinyLfu {
 
     fn heap_bytes(&self) -> usize {
         self.nodes.heap_bytes() + self.meta.capacity() + self.sketch.heap_bytes()
+    }
+
+    fn reserve_slots(&mut self, slots: usize) {
+        self.nodes.reserve_slots(slots);
+        super::list::reserve_exact_to(&mut self.meta, slots);
     }
 
     fn validate(&self) {

@@ -16,7 +16,7 @@
 //!   wheel key their metadata by it, so they never see `K` or `V` and never
 //!   allocate per entry.
 //! * **Reads scale.** A `get` takes the *read* lock, finds the entry, clones
-//!   the value, counts the hit in a per-thread stripe of [`Lookups`] and
+//!   the value, counts the hit (in the lock's cache line: see [`Core`]) and
 //!   tells the policy in the way it asks for ([`AnyPolicy::record_hit`]):
 //!   - W-TinyLFU notes it in the entry's own meta byte and applies it when
 //!     the entry next matters (see `crate::policy::wtinylfu`, "Hits");
@@ -32,11 +32,12 @@
 //!     in order, so with one shard the LRU policy is exactly the classic
 //!     LRU.
 //!
-//!   Nothing a reader writes is shared by every reader of the shard, so
-//!   two threads reading different keys do not bounce a cache line between
-//!   them (the ring's head is, for the three exact policies). With the
-//!   default shard count (see `CacheBuilder::shards`) two threads rarely
-//!   meet on one lock word either.
+//!   Besides the lock's cache line (its word, which taking the read lock
+//!   writes, and the hit count kept beside it), nothing a reader writes is
+//!   shared by every reader of the shard, so two threads reading different
+//!   keys bounce no other line between them (the ring's head is, for the
+//!   three exact policies). With the default shard count (see
+//!   `CacheBuilder::shards`) two threads rarely meet on one lock word.
 //! * **Writes** (`insert`, `remove`, `retain`, eviction) take the write
 //!   lock, drain the read buffer, then change the table, the slab and the
 //!   policy together. Capacity is one cache-wide budget (see [`budget`]):
@@ -114,6 +115,56 @@ fn short_hash(hash: u64) -> NonZeroU32 {
 #[inline]
 fn table_hash(short: NonZeroU32) -> u64 {
     u64::from(short.get()).wrapping_mul(SPREAD)
+}
+
+/// The weight a shard's policy is sized for, beyond its `share` of a cache
+/// split into `shards`: the usual spread of keys over shards (three
+/// standard deviations of a binomial count, and a few units), so that a
+/// shard of a full cache is rarely beyond what its policy expects (about 3%
+/// more than the share at 16 Ki per shard). None with one shard.
+pub(crate) fn spread(share: u64, shards: usize) -> u64 {
+    if shards == 1 {
+        0
+    } else {
+        3 * (share as f64).sqrt() as u64 + 8
+    }
+}
+
+/// The default shard count for a cache of `capacity` whose layout asks for
+/// `n` shards (a power of two): the count from `n` to `n + n/4`, at most
+/// `max`, whose shards' hash tables are the fullest once the cache is
+/// (shards at most a fifth smaller than the layout's).
+///
+/// A shard's table (hashbrown) has a power of two of buckets, at most 7/8
+/// of them used, so with a power of two of shards a capacity just above
+/// 7/8 of a power of two per shard gets twice the buckets it needs: a cache
+/// of 1,000,000 in 64 shards of 15,625 has 32,768 buckets per shard (5
+/// bytes each: 10.5 bytes per entry), in 72 shards of 13,889 (up to 14,250
+/// with the spread) 16,384 (5.9 bytes per entry). Shard counts need not be
+/// powers of two: the shard index is a multiply-shift of the hash (see
+/// `Cache::shard_index`).
+pub(crate) fn fit_tables(n: usize, capacity: u64, max: usize) -> usize {
+    // Entries per bucket of a shard's table once the cache is full.
+    let fill = |m: usize| {
+        let share = capacity / m as u64;
+        let most = capacity.div_ceil(m as u64);
+        let need = most + spread(most, m);
+        let buckets = (need.saturating_mul(8).div_ceil(7))
+            .next_power_of_two()
+            .max(16);
+        share as f64 / buckets as f64
+    };
+    if n <= 1 {
+        return n;
+    }
+    let mut best = (n, fill(n));
+    for m in n + 1..=(n + n / 4).min(max) {
+        let f = fill(m);
+        if f > best.1 {
+            best = (m, f);
+        }
+    }
+    best.0
 }
 
 /// Number of slots in a shard's read buffer (a power of two).
@@ -194,13 +245,28 @@ pub(crate) struct CoreCounters {
 }
 
 /// The single-threaded part of a shard: table, slab and policy.
+///
+/// `repr(C)`, and what a read uses first: behind the lock's word (see
+/// [`Shard`]) the table, the hit count and the timers fill the lock's cache
+/// line, and the slab and the policy's read side (its kind, and for
+/// W-TinyLFU its meta bytes and mode) the next one, so a read hit touches
+/// two lines of the shard besides the entry's own. (Laid out by the
+/// compiler, with the counters' padding first, a read touched eight.)
+#[repr(C)]
 pub(crate) struct Core<K, V> {
     table: HashTable<Idx>,
+    /// Lookups that found a live entry, counted by readers under the read
+    /// lock.
+    pub(crate) hits: Lookups,
+    /// Expiry state; `None` until some entry has a deadline.
+    timers: Option<Box<Timers>>,
     slots: Vec<Option<Entry<K, V>>>,
+    policy: AnyPolicy,
+    /// Lookups that found nothing live.
+    pub(crate) misses: Lookups,
     /// Each entry's weight; no memory until some entry weighs other than 1.
     weights: Weights,
     free: Vec<Idx>,
-    policy: AnyPolicy,
     /// The shard's expected share of the cache's capacity (what its policy
     /// is sized for); the shard may hold more or less (see [`budget`]).
     share: u64,
@@ -210,8 +276,6 @@ pub(crate) struct Core<K, V> {
     weight: u64,
     /// The cache-wide budget this shard's weight is committed in.
     budget: Arc<Budget>,
-    /// Expiry state; `None` until some entry has a deadline.
-    timers: Option<Box<Timers>>,
     /// Time settings shared by every entry of the shard.
     time: TimeSettings,
     /// Reused buffer of indices the wheel fired.
@@ -226,9 +290,6 @@ pub(crate) struct Core<K, V> {
     /// Keys known not to exist (see [`negative`]).
     pub(crate) negatives: NegativeTable<K>,
     pub(crate) counters: CoreCounters,
-    /// Lookups that found a live entry or nothing live, counted by readers
-    /// under the read lock (striped: see `crate::stats::Lookups`).
-    pub(crate) lookups: Lookups,
 }
 
 impl Timers {
@@ -399,7 +460,8 @@ impl<K, V> Core<K, V> {
             flights: FlightTable::default(),
             negatives: NegativeTable::default(),
             counters: CoreCounters::default(),
-            lookups: Lookups::new(),
+            hits: Lookups::new(),
+            misses: Lookups::new(),
         };
         if time.eager {
             core.timers(0);
@@ -470,7 +532,12 @@ impl<K, V> Core<K, V> {
     /// nanoseconds of each other), never less than the deadline before.
     #[inline]
     pub(crate) fn touch(&self, idx: Idx, now: u64) {
-        if let (Some(tti), Some(t)) = (self.time.tti, &self.timers) {
+        // The timers first: they are in the line the read has touched, the
+        // time settings are not (a cache without expiry never reads them).
+        let Some(t) = &self.timers else {
+            return;
+        };
+        if let Some(tti) = self.time.tti {
             if let Some(idle) = t.idle.get(idx as usize) {
                 let hard = t.hard.get(idx as usize).copied().unwrap_or(NEVER);
                 let new = expiry::idle_deadline(now, tti).min(hard);
@@ -714,6 +781,11 @@ impl<K, V> Core<K, V> {
     /// part). Every recorder stored its slot before releasing the read lock
     /// this write lock waited for, so every position below `head` is written.
     fn drain(&mut self, buffer: &ReadBuffer) {
+        if !self.policy.replays_hits() {
+            // Nothing is ever recorded (see `AnyPolicy::record_hit`): the
+            // ring's line stays untouched by writes too.
+            return;
+        }
         let head = buffer.head.load(Ordering::Relaxed);
         let start = self
             .drained
@@ -865,7 +937,7 @@ impl<K, V> Core<K, V> {
                 self.weights.set(idx, weight);
                 self.weight += u64::from(weight);
                 if self.policy.wants_hits() {
-                    self.policy.observe_hits(self.lookups.hits());
+                    self.policy.observe_hits(self.hits.get());
                 }
                 self.schedule(idx, write); // first, as for an update
                 self.policy
@@ -904,6 +976,7 @@ impl<K, V> Core<K, V> {
             cap.saturating_add(cap / 64).max(4)
         };
         self.slots.reserve_exact(target - len);
+        self.policy.reserve_slots(self.slots.capacity());
         if let Some(t) = self.timers.as_mut() {
             t.wheel.reserve_slots(self.slots.capacity());
         }
@@ -1066,12 +1139,12 @@ impl<K, V> Shard<K, V> {
         // (the lock's atomic fences off anything read before it).
         let now = if core.has_timers() { now() } else { 0 };
         let Some(idx) = core.find(hash, key) else {
-            core.lookups.miss();
+            core.misses.add();
             drop(core);
             return Lookup::Miss { expired_at: None };
         };
         if core.is_expired(idx, now) {
-            core.lookups.miss();
+            core.misses.add();
             drop(core);
             return Lookup::Miss {
                 expired_at: Some(now),
@@ -1079,8 +1152,86 @@ impl<K, V> Shard<K, V> {
         }
         core.touch(idx, now);
         let result = f(&core, idx, now);
-        core.lookups.hit();
+        core.hits.add();
         let drain = core.policy.record_hit(idx) && self.reads.record(idx);
         Lookup::Hit(result, drain)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod fit {
+    use super::fit_tables;
+
+    #[test]
+    fn a_million_entries_take_72_shards_of_fuller_tables() {
+        // 64 shards of 15,625 (up to 16,008 with the spread) need 32,768
+        // buckets each; 72 of 13,889 (up to 14,250) need 16,384.
+        assert_eq!(fit_tables(64, 1_000_000, 1_953), 72);
+    }
+
+    #[test]
+    fn keeps_a_power_of_two_that_fits_and_stays_in_bounds() {
+        // 12,000 per shard plus the spread fits in 16,384 buckets; fewer
+        // buckets would take more than a fifth more shards: 64 stays.
+        assert_eq!(fit_tables(64, 64 * 12_000, 2_048), 64);
+        assert_eq!(fit_tables(1, 1_000, 1), 1);
+        assert_eq!(fit_tables(2, 1_024, 2), 2, "at most `max`");
+        for capacity in [1_024u64, 5_000, 65_536, 100_000, 1 << 20, 3_000_000] {
+            for n in [2usize, 8, 64] {
+                let max = (capacity / 512) as usize;
+                if n > max {
+                    continue;
+                }
+                let m = fit_tables(n, capacity, max);
+                assert!(
+                    (n..=n + n / 4).contains(&m) && m <= max,
+                    "{capacity} {n}: {m}"
+                );
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod layout {
+    use super::*;
+    use std::mem::offset_of;
+
+    /// The cache lines of a shard that a W-TinyLFU read hit uses (see
+    /// [`Core`]): the lock's word, the table, the hit count and the timers
+    /// in the shard's first line; the slab, the policy's kind and its read
+    /// side in the second.
+    #[test]
+    fn a_read_hit_uses_two_lines_of_the_shard() {
+        type C = Core<u64, u64>;
+        let shard: Shard<u64, u64> = Shard::new(
+            Policy::WTinyLfu,
+            (1000, 1000),
+            Arc::new(Budget::new(1000)),
+            1,
+            false,
+            TimeSettings::default(),
+        );
+        let base = &shard as *const Shard<u64, u64> as usize;
+        let core = shard.core.read();
+        let at = &*core as *const C as usize - base;
+        let line = |offset: usize, len: usize| {
+            assert_eq!(offset / 64, (offset + len - 1) / 64, "straddles a line");
+            offset / 64
+        };
+        assert_eq!(line(offset_of!(Shard<u64, u64>, floor), 8), 0);
+        assert_eq!(line(at - 8, 8), 0, "the lock's word");
+        assert_eq!(line(at + offset_of!(C, table), 32), 0);
+        assert_eq!(line(at + offset_of!(C, hits), 8), 0);
+        assert_eq!(line(at + offset_of!(C, timers), 8), 0);
+        assert_eq!(line(at + offset_of!(C, slots), 24), 1);
+        let policy = at + offset_of!(C, policy);
+        assert_eq!(line(policy, 1), 1, "the policy's kind");
+        let AnyPolicy::WTinyLfu(p) = &core.policy else {
+            unreachable!()
+        };
+        let (meta, exact) = p.read_side();
+        assert_eq!(line(meta - base, 24), 1);
+        assert_eq!(line(exact - base, 1), 1);
     }
 }

@@ -151,3 +151,5 @@ mod imp {
 pub(crate) use imp::*;
 pub(crate) mod rendezvous;
 pub(crate) mod slots;
+#[cfg(feature = "async")]
+pub(crate) mod timer;

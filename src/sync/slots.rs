@@ -25,7 +25,19 @@ struct State {
     /// Highest `in_use` ever reached (for tests and the docs' claim).
     high_water: usize,
     next_ticket: u64,
-    queue: VecDeque<u64>,
+    /// Tickets in line, oldest first, each with its task's waker (`None`
+    /// for a thread, which waits on the condvar).
+    queue: VecDeque<(u64, Option<std::task::Waker>)>,
+}
+
+impl State {
+    fn is_front(&self, ticket: u64) -> bool {
+        self.queue.front().is_some_and(|&(t, _)| t == ticket)
+    }
+
+    fn leave(&mut self, ticket: u64) {
+        self.queue.retain(|&(t, _)| t != ticket);
+    }
 }
 
 impl Slots {
@@ -53,14 +65,13 @@ impl Slots {
         }
         let ticket = state.next_ticket;
         state.next_ticket += 1;
-        state.queue.push_back(ticket);
+        state.queue.push_back((ticket, None));
         loop {
-            if state.queue.front() == Some(&ticket) && state.in_use < self.limit {
+            if state.is_front(ticket) && state.in_use < self.limit {
                 state.queue.pop_front();
                 let guard = self.admit(&mut state);
                 // The next in line may fit too.
-                drop(state);
-                self.changed.notify_all();
+                self.wake_all(state);
                 return Some(guard);
             }
             let remaining = match deadline {
@@ -70,9 +81,8 @@ impl Slots {
                     _ => {
                         // Out of time: leave the line, and let the next in
                         // line see that it may be at the front now.
-                        state.queue.retain(|&t| t != ticket);
-                        drop(state);
-                        self.changed.notify_all();
+                        state.leave(ticket);
+                        self.wake_all(state);
                         return None;
                     }
                 },
@@ -84,6 +94,26 @@ impl Slots {
                 }
             }
         }
+    }
+
+    /// Takes a slot as a future: in the same line as the threads, waking
+    /// when the line moves. Dropping the future before it is ready leaves
+    /// the line.
+    #[cfg(feature = "async")]
+    pub(crate) fn acquire_async(&self) -> AcquireFuture<'_> {
+        AcquireFuture {
+            slots: self,
+            ticket: None,
+        }
+    }
+
+    /// Wakes every thread and task in line (after a slot was freed or the
+    /// line moved), then releases the lock.
+    fn wake_all(&self, state: crate::sync::MutexGuard<'_, State>) {
+        let wakers: Vec<_> = state.queue.iter().filter_map(|(_, w)| w.clone()).collect();
+        drop(state);
+        self.changed.notify_all();
+        wakers.into_iter().for_each(std::task::Waker::wake);
     }
 
     fn admit(&self, state: &mut State) -> SlotGuard<'_> {
@@ -110,8 +140,67 @@ pub(crate) struct SlotGuard<'a> {
 
 impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
-        self.slots.state.lock().in_use -= 1;
-        self.slots.changed.notify_all();
+        let mut state = self.slots.state.lock();
+        state.in_use -= 1;
+        self.slots.wake_all(state);
+    }
+}
+
+/// [`Slots::acquire_async`]'s future.
+#[cfg(feature = "async")]
+pub(crate) struct AcquireFuture<'a> {
+    slots: &'a Slots,
+    /// Its place in line, once it has had to wait.
+    ticket: Option<u64>,
+}
+
+#[cfg(feature = "async")]
+impl<'a> std::future::Future for AcquireFuture<'a> {
+    type Output = SlotGuard<'a>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<SlotGuard<'a>> {
+        let slots = self.slots;
+        let mut state = slots.state.lock();
+        let ticket = match self.ticket {
+            None if state.queue.is_empty() && state.in_use < slots.limit => {
+                return std::task::Poll::Ready(slots.admit(&mut state));
+            }
+            None => {
+                let ticket = state.next_ticket;
+                state.next_ticket += 1;
+                state.queue.push_back((ticket, Some(cx.waker().clone())));
+                self.ticket = Some(ticket);
+                return std::task::Poll::Pending;
+            }
+            Some(ticket) => ticket,
+        };
+        if state.is_front(ticket) && state.in_use < slots.limit {
+            state.queue.pop_front();
+            self.ticket = None;
+            let guard = slots.admit(&mut state);
+            slots.wake_all(state); // the next in line may fit too
+            return std::task::Poll::Ready(guard);
+        }
+        if let Some((_, waker)) = state.queue.iter_mut().find(|(t, _)| *t == ticket) {
+            *waker = Some(cx.waker().clone());
+        }
+        std::task::Poll::Pending
+    }
+}
+
+#[cfg(feature = "async")]
+impl Drop for AcquireFuture<'_> {
+    /// Leaves the line (a task dropped while waiting), letting the next in
+    /// line see that it may be at the front now.
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket {
+            let mut state = self.slots.state.lock();
+            state.leave(ticket);
+            self.slots.wake_all(state);
+        }
     }
 }
 
