@@ -28,9 +28,9 @@ pub enum Runner {
     /// to about 64 entries more than its capacity.
     Moka,
     /// moka with `run_pending_tasks()` after every insert: the policy is
-    /// applied at once and the capacity is never exceeded, but new entries
-    /// lose the grace period that batching gives them (not in the default
-    /// set; ask for it with `--runners moka-sync`).
+    /// applied at once and the capacity is never exceeded, like every other
+    /// cache here (new entries lose the grace period that batching gives
+    /// them).
     MokaSync,
     /// `quick_cache::sync::Cache::new(capacity)`.
     QuickCache,
@@ -43,7 +43,12 @@ impl Runner {
     pub fn all() -> Vec<Runner> {
         let mut all = vec![Runner::Opt];
         all.extend(Policy::ALL.into_iter().map(Runner::Larder));
-        all.extend([Runner::Moka, Runner::QuickCache, Runner::LruCrate]);
+        all.extend([
+            Runner::MokaSync,
+            Runner::Moka,
+            Runner::QuickCache,
+            Runner::LruCrate,
+        ]);
         all
     }
 
@@ -75,7 +80,7 @@ impl Runner {
     pub fn cost(self) -> u64 {
         match self {
             Runner::Moka => 2,
-            Runner::MokaSync => 8,
+            Runner::MokaSync => 16,
             Runner::Opt => 2,
             _ => 1,
         }
