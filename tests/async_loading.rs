@@ -760,22 +760,35 @@ mod defences {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn async_loading_cache_serves_stale_if_error() {
-        let clock = ManualClock::new();
-        let b = backend();
-        let b2 = b.clone();
-        let cache: AsyncLoadingCache<u32, u32, String> = Cache::builder()
+    /// An `AsyncLoadingCache` over `b` with a 10 s TTL, a 60 s
+    /// stale-if-error window and, if given, a load timeout; refreshes on
+    /// tokio.
+    fn stale_if_error_cache(
+        clock: &ManualClock,
+        b: &Arc<Backend>,
+        timeout: Option<Duration>,
+    ) -> AsyncLoadingCache<u32, u32, String> {
+        let mut builder = Cache::builder()
             .time_to_live(Duration::from_secs(10))
             .stale_if_error(Duration::from_secs(60))
             .clock(clock.clone())
             .spawner(|task| {
                 tokio::spawn(task);
-            })
-            .build_with_async_try_loader(move |k: &u32| {
-                let (b, k) = (b2.clone(), *k);
-                async move { b.load(k).await }
             });
+        if let Some(t) = timeout {
+            builder = builder.load_timeout(t);
+        }
+        let b = b.clone();
+        builder.build_with_async_try_loader(move |k: &u32| {
+            let (b, k) = (b.clone(), *k);
+            async move { b.load(k).await }
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn async_loading_cache_serves_stale_if_error() {
+        let (clock, b) = (ManualClock::new(), backend());
+        let cache = stale_if_error_cache(&clock, &b, None);
         assert_eq!(cache.try_get(&1).await, Ok(100));
         // Past the TTL, healthy: the reader gets the reloaded value.
         clock.advance(Duration::from_secs(11));
@@ -794,21 +807,8 @@ mod defences {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_hung_async_stale_reload_is_waited_for_at_most_the_timeout() {
-        let clock = ManualClock::new();
-        let b = backend();
-        let b2 = b.clone();
-        let cache: AsyncLoadingCache<u32, u32, String> = Cache::builder()
-            .time_to_live(Duration::from_secs(10))
-            .stale_if_error(Duration::from_secs(60))
-            .load_timeout(Duration::from_millis(50))
-            .clock(clock.clone())
-            .spawner(|task| {
-                tokio::spawn(task);
-            })
-            .build_with_async_try_loader(move |k: &u32| {
-                let (b, k) = (b2.clone(), *k);
-                async move { b.load(k).await }
-            });
+        let (clock, b) = (ManualClock::new(), backend());
+        let cache = stale_if_error_cache(&clock, &b, Some(Duration::from_millis(50)));
         assert_eq!(cache.try_get(&1).await, Ok(100));
         clock.advance(Duration::from_secs(11));
         b.hanging.store(true, Ordering::SeqCst);
