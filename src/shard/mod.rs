@@ -55,7 +55,8 @@
 //! removal, retain, clear) and where invalidations of keys are applied;
 //! [`flights`] is the shard's table of loads in progress (the protocol that
 //! uses it is `crate::load::flight`); [`negative`] remembers keys that do
-//! not exist. Nothing here knows about loaders: the layers above (`cache`,
+//! not exist; [`slab`] is the entries' storage (the shard's one `unsafe`
+//! type, with its model test). Nothing here knows about loaders: the layers above (`cache`,
 //! `load`, `write`) call in, never the other way.
 //!
 //! # What each lock guards, and lock order
