@@ -56,8 +56,9 @@
 //! [`flights`] is the shard's table of loads in progress (the protocol that
 //! uses it is `crate::load::flight`); [`negative`] remembers keys that do
 //! not exist; [`slab`] is the entries' storage (the shard's one `unsafe`
-//! type, with its model test). Nothing here knows about loaders: the layers above (`cache`,
-//! `load`, `write`) call in, never the other way.
+//! type, with its model test; `Core::find_live` reads it unchecked).
+//! Nothing here knows about loaders: the layers above (`cache`, `load`,
+//! `write`) call in, never the other way.
 //!
 //! # What each lock guards, and lock order
 //!
@@ -130,8 +131,8 @@ fn mix(hash: u64) -> u64 {
     (wide as u64) ^ ((wide >> 64) as u64)
 }
 
-/// Multiplier (odd, from the golden ratio) that spreads an entry's 32 stored
-/// hash bits over the 64 bits the table files it under.
+/// Multiplier (odd, from the golden ratio) that spreads an entry's 32 hash
+/// bits ([`short_hash`]) over the 64 bits the table files it under.
 const SPREAD: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// The 32 hash bits the table and the policy use: the low half of the
