@@ -326,7 +326,10 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
-    /// Uses `hasher` instead of ahash's randomly seeded one.
+    /// Uses `hasher` instead of ahash's randomly seeded one. Each shard
+    /// keeps a clone of it (it hashes stored keys again where it needs
+    /// their hash, instead of storing it), so it must be `Clone` to build
+    /// the cache, and a key must hash the same on every call.
     pub fn hasher<S2: BuildHasher>(self, hasher: S2) -> CacheBuilder<K, V, S2> {
         CacheBuilder {
             capacity: self.capacity,
@@ -373,7 +376,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     pub fn build(self) -> Cache<K, V, S>
     where
         K: std::hash::Hash + Eq,
-        S: BuildHasher,
+        S: BuildHasher + Clone,
     {
         Cache::from_builder(self)
     }

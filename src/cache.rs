@@ -12,7 +12,10 @@ use crate::defend::Defences;
 use crate::histogram::Histogram;
 use crate::policy::Idx;
 use crate::policy::{Policy, RemovalCause};
-use crate::shard::{spread, Budget, Core, Insert, Lookup, Removed, Shard, TimeSettings, WriteTime};
+use crate::shard::{
+    cache_hash, spread, Budget, Core, Entry, Insert, Lookup, Removed, Shard, TimeSettings,
+    WriteTime,
+};
 use crate::stats::Stats;
 use crate::sync::{Arc, AtomicBool, Ordering};
 use crate::time::clock::CacheClock;
@@ -51,7 +54,7 @@ pub struct Cache<K, V, S = ahash::RandomState> {
 }
 
 pub(crate) struct Inner<K, V, S> {
-    shards: Box<[CachePadded<Shard<K, V>>]>,
+    shards: Box<[CachePadded<Shard<K, V, S>>]>,
     /// Number of shards (any count: see `shard_index`).
     shard_count: u64,
     hasher: S,
@@ -109,7 +112,10 @@ where
     K: Hash + Eq,
     S: BuildHasher,
 {
-    pub(crate) fn from_builder(builder: CacheBuilder<K, V, S>) -> Self {
+    pub(crate) fn from_builder(builder: CacheBuilder<K, V, S>) -> Self
+    where
+        S: Clone,
+    {
         let n = builder.shard_count();
         let seed = builder.seed.unwrap_or_else(random_seed);
         let capacity = builder.capacity;
@@ -143,6 +149,7 @@ where
                     shard_seed,
                     exact_hits,
                     time,
+                    builder.hasher.clone(),
                 ))
             })
             .collect();
@@ -174,13 +181,13 @@ where
     /// The shard's time for a read. Readers call it only when the shard
     /// keeps deadlines (see `Shard::lookup_with`), under its read lock.
     #[inline]
-    fn read_now(&self, shard: &Shard<K, V>) -> u64 {
+    fn read_now(&self, shard: &Shard<K, V, S>) -> u64 {
         shard.floor.clamp(self.inner.clock.now())
     }
 
     /// [`read_now`](Self::read_now) if `core` keeps deadlines, else 0.
     #[inline]
-    fn read_now_for(&self, shard: &Shard<K, V>, core: &Core<K, V>) -> u64 {
+    fn read_now_for(&self, shard: &Shard<K, V, S>, core: &Core<K, V, S>) -> u64 {
         if core.has_timers() {
             self.read_now(shard)
         } else {
@@ -207,7 +214,7 @@ where
     /// [`write_now`](Self::write_now) if there was none (the cache may have
     /// started keeping time since).
     #[inline]
-    fn write_now_from(&self, shard: &Shard<K, V>, early: Option<u64>) -> u64 {
+    fn write_now_from(&self, shard: &Shard<K, V, S>, early: Option<u64>) -> u64 {
         match early {
             Some(now) => shard.floor.observe(now),
             None => self.write_now(shard),
@@ -216,7 +223,7 @@ where
 
     /// The shard's time for a write or maintenance (recorded in the floor).
     #[inline]
-    pub(crate) fn write_now(&self, shard: &Shard<K, V>) -> u64 {
+    pub(crate) fn write_now(&self, shard: &Shard<K, V, S>) -> u64 {
         if self.inner.uses_time.load(Ordering::Relaxed) {
             shard.floor.observe(self.inner.clock.now())
         } else {
@@ -228,7 +235,7 @@ where
     /// removes expired entries, if the shard's lock is free.
     #[cold]
     #[inline(never)]
-    fn maintain(&self, shard: &Shard<K, V>) {
+    fn maintain(&self, shard: &Shard<K, V, S>) {
         let now = self.write_now(shard);
         let mut removed = Removed::new();
         if let Some(mut core) = shard.try_write() {
@@ -271,17 +278,16 @@ where
         }
     }
 
-    /// The key's hash as the cache uses it: the hasher's output, mixed so
-    /// that a weak hasher (an identity hash of integers, one that sets only
-    /// low or only high bits) still spreads keys over the shards (chosen
-    /// from high bits) and over each shard's table (the low 32 bits).
+    /// The key's hash as the cache uses it (see `shard::cache_hash`; each
+    /// shard computes the same from a stored key with its clone of the
+    /// hasher).
     #[inline]
     pub(crate) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
-        mix(self.inner.hasher.hash_one(key))
+        cache_hash(&self.inner.hasher, key)
     }
 
     #[inline]
-    pub(crate) fn shard(&self, hash: u64) -> &Shard<K, V> {
+    pub(crate) fn shard(&self, hash: u64) -> &Shard<K, V, S> {
         &self.inner.shards[self.shard_index(hash)]
     }
 
@@ -312,17 +318,18 @@ where
         V: Clone,
     {
         let hash = self.hash(key);
-        self.get_by(hash, key, |core, idx, _| core.get_entry(idx).value.clone())
+        self.get_by(hash, key, |_, _, entry, _| entry.value.clone())
     }
 
-    /// [`get`](Self::get) with a custom read: `f(core, idx, now)` runs under
-    /// the shard's read lock on a live hit (which is recorded as one).
+    /// [`get`](Self::get) with a custom read: `f(core, idx, entry, now)`
+    /// runs under the shard's read lock on a live hit (which is recorded as
+    /// one).
     #[inline]
     pub(crate) fn get_by<Q, R>(
         &self,
         hash: u64,
         key: &Q,
-        f: impl FnOnce(&Core<K, V>, Idx, u64) -> R,
+        f: impl FnOnce(&Core<K, V, S>, Idx, &Entry<K, V>, u64) -> R,
     ) -> Option<R>
     where
         K: Borrow<Q>,
@@ -339,9 +346,9 @@ where
                 hash,
                 key,
                 || self.read_now(shard),
-                |core: &Core<K, V>, idx: Idx, now: u64| {
-                    hot.keys.record_sampled(hash, &core.get_entry(idx).key);
-                    f(core, idx, now)
+                |core: &Core<K, V, S>, idx: Idx, entry: &Entry<K, V>, now: u64| {
+                    hot.keys.record_sampled(hash, &entry.key);
+                    f(core, idx, entry, now)
                 },
             ),
             Some(_) => shard.lookup_with(hash, key, || self.read_now(shard), f),
@@ -376,13 +383,13 @@ where
         let hash = self.hash(key);
         let shard = self.shard(hash);
         let core = shard.read();
-        let idx = core.find(hash, key)?;
+        let (idx, entry) = core.find_live(hash, key)?;
         let now = self.read_now_for(shard, &core);
         if core.is_expired(idx, now) {
             shard.floor.observe(now); // as in `get`: stays expired
             return None;
         }
-        Some(core.get_entry(idx).value.clone())
+        Some(entry.value.clone())
     }
 
     /// True if `key` has a value (does not touch the policy or statistics).
@@ -787,7 +794,11 @@ impl<K, V, S> Cache<K, V, S> {
     /// is exact only at rest: an insert reserves room before it stores). For
     /// tests.
     #[doc(hidden)]
-    pub fn check_invariants_while_busy(&self) {
+    pub fn check_invariants_while_busy(&self)
+    where
+        K: Hash,
+        S: BuildHasher,
+    {
         for shard in self.inner.shards.iter() {
             shard.read().validate();
         }
@@ -803,7 +814,11 @@ impl<K, V, S> Cache<K, V, S> {
     /// [`check_invariants_while_busy`](Self::check_invariants_while_busy)).
     /// For tests.
     #[doc(hidden)]
-    pub fn check_invariants(&self) {
+    pub fn check_invariants(&self)
+    where
+        K: Hash,
+        S: BuildHasher,
+    {
         let (mut shares, mut weight) = (0, 0);
         for shard in self.inner.shards.iter() {
             let core = shard.read();
@@ -838,11 +853,6 @@ impl Drop for Credit<'_> {
 /// its halves xored. Every input bit reaches the high bits (the shard) and
 /// the low half (what a shard keeps), for about a nanosecond.
 #[inline]
-fn mix(hash: u64) -> u64 {
-    let wide = u128::from(hash) * 0x9E37_79B9_7F4A_7C15_u128;
-    (wide as u64) ^ ((wide >> 64) as u64)
-}
-
 fn random_seed() -> u64 {
     use std::hash::BuildHasher as _;
     std::collections::hash_map::RandomState::new().hash_one(0x5EED_u64)

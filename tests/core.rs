@@ -383,6 +383,78 @@ fn panicking_eq_and_clone_leave_the_cache_usable() {
     cache.check_invariants();
 }
 
+/// Salt mixed into [`Shifty`]'s hash; only the test below changes it.
+static SALT: AtomicUsize = AtomicUsize::new(0);
+/// While set, a [`Shifty`] with an id below 8 panics when hashed.
+static PANIC_LOW: AtomicUsize = AtomicUsize::new(0);
+
+/// A key whose `Hash` is not a function of the key alone: it reads
+/// [`SALT`], and panics for low ids while [`PANIC_LOW`] is set (the shard
+/// hashes stored keys again under its lock, where it needs their hash).
+#[derive(Debug, PartialEq, Eq)]
+struct Shifty(u32);
+
+impl Hash for Shifty {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        if self.0 < 8 && PANIC_LOW.load(Ordering::Relaxed) == 1 {
+            panic!("Hash panicked");
+        }
+        (self.0, SALT.load(Ordering::Relaxed)).hash(state);
+    }
+}
+
+#[test]
+fn keys_whose_hash_changes_or_panics_while_stored_still_leave_and_drop_once() {
+    for policy in Policy::ALL {
+        SALT.store(0, Ordering::Relaxed);
+        let value = Arc::new(());
+        let cache: Cache<Shifty, Arc<()>> = Cache::builder()
+            .max_capacity(64)
+            .shards(1)
+            .policy(policy)
+            .build();
+        for i in 0..64 {
+            cache.insert(Shifty(i), value.clone());
+        }
+        // Every stored key now hashes differently: the table, the policy and
+        // removals see other hashes than the ones the keys were stored under.
+        SALT.store(1, Ordering::Relaxed);
+        for i in 64..400 {
+            cache.insert(Shifty(i), value.clone()); // evicts old keys
+            assert!(cache.len() <= 64, "{policy}");
+        }
+        for i in 0..400 {
+            cache.remove(&Shifty(i));
+        }
+        // Stored keys whose `Hash` panics under the lock (evictions, a table
+        // rehash): caught there, the operations complete.
+        SALT.store(2, Ordering::Relaxed);
+        for i in 0..64 {
+            cache.insert(Shifty(i), value.clone());
+        }
+        PANIC_LOW.store(1, Ordering::Relaxed);
+        for i in 1_000..1_200 {
+            cache.insert(Shifty(i), value.clone());
+            assert!(cache.len() <= 64, "{policy}");
+        }
+        PANIC_LOW.store(0, Ordering::Relaxed);
+        cache.insert(Shifty(5_000), value.clone());
+        assert!(
+            cache.get(&Shifty(5_000)).is_some(),
+            "{policy}: still usable"
+        );
+        cache.invalidate_all();
+        assert_eq!(cache.len(), 0, "{policy}");
+        cache.check_invariants();
+        assert_eq!(
+            Arc::strong_count(&value),
+            1,
+            "{policy}: a value not dropped"
+        );
+        drop(cache);
+    }
+}
+
 #[test]
 fn panicking_weigher_changes_nothing() {
     let cache: Cache<u32, u32> = Cache::builder()

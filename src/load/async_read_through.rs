@@ -144,7 +144,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     ) -> AsyncLoadingCache<K, V, Infallible, S>
     where
         K: Hash + Eq,
-        S: BuildHasher,
+        S: BuildHasher + Clone,
         F: Future<Output = V> + Send + 'static,
     {
         self.build_with_async_try_loader(move |key| {
@@ -162,7 +162,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     ) -> AsyncLoadingCache<K, V, E, S>
     where
         K: Hash + Eq,
-        S: BuildHasher,
+        S: BuildHasher + Clone,
         F: Future<Output = Result<V, E>> + Send + 'static,
     {
         let refreshes = self.refresh.is_on() || self.defend.early_refresh.is_some();

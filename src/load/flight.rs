@@ -117,7 +117,9 @@ where
     let shard = cache.shard(hash);
     let now = cache.write_now(shard);
     let mut core = shard.write();
-    let live = core.find(hash, key).filter(|&i| !core.is_expired(i, now));
+    let live = core
+        .find_live(hash, key)
+        .filter(|&(i, _)| !core.is_expired(i, now));
     if want == Want::Refresh {
         if live.is_none() || core.flights.find(hash, key).is_some() {
             // Gone since the read (a removal wins: never brought back by a
@@ -125,8 +127,8 @@ where
             return Begin::Skip;
         }
     } else {
-        if let Some(idx) = live {
-            return Begin::Hit(core.get_entry(idx).value.clone());
+        if let Some((_, entry)) = live {
+            return Begin::Hit(entry.value.clone());
         }
         if want == (Want::Load { absent_ok: true }) {
             // The key filter: a key it rules out does not exist anywhere,

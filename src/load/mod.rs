@@ -260,12 +260,8 @@ where
 
     /// A hit, with what early refresh and stale-if-error make of it.
     pub(crate) fn judged_get(&self, hash: u64, key: &K) -> Option<(V, Verdict)> {
-        let (v, deadline, now) = self.get_by(hash, key, |core, idx, now| {
-            (
-                core.get_entry(idx).value.clone(),
-                core.ttl_deadline(idx),
-                now,
-            )
+        let (v, deadline, now) = self.get_by(hash, key, |core, idx, entry, now| {
+            (entry.value.clone(), core.ttl_deadline(idx), now)
         })?;
         Some((v, self.defences().judge(now, deadline)))
     }

@@ -101,7 +101,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     ) -> LoadingCache<K, V, Infallible, S>
     where
         K: Hash + Eq,
-        S: BuildHasher,
+        S: BuildHasher + Clone,
     {
         self.build_with_try_loader(move |key| Ok(loader(key)))
     }
@@ -127,7 +127,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     ) -> LoadingCache<K, V, E, S>
     where
         K: Hash + Eq,
-        S: BuildHasher,
+        S: BuildHasher + Clone,
     {
         let workers = refresh::pool_workers(&self.refresh, &self.defend);
         let refreshes = self.refresh.is_on() || self.defend.early_refresh.is_some();

@@ -343,14 +343,14 @@ where
     S: BuildHasher,
 {
     let defences = cache.defences();
-    cache.get_by(hash, key, |core, idx, now| {
+    cache.get_by(hash, key, |core, idx, entry, now| {
         let verdict = if defences.inspects_hits() {
             defences.judge(now, core.ttl_deadline(idx))
         } else {
             Verdict::Fresh
         };
         let claimed = verdict != Verdict::Stale && core.claim_refresh(idx, now);
-        (core.get_entry(idx).value.clone(), claimed, verdict)
+        (entry.value.clone(), claimed, verdict)
     })
 }
 

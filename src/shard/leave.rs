@@ -19,10 +19,11 @@
 //! ([`Core::invalidate`]), present entry or not.
 
 use std::borrow::Borrow;
+use std::hash::{BuildHasher, Hash};
 
 use crate::policy::{EvictionPolicy, Idx, RemovalCause};
 
-use super::{hashes, Budget, Core, Entry};
+use super::{hashes, stored_hash, Budget, Core, Entry};
 use crate::sync::Arc;
 
 /// Removed entries waiting to be announced and dropped outside the lock.
@@ -78,7 +79,7 @@ pub(super) enum Policy {
     Evicted,
 }
 
-impl<K, V> Core<K, V> {
+impl<K: Hash, V, S: BuildHasher> Core<K, V, S> {
     /// The one path by which a live entry leaves the shard: out of the
     /// policy (unless it is the policy's own victim), the table, the slab,
     /// the timer wheel and the weights, counted under `cause` (`Replaced`
@@ -92,23 +93,33 @@ impl<K, V> Core<K, V> {
         if policy == Policy::Tracks {
             self.policy.on_remove(idx);
         }
-        let hash = self.entry(idx).hash();
-        match self.table.find_entry(hash, |&i| i == idx) {
-            Ok(found) => {
+        // Out of the table before the slot is emptied (the rule in `Core`'s
+        // docs).
+        let hash = stored_hash(&self.hasher, &self.entry(idx).key);
+        match hash.map(|h| self.table.find_entry(h, |&i| i == idx)) {
+            Some(Ok(found)) => {
                 found.remove();
             }
-            Err(_) => unreachable!("live entry missing from the table"),
+            // The key's hash is not what it was when stored, or its `Hash`
+            // panicked (see the module docs): find the index the slow way.
+            _ => self.table.retain(|&mut i| i != idx),
         }
-        let entry = self.slots[idx as usize].take().expect("live slot");
+        let entry = self.slots.take(idx as usize).expect("live slot");
         if let Some(t) = self.timers.as_mut() {
             t.wheel.deschedule(idx);
+            if let Some(hi) = t.hi.get_mut(idx as usize) {
+                *hi = u32::MAX;
+            }
         }
         self.free.push(idx);
         let weight = self.weights.get(idx);
         self.weight -= u64::from(weight);
         if self.table.is_empty() {
-            // Give memory back once the shard is empty.
+            // Give memory back once the shard is empty. (Slots the table
+            // no longer reached, if a `Hash` panicked under the lock, go
+            // here too.)
             self.slots.clear();
+            self.used = 0;
             self.free.clear();
             self.weights.clear();
         }
@@ -134,7 +145,7 @@ impl<K, V> Core<K, V> {
     /// leaves stays committed: the caller reuses it or gives it back.
     pub(super) fn evict_to(&mut self, limit: u64, removed: &mut Removed<K, V>) {
         while self.weight > limit {
-            let Some(victim) = self.policy.evict(&hashes(&self.slots)) else {
+            let Some(victim) = self.policy.evict(&hashes(&self.slots, &self.hasher)) else {
                 debug_assert!(false, "policy empty while over its limit");
                 break;
             };
@@ -150,7 +161,7 @@ impl<K, V> Core<K, V> {
     pub(crate) fn give_room(&mut self, want: u64, floor: u64, removed: &mut Removed<K, V>) -> u64 {
         let before = self.weight;
         while before - self.weight < want && self.weight > floor {
-            let Some(victim) = self.policy.evict(&hashes(&self.slots)) else {
+            let Some(victim) = self.policy.evict(&hashes(&self.slots, &self.hasher)) else {
                 break;
             };
             let entry = self.take_out(victim, RemovalCause::Evicted, Policy::Evicted);
@@ -224,9 +235,9 @@ impl<K, V> Core<K, V> {
         };
         let mut idx = 0;
         // `take_out` empties the slab when the last entry goes.
-        while idx < self.slots.len() {
+        while idx < self.used {
             let i = idx as Idx;
-            let cause = match &self.slots[idx] {
+            let cause = match self.slots.get(idx) {
                 Some(_) if self.is_expired(i, now) => Some(RemovalCause::Expired),
                 Some(e) if !keep(&e.key, &e.value) => Some(RemovalCause::Explicit),
                 _ => None,
@@ -247,6 +258,7 @@ impl<K, V> Core<K, V> {
         self.policy.clear();
         if let Some(t) = self.timers.as_mut() {
             t.wheel.clear();
+            t.hi.clear();
             t.hard.clear();
             t.idle.clear();
             t.refresh_at.clear();
@@ -265,7 +277,7 @@ mod tests {
     use crate::sync::Arc;
 
     /// A one-shard core of `capacity` with its own budget, LRU order.
-    fn core(capacity: u64) -> Core<u32, u32> {
+    fn core(capacity: u64) -> Core<u32, u32, ahash::RandomState> {
         let budget = Arc::new(Budget::new(capacity));
         Core::new(
             EvictionOrder::Lru,
@@ -274,7 +286,17 @@ mod tests {
             7,
             true,
             TimeSettings::default(),
+            hasher(),
         )
+    }
+
+    fn hasher() -> ahash::RandomState {
+        ahash::RandomState::with_seeds(1, 2, 3, 4)
+    }
+
+    /// The cache's hash of `k` (what the core recomputes from the key).
+    fn h(k: u32) -> u64 {
+        super::super::cache_hash(&hasher(), &k)
     }
 
     fn write(now: u64, ttl: Option<Duration>) -> WriteTime {
@@ -288,7 +310,7 @@ mod tests {
 
     /// The shard's own view after every operation: structure, and the
     /// budget equal to what is stored (a one-shard cache at rest).
-    fn check(core: &Core<u32, u32>) {
+    fn check(core: &Core<u32, u32, ahash::RandomState>) {
         core.validate();
         assert_eq!(core.budget.committed(), core.weight());
     }
@@ -298,16 +320,16 @@ mod tests {
         let mut c = core(2);
         let mut removed = Removed::new();
         for k in 1..=3 {
-            c.insert(u64::from(k), k, k * 10, 1, write(0, None), &mut removed);
+            c.insert(h(k), k, k * 10, 1, write(0, None), &mut removed);
             check(&c);
         }
         // The third insert evicted the least recently used key.
         assert_eq!(causes(removed), vec![(1, RemovalCause::Evicted)]);
         let mut removed = Removed::new();
-        c.insert(2, 2, 21, 1, write(0, None), &mut removed); // an update
+        c.insert(h(2), 2, 21, 1, write(0, None), &mut removed); // an update
         assert_eq!(causes(removed), vec![(2, RemovalCause::Replaced)]);
         let mut removed = Removed::new();
-        assert_eq!(c.remove(3, &3, 0, &mut removed), Some((3, 30)));
+        assert_eq!(c.remove(h(3), &3, 0, &mut removed), Some((3, 30)));
         assert!(removed.is_empty(), "an explicit remove returns the entry");
         check(&c);
         let mut removed = Removed::new();
@@ -330,14 +352,14 @@ mod tests {
                                    // remove: reported as expired, not returned.
         let mut c = core(8);
         let mut removed = Removed::new();
-        c.insert(1, 1, 10, 1, write(0, ttl), &mut removed);
-        assert_eq!(c.remove(1, &1, later, &mut removed), None);
+        c.insert(h(1), 1, 10, 1, write(0, ttl), &mut removed);
+        assert_eq!(c.remove(h(1), &1, later, &mut removed), None);
         assert_eq!(causes(removed), vec![(1, RemovalCause::Expired)]);
         check(&c);
         // retain: never shown to the predicate.
         let mut removed = Removed::new();
-        c.insert(2, 2, 20, 1, write(0, ttl), &mut removed);
-        c.insert(3, 3, 30, 1, write(0, None), &mut removed);
+        c.insert(h(2), 2, 20, 1, write(0, ttl), &mut removed);
+        c.insert(h(3), 3, 30, 1, write(0, None), &mut removed);
         let mut seen = Vec::new();
         c.retain(
             later,
@@ -351,9 +373,9 @@ mod tests {
         assert_eq!(causes(removed), vec![(2, RemovalCause::Expired)]);
         // clear: the expired one as expired, the rest as explicit.
         let mut removed = Removed::new();
-        c.insert(4, 4, 40, 1, write(later, ttl), &mut removed);
+        c.insert(h(4), 4, 40, 1, write(later, ttl), &mut removed);
         c.insert(
-            5,
+            h(5),
             5,
             50,
             1,

@@ -8,10 +8,13 @@
 //! larder ([`Core`]) behind a `RwLock`, and two things outside the lock:
 //!
 //! * **Storage.** `table` is a `hashbrown::HashTable<u32>` of slab indices;
-//!   `slots` is a `Vec` of entries (key, value, 32 hash bits, and the high
-//!   half of the entry's deadline, which fills what would be padding for
-//!   8-byte keys and values) with a free list. Weights live apart in
-//!   [`Weights`], which costs nothing while every entry weighs 1. An index
+//!   `slots` is a [`Slab`] of entries (key and value, nothing else) with a
+//!   free list. Weights live apart in [`Weights`], which costs nothing
+//!   while every entry weighs 1, and deadlines in the timers, which exist
+//!   only once some entry has one. An entry's hash is not stored: where
+//!   the table (growing), the policy (its frequency sketch) or a removal
+//!   needs it, it is computed again from the key with the cache's hasher
+//!   (see [`Core::key_hash`]). An index
 //!   ([`Idx`]) names an entry for its whole life; the policy and the timer
 //!   wheel key their metadata by it, so they never see `K` or `V` and never
 //!   allocate per entry.
@@ -52,20 +55,34 @@
 //! removal, retain, clear) and where invalidations of keys are applied;
 //! [`flights`] is the shard's table of loads in progress (the protocol that
 //! uses it is `crate::load::flight`); [`negative`] remembers keys that do
-//! not exist. Nothing here knows about loaders: the layers above (`cache`,
-//! `load`, `write`) call in, never the other way.
+//! not exist; [`slab`] is the entries' storage (the shard's one `unsafe`
+//! type, with its model test; `Core::find_live` reads it unchecked).
+//! Nothing here knows about loaders: the layers above (`cache`, `load`,
+//! `write`) call in, never the other way.
 //!
 //! # What each lock guards, and lock order
 //!
 //! The shard's `RwLock` guards everything in [`Core`]. No code holds two
-//! shard locks at once, and no user code (hash, equality, clone, weigher,
-//! listener, drop of a removed value) runs under the write lock except key
-//! equality inside a lookup, which happens before anything is modified: a
-//! panicking `Eq` leaves the shard unchanged (parking_lot locks do not
-//! poison). Removed entries are collected in [`Removed`] and handed to the
-//! listener and dropped by the caller after the lock is released.
+//! shard locks at once, and no user code (clone, weigher, listener, drop of
+//! a removed value) runs under the write lock except key equality inside a
+//! lookup, which happens before anything is modified, and the key's `Hash`
+//! (see [`Core::key_hash`]). Removed entries are collected in [`Removed`]
+//! and handed to the listener and dropped by the caller after the lock is
+//! released.
+//!
+//! A stored key's hash is computed under the lock from the key (see
+//! [`Core::key_hash`]), so it must be what it was when the key was stored,
+//! as `Hash` and `Eq` require of any map key. If it changes while the key
+//! is stored, lookups may miss the entry, and the entry still leaves the
+//! shard normally: a removal that does not find its index under the key's
+//! hash looks for it through the whole table. A `Hash` that panics under
+//! the lock (it did not when the key was first hashed, outside it) is
+//! caught there ([`stored_hash`]): the hash counts as 0 (for the table and
+//! the policy's estimates) and the operation completes, so no user panic
+//! leaves a change half done. Memory safety never depends on user code.
 
 use std::borrow::Borrow;
+use std::hash::{BuildHasher, Hash};
 use std::num::NonZeroU32;
 
 use hashbrown::HashTable;
@@ -76,6 +93,9 @@ mod budget;
 mod flights;
 mod leave;
 mod negative;
+mod slab;
+
+use slab::Slab;
 
 pub(crate) use budget::Budget;
 
@@ -95,23 +115,39 @@ use crate::time::refresh::RefreshTimes;
 use crate::time::wheel::{join, split, Advance, Deadlines, TimerWheel, DEFAULT_BUDGET};
 use crate::time::NEVER;
 
-/// Multiplier (odd, from the golden ratio) that spreads an entry's 32 stored
-/// hash bits over the 64 bits the table files it under.
+/// The key's hash as the cache uses it: the hasher's output, mixed so that
+/// a weak hasher (an identity hash of integers, one that sets only low or
+/// only high bits) still spreads keys over the shards (chosen from high
+/// bits) and over each shard's table (the low 32 bits).
+#[inline]
+pub(crate) fn cache_hash<S: BuildHasher, Q: Hash + ?Sized>(hasher: &S, key: &Q) -> u64 {
+    mix(hasher.hash_one(key))
+}
+
+/// The folded 128-bit product of `hash` and an odd constant.
+#[inline]
+fn mix(hash: u64) -> u64 {
+    let wide = u128::from(hash) * 0x9E37_79B9_7F4A_7C15_u128;
+    (wide as u64) ^ ((wide >> 64) as u64)
+}
+
+/// Multiplier (odd, from the golden ratio) that spreads an entry's 32 hash
+/// bits ([`short_hash`]) over the 64 bits the table files it under.
 const SPREAD: u64 = 0x9E37_79B9_7F4A_7C15;
 
-/// The 32 hash bits an entry keeps: the low half of the cache's hash (the
-/// shard was chosen from high bits, so these are independent of it), with the
-/// lowest bit forced on so that `Option<Entry>` needs no tag. Keeping 32 bits
-/// instead of 64 saves 8 bytes per `u64 -> u64` entry; equality still decides.
+/// The 32 hash bits the table and the policy use: the low half of the
+/// cache's hash (the shard was chosen from high bits, so these are
+/// independent of it), with the lowest bit forced on. (These bits were once
+/// stored in the entry, where the forced bit gave `Option<Entry>` its
+/// niche; they are kept exactly so that decisions stay as they were.)
 #[inline]
 fn short_hash(hash: u64) -> NonZeroU32 {
     NonZeroU32::MIN | (hash as u32)
 }
 
-/// The 64-bit hash the table files an entry under, derived from its 32 kept
-/// bits (so a rehash needs no user code: the hasher is never called under the
-/// lock). The multiply mixes every kept bit into hashbrown's 7-bit tag (the
-/// top bits) and its bucket index (the low bits).
+/// The 64-bit hash the table files an entry under (and the policy's hash of
+/// it), derived from its 32 bits. The multiply mixes every one of them into
+/// hashbrown's 7-bit tag (the top bits) and its bucket index (the low bits).
 #[inline]
 fn table_hash(short: NonZeroU32) -> u64 {
     u64::from(short.get()).wrapping_mul(SPREAD)
@@ -170,31 +206,42 @@ pub(crate) fn fit_tables(n: usize, capacity: u64, max: usize) -> usize {
 /// Number of slots in a shard's read buffer (a power of two).
 pub(crate) const READ_BUFFER_SLOTS: usize = 64;
 
-/// A stored entry: 24 bytes for `u64 -> u64`.
+/// A stored entry: 16 bytes for `u64 -> u64`. Its weight is kept apart (in
+/// `Core::weights`), its deadline in the timers (`Timers::hi` and the
+/// wheel), its hash nowhere (see [`Core::key_hash`]).
 pub(crate) struct Entry<K, V> {
     pub(crate) key: K,
     pub(crate) value: V,
-    hash: NonZeroU32,
-    /// The high 32 bits of the entry's deadline (`u32::MAX` when it has
-    /// none); the low half is in the timer wheel (see `crate::time::wheel`).
-    /// Here a read learns that the deadline is far without touching the
-    /// wheel. The entry's weight is kept apart, in `Core::weights`.
-    expires_hi: u32,
 }
 
-impl<K, V> Entry<K, V> {
-    #[inline]
-    pub(crate) fn hash(&self) -> u64 {
-        table_hash(self.hash)
-    }
+/// The hash the table files `key` under and the policy knows it by, from
+/// the cache's hasher: `table_hash(short_hash(cache_hash(..)))`, the value
+/// the entry kept before its hash bits left it.
+#[inline]
+fn key_hash<K: Hash, S: BuildHasher>(hasher: &S, key: &K) -> u64 {
+    table_hash(short_hash(cache_hash(hasher, key)))
+}
+
+/// [`key_hash`] under the shard's lock: `None` if the key's `Hash`
+/// panicked (caught here: see the module docs).
+#[inline]
+fn stored_hash<K: Hash, S: BuildHasher>(hasher: &S, key: &K) -> Option<u64> {
+    // Unwind safety: the closure changes nothing of the shard's, and the
+    // hasher state it builds is its own.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| key_hash(hasher, key))).ok()
 }
 
 /// The key hash of any slab entry, for the policy (0 for an empty slot,
-/// which a policy never asks about).
-fn hashes<K, V>(slots: &[Option<Entry<K, V>>]) -> impl Fn(Idx) -> u64 + '_ {
-    |i| match &slots[i as usize] {
-        Some(e) => e.hash(),
-        None => 0,
+/// which a policy never asks about, or a key whose `Hash` panicked).
+fn hashes<'a, K: Hash, V, S: BuildHasher>(
+    slots: &'a Slab<Entry<K, V>>,
+    hasher: &'a S,
+) -> impl Fn(Idx) -> u64 + 'a {
+    move |i| {
+        slots
+            .get(i as usize)
+            .and_then(|e| stored_hash(hasher, &e.key))
+            .unwrap_or(0)
     }
 }
 
@@ -252,21 +299,32 @@ pub(crate) struct CoreCounters {
 /// W-TinyLFU its meta bytes and mode) the next one, so a read hit touches
 /// two lines of the shard besides the entry's own. (Laid out by the
 /// compiler, with the counters' padding first, a read touched eight.)
+///
+/// One rule makes the lookup's unchecked slab read sound (see
+/// [`find_live`](Self::find_live)): **every index in `table` names a live
+/// slot of `slots`.** A new entry is put in its slot before its index is
+/// filed in the table, and [`take_out`](Self::take_out) (the only way out)
+/// removes the index from the table before it empties the slot; a panic
+/// between the two steps leaves at worst a live slot the table does not
+/// reach, never the reverse.
 #[repr(C)]
-pub(crate) struct Core<K, V> {
+pub(crate) struct Core<K, V, S> {
     table: HashTable<Idx>,
     /// Lookups that found a live entry, counted by readers under the read
     /// lock.
     pub(crate) hits: Lookups,
     /// Expiry state; `None` until some entry has a deadline.
     timers: Option<Box<Timers>>,
-    slots: Vec<Option<Entry<K, V>>>,
+    slots: Slab<Entry<K, V>>,
     policy: AnyPolicy,
     /// Lookups that found nothing live.
     pub(crate) misses: Lookups,
     /// Each entry's weight; no memory until some entry weighs other than 1.
     weights: Weights,
     free: Vec<Idx>,
+    /// Slots used since the slab was last emptied: the index the next entry
+    /// gets when the free list is empty.
+    used: usize,
     /// The shard's expected share of the cache's capacity (what its policy
     /// is sized for); the shard may hold more or less (see [`budget`]).
     share: u64,
@@ -290,15 +348,25 @@ pub(crate) struct Core<K, V> {
     /// Keys known not to exist (see [`negative`]).
     pub(crate) negatives: NegativeTable<K>,
     pub(crate) counters: CoreCounters,
+    /// The cache's hasher (a clone), for [`key_hash`](Self::key_hash).
+    hasher: S,
 }
 
 impl Timers {
-    /// True if the entry at `idx`, whose deadline's high half is `hi`, has
-    /// expired at `now`. A deadline more than 2^32 ns past `now` is seen
-    /// from `hi` alone; otherwise the wheel's low half decides, and with
-    /// time to idle the idle deadline may be later still.
+    /// The high 32 bits of the deadline of the entry at `idx` (`u32::MAX`
+    /// when it has none).
     #[inline]
-    fn is_expired(&self, idx: Idx, hi: u32, now: u64) -> bool {
+    fn hi(&self, idx: Idx) -> u32 {
+        self.hi.get(idx as usize).copied().unwrap_or(u32::MAX)
+    }
+
+    /// True if the entry at `idx` has expired at `now`. A deadline more
+    /// than 2^32 ns past `now` is seen from its high half alone; otherwise
+    /// the wheel's low half decides, and with time to idle the idle
+    /// deadline may be later still.
+    #[inline]
+    fn is_expired(&self, idx: Idx, now: u64) -> bool {
+        let hi = self.hi(idx);
         if now < join(hi, 0) || self.wheel.deadline(idx, hi) > now {
             return false;
         }
@@ -310,29 +378,26 @@ impl Timers {
 }
 
 /// The shard's side of a wheel visit (see `crate::time::wheel::Deadlines`):
-/// the high halves of deadlines are in the slab entries, idle deadlines in
+/// the high halves of deadlines are in `Timers::hi`, idle deadlines in
 /// `Timers::idle`, and what fires is collected for removal.
-pub(crate) struct Due<'a, K, V> {
-    slots: &'a mut [Option<Entry<K, V>>],
+pub(crate) struct Due<'a> {
+    hi: &'a mut [u32],
     idle: &'a [AtomicU64],
     fired: &'a mut Vec<Idx>,
 }
 
-impl<K, V> Deadlines for Due<'_, K, V> {
+impl Deadlines for Due<'_> {
     #[inline]
     fn hi(&self, idx: Idx) -> u32 {
-        match &self.slots[idx as usize] {
-            Some(entry) => entry.expires_hi,
-            None => u32::MAX,
-        }
+        self.hi.get(idx as usize).copied().unwrap_or(u32::MAX)
     }
 
     fn due(&mut self, idx: Idx, now: u64) -> Option<u64> {
         if let Some(idle) = self.idle.get(idx as usize) {
             let later = idle.load(Ordering::Relaxed);
             if later > now {
-                if let Some(entry) = self.slots[idx as usize].as_mut() {
-                    entry.expires_hi = split(later).0;
+                if let Some(hi) = self.hi.get_mut(idx as usize) {
+                    *hi = split(later).0;
                 }
                 return Some(later);
             }
@@ -358,6 +423,12 @@ pub(crate) struct TimeSettings {
 /// A shard's expiry machinery (see `crate::time`).
 struct Timers {
     wheel: TimerWheel,
+    /// The high 32 bits of each entry's deadline, by index (`u32::MAX`, or
+    /// beyond the end: none); the low half is in the wheel (see
+    /// `crate::time::wheel`). From this alone a read learns that a deadline
+    /// is far without touching the wheel. Reserved with the slab; a vacant
+    /// slot's is `u32::MAX`.
+    hi: Vec<u32>,
     rng: Rng,
     /// Each entry's time-to-live deadline, kept only when time to idle is
     /// also on (an access may push the idle deadline no later than this).
@@ -433,7 +504,7 @@ enum Release {
     No,
 }
 
-impl<K, V> Core<K, V> {
+impl<K, V, S> Core<K, V, S> {
     fn new(
         policy: Policy,
         (share, sized_for): (u64, u64),
@@ -441,12 +512,14 @@ impl<K, V> Core<K, V> {
         seed: u64,
         exact_hits: bool,
         time: TimeSettings,
+        hasher: S,
     ) -> Self {
         let mut core = Self {
             table: HashTable::new(),
-            slots: Vec::new(),
+            slots: Slab::new(),
             weights: Weights::default(),
             free: Vec::new(),
+            used: 0,
             policy: AnyPolicy::new(policy, sized_for, seed, exact_hits),
             share,
             sized_for,
@@ -462,6 +535,7 @@ impl<K, V> Core<K, V> {
             counters: CoreCounters::default(),
             hits: Lookups::new(),
             misses: Lookups::new(),
+            hasher,
         };
         if time.eager {
             core.timers(0);
@@ -469,12 +543,29 @@ impl<K, V> Core<K, V> {
         core
     }
 
+    /// The hash the table files `key` under and the policy knows it by:
+    /// the 32 bits of the cache's hash that the shard keeps
+    /// ([`short_hash`]), spread by [`table_hash`]. Computed from the key
+    /// where needed (a table rehash, a removal, the policy's estimates),
+    /// with the cache's hasher: the same value the cache computed for the
+    /// key outside the lock, as long as `Hash` is a function of the key.
+    #[inline]
+    pub(crate) fn key_hash(&self, key: &K) -> u64
+    where
+        K: Hash,
+        S: BuildHasher,
+    {
+        key_hash(&self.hasher, key)
+    }
+
     /// The expiry machinery, created on first use.
     fn timers(&mut self, now: u64) -> &mut Timers {
         let seed = self.seed;
+        let slots = self.slots.capacity();
         self.timers.get_or_insert_with(|| {
             Box::new(Timers {
                 wheel: TimerWheel::new(now),
+                hi: Vec::with_capacity(slots),
                 rng: Rng::new(seed),
                 hard: Vec::new(),
                 idle: Vec::new(),
@@ -495,7 +586,7 @@ impl<K, V> Core<K, V> {
     #[inline]
     pub(crate) fn is_expired(&self, idx: Idx, now: u64) -> bool {
         match &self.timers {
-            Some(t) => t.is_expired(idx, self.entry(idx).expires_hi, now),
+            Some(t) => t.is_expired(idx, now),
             None => false,
         }
     }
@@ -510,7 +601,7 @@ impl<K, V> Core<K, V> {
             Some(t) if self.time.tti.is_some() => {
                 t.hard.get(idx as usize).copied().unwrap_or(NEVER)
             }
-            Some(t) => t.wheel.deadline(idx, self.entry(idx).expires_hi),
+            Some(t) => t.wheel.deadline(idx, t.hi(idx)),
         }
     }
 
@@ -570,15 +661,15 @@ impl<K, V> Core<K, V> {
             // `ttl == span` and `deadline` below are what `schedule_any`
             // would compute for this write, and it would note the same span.
             if plain && expiry::ttl_nanos(ttl) == Some(span) {
-                if let (Some(entry), Some(deadline)) = (
-                    self.slots[idx as usize].as_mut(),
+                if let (Some(hi), Some(deadline)) = (
+                    t.hi.get_mut(idx as usize),
                     write.now.checked_add(span).filter(|&d| d != NEVER),
                 ) {
-                    if entry.expires_hi != u32::MAX {
+                    if *hi != u32::MAX {
                         debug_assert!(t.wheel.is_scheduled(idx));
-                        debug_assert!(deadline >= t.wheel.deadline(idx, entry.expires_hi));
+                        debug_assert!(deadline >= t.wheel.deadline(idx, *hi));
                         t.wheel.postpone_unchecked(idx, deadline);
-                        entry.expires_hi = split(deadline).0;
+                        *hi = split(deadline).0;
                         return;
                     }
                 }
@@ -626,11 +717,13 @@ impl<K, V> Core<K, V> {
         // One-span rewrites take the shortcut in `schedule`; this only
         // keeps the record it relies on.
         t.spans.note(span);
-        if let Some(entry) = self.slots[idx as usize].as_mut() {
-            let old = t.wheel.deadline(idx, entry.expires_hi);
-            t.wheel.postpone(idx, old, deadline);
-            entry.expires_hi = split(deadline).0;
+        let i = idx as usize;
+        if t.hi.len() <= i {
+            t.hi.resize(i + 1, u32::MAX);
         }
+        let old = t.wheel.deadline(idx, t.hi[i]);
+        t.wheel.postpone(idx, old, deadline);
+        t.hi[i] = split(deadline).0;
     }
 
     /// Removes entries whose deadline has passed at `now`, touching at most
@@ -638,7 +731,11 @@ impl<K, V> Core<K, V> {
     /// write calls it: inlined, it is one compare until the wheel's tick
     /// turns.
     #[inline]
-    pub(crate) fn expire(&mut self, now: u64, budget: usize, removed: &mut Removed<K, V>) -> bool {
+    pub(crate) fn expire(&mut self, now: u64, budget: usize, removed: &mut Removed<K, V>) -> bool
+    where
+        K: Hash,
+        S: BuildHasher,
+    {
         self.expire_in(now, budget, removed, Release::Yes)
     }
 
@@ -651,7 +748,11 @@ impl<K, V> Core<K, V> {
         budget: usize,
         removed: &mut Removed<K, V>,
         release: Release,
-    ) -> bool {
+    ) -> bool
+    where
+        K: Hash,
+        S: BuildHasher,
+    {
         let quiet = match self.timers.as_mut() {
             Some(t) => t.wheel.is_quiet(now),
             None => true,
@@ -670,7 +771,11 @@ impl<K, V> Core<K, V> {
         budget: usize,
         removed: &mut Removed<K, V>,
         release: Release,
-    ) -> bool {
+    ) -> bool
+    where
+        K: Hash,
+        S: BuildHasher,
+    {
         let before = self.weight;
         let more = self.expire_with(removed, |wheel, fire| wheel.advance(now, budget, fire));
         if release == Release::Yes {
@@ -685,11 +790,11 @@ impl<K, V> Core<K, V> {
     /// entries, so it is for explicit maintenance (`run_pending_tasks`),
     /// once `expire` has nothing pending. Returns true if more work is left
     /// (for `expire`).
-    pub(crate) fn expire_current_tick(
-        &mut self,
-        budget: usize,
-        removed: &mut Removed<K, V>,
-    ) -> bool {
+    pub(crate) fn expire_current_tick(&mut self, budget: usize, removed: &mut Removed<K, V>) -> bool
+    where
+        K: Hash,
+        S: BuildHasher,
+    {
         let before = self.weight;
         let more = self.expire_with(removed, |wheel, fire| wheel.fire_current_tick(budget, fire));
         self.budget.release(before - self.weight);
@@ -700,21 +805,25 @@ impl<K, V> Core<K, V> {
     fn expire_with(
         &mut self,
         removed: &mut Removed<K, V>,
-        step: impl FnOnce(&mut TimerWheel, &mut Due<'_, K, V>) -> Advance,
-    ) -> bool {
+        step: impl FnOnce(&mut TimerWheel, &mut Due<'_>) -> Advance,
+    ) -> bool
+    where
+        K: Hash,
+        S: BuildHasher,
+    {
         let Some(t) = self.timers.as_mut() else {
             return false;
         };
         let mut fired = std::mem::take(&mut self.fired);
         let mut due = Due {
-            slots: &mut self.slots,
+            hi: &mut t.hi,
             idle: &t.idle,
             fired: &mut fired,
         };
         let pending = step(&mut t.wheel, &mut due).pending;
         for &idx in &fired {
             // The wheel may fire a slot emptied since it was scheduled.
-            if self.slots.get(idx as usize).is_some_and(Option::is_some) {
+            if self.slots.is_live(idx as usize) {
                 self.detach(idx, RemovalCause::Expired, removed);
             }
         }
@@ -742,11 +851,12 @@ impl<K, V> Core<K, V> {
         self.share
     }
 
+    /// The live entry at `idx` (panics on a vacant slot).
     #[inline]
     fn entry(&self, idx: Idx) -> &Entry<K, V> {
-        match &self.slots[idx as usize] {
+        match self.slots.get(idx as usize) {
             Some(entry) => entry,
-            None => unreachable!("table points at an empty slot"),
+            None => unreachable!("slot {idx} is vacant"),
         }
     }
 
@@ -757,21 +867,32 @@ impl<K, V> Core<K, V> {
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        let slots = &self.slots;
-        self.table
-            .find(table_hash(short_hash(hash)), |&idx| {
-                match &slots[idx as usize] {
-                    Some(e) => e.key.borrow() == key,
-                    None => false,
-                }
-            })
-            .copied()
+        self.find_live(hash, key).map(|(idx, _)| idx)
     }
 
-    /// The entry at `idx`, which must be live.
+    /// Looks up `key` and returns its index and entry; `hash` must be the
+    /// cache's hash of it. Reads no slab occupancy word (the read path's
+    /// lines are the table's and the entry's only).
     #[inline]
-    pub(crate) fn get_entry(&self, idx: Idx) -> &Entry<K, V> {
-        self.entry(idx)
+    pub(crate) fn find_live<Q>(&self, hash: u64, key: &Q) -> Option<(Idx, &Entry<K, V>)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let slots = &self.slots;
+        let mut entry = None;
+        let &idx = self.table.find(table_hash(short_hash(hash)), |&idx| {
+            // SAFETY: every index in the table names a live slot (the rule
+            // in `Core`'s docs), and the table is borrowed along with the
+            // slab, so no slot is emptied meanwhile.
+            let e = unsafe { slots.get_unchecked(idx as usize) };
+            let hit = e.key.borrow() == key;
+            if hit {
+                entry = Some(e);
+            }
+            hit
+        })?;
+        entry.map(|e| (idx, e))
     }
 
     /// Replays buffered read hits into the policy, oldest first.
@@ -780,7 +901,11 @@ impl<K, V> Core<K, V> {
     /// the ring's size: older ones were overwritten, which is the lossy
     /// part). Every recorder stored its slot before releasing the read lock
     /// this write lock waited for, so every position below `head` is written.
-    fn drain(&mut self, buffer: &ReadBuffer) {
+    fn drain(&mut self, buffer: &ReadBuffer)
+    where
+        K: Hash,
+        S: BuildHasher,
+    {
         if !self.policy.replays_hits() {
             // Nothing is ever recorded (see `AnyPolicy::record_hit`): the
             // ring's line stays untouched by writes too.
@@ -793,8 +918,8 @@ impl<K, V> Core<K, V> {
         self.drained = head;
         for pos in start..head {
             let idx = buffer.slots[pos as usize % READ_BUFFER_SLOTS].load(Ordering::Relaxed);
-            if let Some(Some(entry)) = self.slots.get(idx as usize) {
-                let hash = entry.hash();
+            if let Some(entry) = self.slots.get(idx as usize) {
+                let hash = stored_hash(&self.hasher, &entry.key).unwrap_or(0);
                 self.policy.on_access(idx, hash);
             }
         }
@@ -813,7 +938,8 @@ impl<K, V> Core<K, V> {
         removed: &mut Removed<K, V>,
     ) -> bool
     where
-        K: Eq,
+        K: Hash + Eq,
+        S: BuildHasher,
     {
         let mut credit = 0;
         match self.insert_with(hash, key, value, weight, write, &mut credit, false, removed) {
@@ -843,7 +969,8 @@ impl<K, V> Core<K, V> {
         removed: &mut Removed<K, V>,
     ) -> Insert<K, V>
     where
-        K: Eq,
+        K: Hash + Eq,
+        S: BuildHasher,
     {
         let start = self.weight;
         let mut existing = self.find(hash, &key);
@@ -889,7 +1016,7 @@ impl<K, V> Core<K, V> {
         }
         match existing {
             Some(idx) => {
-                let slot = self.slots[idx as usize].as_mut().expect("live slot");
+                let slot = self.slots.get_mut(idx as usize).expect("live slot");
                 let old_value = std::mem::replace(&mut slot.value, value);
                 let old_weight = self.weights.get(idx);
                 self.weights.set(idx, weight);
@@ -903,37 +1030,33 @@ impl<K, V> Core<K, V> {
                     idx,
                     table_hash(short_hash(hash)),
                     weight,
-                    &hashes(&self.slots),
+                    &hashes(&self.slots, &self.hasher),
                 );
                 self.counters.updates += 1;
                 removed.push(key, old_value, RemovalCause::Replaced);
             }
             None => {
-                let hash = short_hash(hash);
-                let entry = Entry {
-                    key,
-                    value,
-                    hash,
-                    expires_hi: u32::MAX,
-                };
+                let hash = table_hash(short_hash(hash));
+                let entry = Entry { key, value };
                 let idx = match self.free.pop() {
-                    Some(idx) => {
-                        self.slots[idx as usize] = Some(entry);
-                        idx
-                    }
+                    Some(idx) => idx,
                     None => {
                         self.grow_slab();
-                        let idx = self.slots.len() as Idx;
-                        self.slots.push(Some(entry));
-                        idx
+                        self.used += 1;
+                        (self.used - 1) as Idx
                     }
                 };
-                let slots = &self.slots;
-                self.table
-                    .insert_unique(table_hash(hash), idx, |&i| match &slots[i as usize] {
-                        Some(e) => e.hash(),
-                        None => unreachable!("table points at an empty slot"),
-                    });
+                // The slot first, then the table (the rule in `Core`'s docs).
+                self.slots.put(idx as usize, entry);
+                let (slots, hasher) = (&self.slots, &self.hasher);
+                // A rehash hashes every key again (the `Hash` of a stored
+                // key, under the lock: see the module docs).
+                self.table.insert_unique(hash, idx, |&i| {
+                    slots
+                        .get(i as usize)
+                        .and_then(|e| stored_hash(hasher, &e.key))
+                        .unwrap_or(0)
+                });
                 self.weights.set(idx, weight);
                 self.weight += u64::from(weight);
                 if self.policy.wants_hits() {
@@ -941,7 +1064,7 @@ impl<K, V> Core<K, V> {
                 }
                 self.schedule(idx, write); // first, as for an update
                 self.policy
-                    .on_insert(idx, table_hash(hash), weight, &hashes(&self.slots));
+                    .on_insert(idx, hash, weight, &hashes(&self.slots, &self.hasher));
                 self.counters.inserts += 1;
             }
         }
@@ -962,7 +1085,7 @@ impl<K, V> Core<K, V> {
     /// the timer wheel's node array is grown to the same size so the two
     /// stay in step.
     fn grow_slab(&mut self) {
-        let (len, cap) = (self.slots.len(), self.slots.capacity());
+        let (len, cap) = (self.used, self.slots.capacity());
         if len < cap {
             return;
         }
@@ -975,10 +1098,12 @@ impl<K, V> Core<K, V> {
         } else {
             cap.saturating_add(cap / 64).max(4)
         };
-        self.slots.reserve_exact(target - len);
-        self.policy.reserve_slots(self.slots.capacity());
+        self.slots.reserve(target);
+        let slots = self.slots.capacity();
+        self.policy.reserve_slots(slots);
         if let Some(t) = self.timers.as_mut() {
-            t.wheel.reserve_slots(self.slots.capacity());
+            t.wheel.reserve_slots(slots);
+            t.hi.reserve_exact(slots.saturating_sub(t.hi.len()));
         }
     }
 
@@ -986,20 +1111,21 @@ impl<K, V> Core<K, V> {
     pub(crate) fn live_entries(&self, now: u64) -> impl Iterator<Item = &Entry<K, V>> {
         self.slots
             .iter()
-            .enumerate()
-            .filter_map(move |(i, s)| s.as_ref().filter(|_| !self.is_expired(i as Idx, now)))
+            .filter(move |&(i, _)| !self.is_expired(i as Idx, now))
+            .map(|(_, e)| e)
     }
 
     /// Heap bytes held by this core (table, slab, free list, policy).
     pub(crate) fn heap_bytes(&self) -> usize {
         self.table.allocation_size()
-            + self.slots.capacity() * std::mem::size_of::<Option<Entry<K, V>>>()
+            + self.slots.heap_bytes()
             + self.free.capacity() * std::mem::size_of::<Idx>()
             + self.weights.heap_bytes()
             + self.policy.heap_bytes()
             + self.timers.as_ref().map_or(0, |t| {
                 std::mem::size_of::<Timers>()
                     + t.wheel.heap_bytes()
+                    + t.hi.capacity() * std::mem::size_of::<u32>()
                     + t.hard.capacity() * std::mem::size_of::<u64>()
                     + t.idle.capacity() * std::mem::size_of::<AtomicU64>()
                     + t.refresh_at.capacity() * std::mem::size_of::<AtomicU64>()
@@ -1007,28 +1133,40 @@ impl<K, V> Core<K, V> {
     }
 
     /// Recomputes every count, weight and link; panics on a mismatch.
-    pub(crate) fn validate(&self) {
-        let live = self.slots.iter().filter(|s| s.is_some()).count();
+    pub(crate) fn validate(&self)
+    where
+        K: Hash,
+        S: BuildHasher,
+    {
+        let live = self.slots.count();
         assert_eq!(live, self.table.len(), "slab and table disagree on len");
         assert_eq!(live, self.policy.len(), "policy tracks a different count");
-        let weight: u64 = (0..self.slots.len() as Idx)
-            .filter(|&i| self.slots[i as usize].is_some())
-            .map(|i| u64::from(self.weights.get(i)))
+        assert!(
+            self.slots.iter().all(|(i, _)| i < self.used),
+            "live slot past the used ones"
+        );
+        let weight: u64 = self
+            .slots
+            .iter()
+            .map(|(i, _)| u64::from(self.weights.get(i as Idx)))
             .sum();
         assert_eq!(weight, self.weight, "stored weight is off");
         assert_eq!(weight, self.policy.weight(), "policy weight is off");
         assert!(self.weight <= self.budget.capacity(), "over capacity");
         for &idx in self.table.iter() {
             let entry = self.entry(idx);
-            let found = self.table.find(entry.hash(), |&i| i == idx);
+            let found = self.table.find(self.key_hash(&entry.key), |&i| i == idx);
             assert!(found.is_some(), "entry {idx} not reachable by its hash");
         }
         for &idx in &self.free {
-            assert!(
-                self.slots[idx as usize].is_none(),
-                "free slot {idx} is live"
-            );
+            assert!(!self.slots.is_live(idx as usize), "free slot {idx} is live");
+            assert!((idx as usize) < self.used, "free slot {idx} never used");
         }
+        assert_eq!(
+            self.free.len() + live,
+            self.used,
+            "a used slot neither live nor free"
+        );
         // A shard holding more than its policy was sized for (a heavy entry
         // took room from other shards, or keys crowd it beyond their usual
         // spread) is a legitimate state that W-TinyLFU's own checks do not
@@ -1040,12 +1178,13 @@ impl<K, V> Core<K, V> {
         }
         if let Some(t) = &self.timers {
             t.wheel.validate();
-            for (i, slot) in self.slots.iter().enumerate() {
-                if slot.is_none() {
+            for i in 0..self.used.max(t.hi.len()) {
+                if !self.slots.is_live(i) {
                     assert!(
                         !t.wheel.is_scheduled(i as Idx),
                         "free slot {i} is scheduled"
                     );
+                    assert_eq!(t.hi(i as Idx), u32::MAX, "free slot {i} has a deadline");
                 }
             }
         }
@@ -1058,10 +1197,10 @@ impl<K, V> Core<K, V> {
 /// every operation on the shard has just touched: a reader of a cache with
 /// expiry loads it right after taking the lock.
 #[repr(C)]
-pub(crate) struct Shard<K, V> {
+pub(crate) struct Shard<K, V, S> {
     /// The shard's time never goes backwards (see `TimeFloor`).
     pub(crate) floor: TimeFloor,
-    core: RwLock<Core<K, V>>,
+    core: RwLock<Core<K, V, S>>,
     reads: ReadBuffer,
 }
 
@@ -1074,10 +1213,10 @@ pub(crate) enum Lookup<R> {
     Miss { expired_at: Option<u64> },
 }
 
-impl<K, V> Shard<K, V> {
+impl<K, V, S> Shard<K, V, S> {
     /// A shard expected to hold `share` of the capacity, whose policy is
     /// sized for `sized_for` (at least the share), drawing on the
-    /// cache-wide `budget`.
+    /// cache-wide `budget`; `hasher` is the cache's.
     pub(crate) fn new(
         policy: Policy,
         share: (u64, u64),
@@ -1085,9 +1224,12 @@ impl<K, V> Shard<K, V> {
         seed: u64,
         exact_hits: bool,
         time: TimeSettings,
+        hasher: S,
     ) -> Self {
         Self {
-            core: RwLock::new(Core::new(policy, share, budget, seed, exact_hits, time)),
+            core: RwLock::new(Core::new(
+                policy, share, budget, seed, exact_hits, time, hasher,
+            )),
             reads: ReadBuffer::new(),
             floor: TimeFloor::new(0),
         }
@@ -1095,7 +1237,11 @@ impl<K, V> Shard<K, V> {
 
     /// Takes the write lock if nobody holds the shard (for opportunistic
     /// maintenance), replaying buffered hits first.
-    pub(crate) fn try_write(&self) -> Option<RwLockWriteGuard<'_, Core<K, V>>> {
+    pub(crate) fn try_write(&self) -> Option<RwLockWriteGuard<'_, Core<K, V, S>>>
+    where
+        K: Hash,
+        S: BuildHasher,
+    {
         let mut core = self.core.try_write()?;
         core.drain(&self.reads);
         Some(core)
@@ -1103,21 +1249,25 @@ impl<K, V> Shard<K, V> {
 
     /// Takes the read lock (lookups that do not touch the policy).
     #[inline]
-    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Core<K, V>> {
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Core<K, V, S>> {
         self.core.read()
     }
 
     /// Takes the write lock and replays buffered hits first.
     #[inline]
-    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Core<K, V>> {
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Core<K, V, S>>
+    where
+        K: Hash,
+        S: BuildHasher,
+    {
         let mut core = self.core.write();
         core.drain(&self.reads);
         core
     }
 
     /// Looks `key` up and, on a live hit, records the access and returns
-    /// `f(core, idx)` (run under the read lock, for the entry and any
-    /// per-entry state kept beside it). `now` (the shard's time, or anything
+    /// `f(core, idx, entry, now)` (run under the read lock, for the entry
+    /// and any per-entry state kept beside it). `now` (the shard's time, or anything
     /// when the cache has no expiry) decides what has expired.
     #[inline]
     pub(crate) fn lookup_with<Q, R>(
@@ -1125,7 +1275,7 @@ impl<K, V> Shard<K, V> {
         hash: u64,
         key: &Q,
         now: impl FnOnce() -> u64,
-        f: impl FnOnce(&Core<K, V>, Idx, u64) -> R,
+        f: impl FnOnce(&Core<K, V, S>, Idx, &Entry<K, V>, u64) -> R,
     ) -> Lookup<R>
     where
         K: Borrow<Q>,
@@ -1138,7 +1288,7 @@ impl<K, V> Shard<K, V> {
         // lookup, so its latency overlaps the table's instead of adding to it
         // (the lock's atomic fences off anything read before it).
         let now = if core.has_timers() { now() } else { 0 };
-        let Some(idx) = core.find(hash, key) else {
+        let Some((idx, entry)) = core.find_live(hash, key) else {
             core.misses.add();
             drop(core);
             return Lookup::Miss { expired_at: None };
@@ -1151,7 +1301,7 @@ impl<K, V> Shard<K, V> {
             };
         }
         core.touch(idx, now);
-        let result = f(&core, idx, now);
+        let result = f(&core, idx, entry, now);
         core.hits.add();
         let drain = core.policy.record_hit(idx) && self.reads.record(idx);
         Lookup::Hit(result, drain)
@@ -1203,23 +1353,25 @@ mod layout {
     /// side in the second.
     #[test]
     fn a_read_hit_uses_two_lines_of_the_shard() {
-        type C = Core<u64, u64>;
-        let shard: Shard<u64, u64> = Shard::new(
+        type H = ahash::RandomState;
+        type C = Core<u64, u64, H>;
+        let shard: Shard<u64, u64, H> = Shard::new(
             Policy::WTinyLfu,
             (1000, 1000),
             Arc::new(Budget::new(1000)),
             1,
             false,
             TimeSettings::default(),
+            H::new(),
         );
-        let base = &shard as *const Shard<u64, u64> as usize;
+        let base = &shard as *const Shard<u64, u64, H> as usize;
         let core = shard.core.read();
         let at = &*core as *const C as usize - base;
         let line = |offset: usize, len: usize| {
             assert_eq!(offset / 64, (offset + len - 1) / 64, "straddles a line");
             offset / 64
         };
-        assert_eq!(line(offset_of!(Shard<u64, u64>, floor), 8), 0);
+        assert_eq!(line(offset_of!(Shard<u64, u64, H>, floor), 8), 0);
         assert_eq!(line(at - 8, 8), 0, "the lock's word");
         assert_eq!(line(at + offset_of!(C, table), 32), 0);
         assert_eq!(line(at + offset_of!(C, hits), 8), 0);

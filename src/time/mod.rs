@@ -28,9 +28,9 @@
 //!   on removal.
 //! * Read path (read lock): `now = floor.clamp(clock.now_nanos())`; an
 //!   entry is expired iff its deadline is `<= now`. The deadline is split
-//!   (see [`wheel`]): the high 32 bits in the slab entry, the low 32 in the
-//!   wheel node, so a deadline more than 4.3 s away is seen from the entry
-//!   alone. Time to idle keeps a separate idle deadline per entry that
+//!   (see [`wheel`]): the high 32 bits in a side array of the shard's
+//!   timers, the low 32 in the wheel node, so a deadline more than 4.3 s
+//!   away is seen from the side array alone. Time to idle keeps a separate idle deadline per entry that
 //!   readers push later; the wheel holds the earlier written deadline and,
 //!   when that comes, places the entry again for the idle one.
 //! * Maintenance (write lock): `wheel.advance(now, budget, &mut due)`

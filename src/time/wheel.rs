@@ -73,12 +73,11 @@
 //!
 //! The wheel owns one 12-byte [`TimerNode`] per slab index (`prev`, `next`,
 //! and the **low 32 bits** of the deadline), in a `Vec` indexed like the
-//! slab, grown on demand. The high 32 bits live in the shard's slab entry,
-//! in bytes the entry had as padding: a reader holding the entry (which it
-//! must read anyway) learns from them alone that a deadline is more than
-//! `2^32` ns (4.3 s) away, without touching the wheel (one cache line fewer
-//! on every read), and with the wheel's 8 bytes of links a deadline costs
-//! 12 bytes per entry instead of 16. The wheel asks for the high half
+//! slab, grown on demand. The high 32 bits live in the shard's side array
+//! of them (`Timers::hi`, 4 bytes per slot; they sat in the slab entry's
+//! padding until the entry shrank to its key and value): a reader learns
+//! from them alone that a deadline is more than `2^32` ns (4.3 s) away,
+//! without touching the wheel's 12-byte node. The wheel asks for the high half
 //! through [`Deadlines::hi`] when it needs a whole deadline (visiting a
 //! bucket), and whoever reschedules stores it.
 //!
