@@ -272,7 +272,7 @@ mod tests {
             (capacity, capacity),
             budget,
             7,
-            true,
+            (true, None),
             TimeSettings::default(),
         )
     }

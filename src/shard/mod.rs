@@ -86,6 +86,7 @@ use flights::FlightTable;
 use negative::NegativeTable;
 
 use crate::policy::list::Weights;
+use crate::policy::minisim::MiniSims;
 use crate::policy::{AnyPolicy, EvictionPolicy, Idx, Policy, RemovalCause};
 use crate::stats::Lookups;
 use crate::sync::{Arc, AtomicU32, AtomicU64, Ordering, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -439,7 +440,7 @@ impl<K, V> Core<K, V> {
         (share, sized_for): (u64, u64),
         budget: Arc<Budget>,
         seed: u64,
-        exact_hits: bool,
+        (exact_hits, sims): (bool, Option<Arc<MiniSims>>),
         time: TimeSettings,
     ) -> Self {
         let mut core = Self {
@@ -447,7 +448,7 @@ impl<K, V> Core<K, V> {
             slots: Vec::new(),
             weights: Weights::default(),
             free: Vec::new(),
-            policy: AnyPolicy::new(policy, sized_for, seed, exact_hits),
+            policy: AnyPolicy::new(policy, sized_for, seed, exact_hits, sims),
             share,
             sized_for,
             weight: 0,
@@ -1083,11 +1084,11 @@ impl<K, V> Shard<K, V> {
         share: (u64, u64),
         budget: Arc<Budget>,
         seed: u64,
-        exact_hits: bool,
+        hits: (bool, Option<Arc<MiniSims>>),
         time: TimeSettings,
     ) -> Self {
         Self {
-            core: RwLock::new(Core::new(policy, share, budget, seed, exact_hits, time)),
+            core: RwLock::new(Core::new(policy, share, budget, seed, hits, time)),
             reads: ReadBuffer::new(),
             floor: TimeFloor::new(0),
         }
@@ -1153,7 +1154,8 @@ impl<K, V> Shard<K, V> {
         core.touch(idx, now);
         let result = f(&core, idx, now);
         core.hits.add();
-        let drain = core.policy.record_hit(idx) && self.reads.record(idx);
+        let drain =
+            core.policy.record_hit(idx, table_hash(short_hash(hash))) && self.reads.record(idx);
         Lookup::Hit(result, drain)
     }
 }
@@ -1209,7 +1211,7 @@ mod layout {
             (1000, 1000),
             Arc::new(Budget::new(1000)),
             1,
-            false,
+            (false, None),
             TimeSettings::default(),
         );
         let base = &shard as *const Shard<u64, u64> as usize;
