@@ -23,8 +23,8 @@
 //! whole.
 //!
 //! A key is sampled when `k` hash bits from [`SAMPLE_SHIFT`] up are zero:
-//! the shards test that on every access (a shift, a trailing-zero count
-//! and a compare on a byte beside the entry's meta bytes); only sampled accesses take the
+//! the shards test that on every access (an and and a test, with a mask
+//! beside the entry's meta bytes); only sampled accesses take the
 //! simulations' lock, with `try_lock`, so a contended access is simply not
 //! sampled (both ways of losing a sample drop it for every ghost at once,
 //! which keeps their comparison fair).
@@ -70,6 +70,12 @@ const PERIOD_MIN: u32 = 512;
 /// Factor applied to the scores at each period's end.
 const DECAY: f64 = 0.95;
 
+/// Periods the ghosts run full before their scores are published: right
+/// after they fill, their sketch has seen little and the big windows
+/// (nearly LRU) lead for a while; following that sent arc-P3 at 10% to an
+/// 80% window and back (see `wtinylfu`, "Miniature simulations").
+const WARM_PERIODS: u32 = 8;
+
 /// Periods in a row the same ghost must be best before its lead counts.
 pub(crate) const STREAK: u32 = 3;
 
@@ -88,9 +94,9 @@ const PROTECTED: u8 = 2;
 /// The simulations of one cache (see the module docs).
 #[derive(Debug)]
 pub(crate) struct MiniSims {
-    /// Sampled iff the `shift` bits of the hash from [`SAMPLE_SHIFT`] up
-    /// are zero.
-    shift: u8,
+    /// Sampled iff the hash has no bit of this mask (`shift` bits from
+    /// [`SAMPLE_SHIFT`] up).
+    mask: u64,
     /// Each ghost's decayed hit rate, in millionths, once they are full.
     rates: [AtomicU32; FRACTIONS.len()],
     /// Periods in a row the best ghost has been the same one (0 until the
@@ -115,7 +121,7 @@ impl MiniSims {
         }
         let mini = (capacity >> shift).max(1);
         Some(Arc::new(Self {
-            shift,
+            mask: ((1u64 << shift) - 1) << SAMPLE_SHIFT,
             rates: std::array::from_fn(|_| AtomicU32::new(0)),
             streak: AtomicU32::new(0),
             epoch: AtomicU32::new(0),
@@ -123,10 +129,10 @@ impl MiniSims {
         }))
     }
 
-    /// The sampling shift (see [`sampled`]).
+    /// The sampling mask (see [`sampled`]).
     #[inline]
-    pub(crate) fn shift(&self) -> u8 {
-        self.shift
+    pub(crate) fn mask(&self) -> u64 {
+        self.mask
     }
 
     /// Feeds a sampled access to the ghosts, unless another thread is
@@ -185,13 +191,11 @@ fn sketch_key(fp: u32) -> u64 {
     u64::from(fp).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-/// True if the access with key hash `hash` is sampled at rate
-/// `2^-shift`: the `shift` bits from [`SAMPLE_SHIFT`] up are zero (one
-/// shift, one trailing-zero count, one compare; `shift` 255 samples
-/// nothing, 0 everything).
+/// True if the access with key hash `hash` is sampled under `mask` (see
+/// [`MiniSims::mask`]): one and, one test. Mask 0 samples everything.
 #[inline]
-pub(crate) fn sampled(hash: u64, shift: u8) -> bool {
-    ((hash >> SAMPLE_SHIFT) | (1 << (64 - SAMPLE_SHIFT))).trailing_zeros() >= u32::from(shift)
+pub(crate) fn sampled(hash: u64, mask: u64) -> bool {
+    hash & mask == 0
 }
 
 /// The ghosts, their sketch and the scores.
@@ -213,6 +217,8 @@ struct Sims {
     last_best: usize,
     /// Periods in a row it has been best.
     streak: u32,
+    /// Periods ended since the ghosts were full, up to [`WARM_PERIODS`].
+    warm: u32,
 }
 
 impl Sims {
@@ -230,6 +236,7 @@ impl Sims {
             period: u32::from(capacity).max(PERIOD_MIN),
             last_best: usize::MAX,
             streak: 0,
+            warm: 0,
         }
     }
 
@@ -252,6 +259,10 @@ impl Sims {
         }
         self.seen = 0;
         if !self.ghosts.iter().all(Ghost::full) {
+            return false;
+        }
+        if self.warm < WARM_PERIODS {
+            self.warm += 1;
             return false;
         }
         let best = (0..self.scores.len())
@@ -565,14 +576,17 @@ mod tests {
     #[test]
     fn big_caches_are_sampled_to_a_fixed_size() {
         let sims = MiniSims::for_cache(1 << 30, 1).expect("sims");
-        assert!((1u64 << 30) >> sims.shift() <= MINI_MAX);
+        let rate = (sims.mask() >> SAMPLE_SHIFT) + 1;
+        assert!(rate.is_power_of_two() && (1u64 << 30) / rate <= MINI_MAX);
         assert!(sims.heap_bytes() < 256 * 1024, "{}", sims.heap_bytes());
         assert!(MiniSims::for_cache(0, 1).is_none());
         let small = MiniSims::for_cache(16, 1).expect("sims");
-        assert_eq!(small.shift(), 0, "simulated whole");
+        assert_eq!(small.mask(), 0, "simulated whole");
         assert!((0..1000u64).all(|h| sampled(h, 0)));
-        assert!((0..1000u64).all(|h| !sampled(h << 20 | 1 << 8, u8::MAX)));
-        let rate = (0..1u64 << 16).filter(|&h| sampled(h << 8, 4)).count();
-        assert_eq!(rate, 1 << 12, "one in 16");
+        let sixteenth = 0b1111 << SAMPLE_SHIFT;
+        let n = (0..1u64 << 16)
+            .filter(|&h| sampled(h << 4, sixteenth))
+            .count();
+        assert_eq!(n, 1 << 12, "one in 16");
     }
 }
