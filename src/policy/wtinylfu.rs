@@ -202,21 +202,29 @@
 //! rate, one step at a time, so it cannot cross a dip: on arc-P3 at 25%
 //! the best window is about 80%, with worse sizes between 5% and 30%, and
 //! the climber stayed near 5% (5.8 points under quick_cache, 5.7 under
-//! plain Lru). So the cache also runs [`minisim`]'s ghosts: five keys-only
-//! W-TinyLFU caches with windows of 1%, 5%, 20%, 50% and 80%, fed with a
-//! hash-sampled fraction of the keys and scaled down to at most 2,048
-//! entries (about 170 KiB per cache, nothing per entry). Once the ghosts
-//! have run full for 8 periods, when the same ghost has been best for 3
-//! periods and beats the ghost nearest a shard's window by [`SIMS_LEAD`]
-//! (2 points) or more, the shard walks its window to that ghost's fraction
-//! ([`SIMS_PACE`], 0.2% of its capacity per miss) and the climber then goes
-//! on from there with a new baseline. Over the 88 cells (seeds 1 / 2 / 3):
-//! 0.8776 / 0.8782 / 0.8771 -> 0.8813 / 0.8819 / 0.8821; arc-P3 at 25%
-//! 0.520 -> 0.536-0.545, lirs-sprite at 25% 0.906 -> 0.92, scarab-recs at
-//! 25% 0.691 -> 0.71, corda-vaultservice +2.8 points of OPT; no trace
-//! loses more than 0.4 point (lirs-loop). Cost: a hash-bit test per access,
-//! and on the eviction-heavy bench (1/64 of the keys sampled) 8 more
-//! instructions per operation (376 -> 385, cachegrind).
+//! plain Lru). So a cache of 512 units or more also runs [`minisim`]'s
+//! ghosts: five keys-only W-TinyLFU caches with windows of 1%, 5%, 20%,
+//! 50% and 80%, fed with a hash-sampled fraction of the keys (at most one
+//! in 16) and scaled down to at most 2,048 entries (at most about 170 KiB
+//! per cache, nothing per entry). Once the ghosts have run full for 8
+//! periods, when the same ghost has been best for 3 periods and beats the
+//! ghost nearest a shard's window by [`SIMS_LEAD`] (2 points) or more, the
+//! shard walks its window to that ghost's fraction ([`SIMS_PACE`], 0.2% of
+//! its capacity per miss) and the climber then goes on from there with a
+//! new baseline. Over the 88 cells (seeds 1 / 2 / 3): 0.8776 / 0.8782 /
+//! 0.8771 -> 0.8797 / 0.8801 / 0.8795; arc-P3 at 25% 0.520 -> 0.536-0.545
+//! (quick_cache 0.578), arc-P2 +0.4 to +1.0 and scarab-recs +0.5 points of
+//! OPT (mean over the sizes), corda-vaultservice +1.5; no trace loses more
+//! than 0.2 point. Cost (cachegrind, `benches/support/cachegrind_per_op.sh`,
+//! one thread): eviction-heavy at 104,857 entries 376 -> 402 instructions
+//! per operation, at 1,638 entries 487 -> 537; read-only at 1 Mi entries
+//! 159 -> 173.
+//!
+//! Sampling every key of a cache of up to 2,048 units instead of one in 16
+//! was worth more (0.8813 / 0.8819 / 0.8821; corda +2.8, lirs-sprite +1.0,
+//! the small cells of cache2k-web07 and address-gcc) but cost a cache of
+//! 1,638 entries 3.7 times the instructions per operation (1,784 against
+//! 487); one in 8: 0.8803, one in 4: 0.8809 (seed 1).
 //!
 //! Measured and not kept: the ghosts' best fraction applied at once, no
 //! climber (0.8766 at best: on lirs-backf and libcachesim-cloudphysics-io
