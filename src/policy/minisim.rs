@@ -41,6 +41,16 @@
 //! window by 2 points or more; otherwise its hill climber decides (see
 //! `wtinylfu`, "Miniature simulations", for why and for the figures).
 //!
+//! # Weights
+//!
+//! The ghosts count entries, one unit each: on a weighted cache they model
+//! a cache of `C` entries. If entries weigh more than a unit, that is a
+//! bigger cache than the real one, every ghost then hits almost every
+//! sampled key, none leads, and the hill climber alone decides, as it
+//! would without them; with weights of 0 the ghosts model a smaller cache
+//! and their advice may be off. (Sizing them by sampled weight would need
+//! the weight on the read path; not done.)
+//!
 //! # Memory
 //!
 //! Fixed per cache, whatever its size: with [`MINI_MAX`] = 2,048, five
