@@ -216,9 +216,10 @@
 //! (quick_cache 0.578), arc-P2 +0.4 to +1.0 and scarab-recs +0.5 points of
 //! OPT (mean over the sizes), corda-vaultservice +1.5; no trace loses more
 //! than 0.2 point. Cost (cachegrind, `benches/support/cachegrind_per_op.sh`,
-//! one thread): eviction-heavy at 104,857 entries 376 -> 402 instructions
-//! per operation, at 1,638 entries 487 -> 537; read-only at 1 Mi entries
-//! 159 -> 173.
+//! one thread): eviction-heavy at 104,857 entries 376 -> 394 instructions
+//! per operation, at 1,638 entries 487 -> 533; read-only at 1 Mi entries
+//! 159 -> 159. (With the sampling test after noting the hit instead of
+//! before, the read cost 173: the order changes the code around it.)
 //!
 //! Sampling every key of a cache of up to 2,048 units instead of one in 16
 //! was worth more (0.8813 / 0.8819 / 0.8821; corda +2.8, lirs-sprite +1.0,
@@ -573,8 +574,8 @@ impl WTinyLfu {
     /// if its key is sampled.
     #[inline]
     pub(crate) fn note_read(&self, idx: Idx, hash: u64) {
-        self.note_hit(idx);
         self.sample(hash);
+        self.note_hit(idx);
     }
 
     /// Feeds an access to the simulations if its key is sampled.
