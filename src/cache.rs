@@ -120,7 +120,7 @@ where
         // A small cache's W-TinyLFU takes hits in order (see
         // `crate::policy::wtinylfu`, "Hits").
         let exact_hits = capacity <= crate::policy::wtinylfu::EXACT_MAX;
-        // W-TinyLFU's window is chosen by simulations shared by the shards.
+        // W-TinyLFU's window is steered by simulations the shards share.
         let sims = match builder.policy {
             crate::Policy::WTinyLfu => crate::policy::minisim::MiniSims::for_cache(capacity, seed),
             _ => None,

@@ -1154,6 +1154,8 @@ impl<K, V> Shard<K, V> {
         core.touch(idx, now);
         let result = f(&core, idx, now);
         core.hits.add();
+        // The policy's hash of the entry (what `on_insert` was given): the
+        // simulations must see a key's hits and misses under one hash.
         let drain =
             core.policy.record_hit(idx, table_hash(short_hash(hash))) && self.reads.record(idx);
         Lookup::Hit(result, drain)
