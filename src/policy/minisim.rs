@@ -202,6 +202,14 @@ impl MiniSims {
         ))
     }
 
+    /// Sampled accesses and the ghosts' hits (summed over the five) in the
+    /// current period, for tests.
+    #[cfg(test)]
+    pub(crate) fn period_counts(&self) -> (u32, u32) {
+        let sims = self.sims.lock();
+        (sims.seen, sims.hits.iter().sum())
+    }
+
     /// Heap bytes of the ghosts and their sketch.
     #[cfg(test)]
     pub(crate) fn heap_bytes(&self) -> usize {

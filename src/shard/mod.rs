@@ -1197,6 +1197,44 @@ mod fit {
 }
 
 #[cfg(all(test, not(loom)))]
+mod sims_hook {
+    use super::*;
+
+    /// W-TinyLFU's simulations key on the hash the policy is given: a key's
+    /// read hit must reach them under the hash its insert did (see
+    /// `lookup_with`), or every hit would look like a new key to them.
+    /// (Passing the cache's hash there instead of the policy's fails this:
+    /// 0 ghost hits.)
+    #[test]
+    fn a_read_hit_reaches_the_simulations_under_the_hash_of_its_insert() {
+        let sims = MiniSims::for_cache(1024, 1).expect("simulations");
+        let shard: Shard<u64, u64> = Shard::new(
+            Policy::WTinyLfu,
+            (1024, 1024),
+            Arc::new(Budget::new(1024)),
+            1,
+            (false, Some(sims.clone())),
+            TimeSettings::default(),
+        );
+        let hash = |k: u64| k.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (k << 29);
+        let mut removed = Removed::new();
+        for k in 0..512u64 {
+            let write = WriteTime { now: 0, ttl: None };
+            shard.write().insert(hash(k), k, k, 1, write, &mut removed);
+        }
+        for k in 0..512u64 {
+            let hit = shard.lookup_with(hash(k), &k, || 0, |_, _, _| ());
+            assert!(matches!(hit, Lookup::Hit(..)), "key {k}");
+        }
+        // About 32 sampled keys (one in 16), each inserted once and read
+        // once, in ghosts of 64 entries: every read a hit in all five.
+        let (accesses, hits) = sims.period_counts();
+        assert!((40..=200).contains(&accesses), "{accesses} sampled");
+        assert_eq!(hits, 5 * accesses / 2, "{accesses} sampled accesses");
+    }
+}
+
+#[cfg(all(test, not(loom)))]
 mod layout {
     use super::*;
     use std::mem::offset_of;
