@@ -126,6 +126,11 @@ where
         // A small cache's W-TinyLFU takes hits in order (see
         // `crate::policy::wtinylfu`, "Hits").
         let exact_hits = capacity <= crate::policy::wtinylfu::EXACT_MAX;
+        // W-TinyLFU's window is steered by simulations the shards share.
+        let sims = match builder.policy {
+            crate::Policy::WTinyLfu => crate::policy::minisim::MiniSims::for_cache(capacity, seed),
+            _ => None,
+        };
         let shards = (0..n)
             .map(|i| {
                 let cap = base + u64::from((i as u64) < extra);
@@ -147,7 +152,7 @@ where
                     (cap, sized_for),
                     budget.clone(),
                     shard_seed,
-                    exact_hits,
+                    (exact_hits, sims.clone()),
                     time,
                     builder.hasher.clone(),
                 ))

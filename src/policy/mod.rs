@@ -14,6 +14,7 @@ pub(crate) mod ghost;
 pub(crate) mod lfu;
 pub(crate) mod list;
 pub(crate) mod lru;
+pub(crate) mod minisim;
 pub(crate) mod random;
 pub(crate) mod s3fifo;
 pub(crate) mod sieve;
@@ -208,8 +209,13 @@ pub(crate) trait EvictionPolicy {
 /// `repr(u8)`: the kind comes first, so a read's `match` loads it from the
 /// policy's first bytes, beside what the policy reads on a hit (see
 /// `crate::shard::Core`), instead of from wherever a niche put it.
+///
+/// W-TinyLFU is much the largest variant (about 400 bytes): there is one
+/// per shard, not per entry, and boxing it would put a pointer chase in
+/// front of every read hit, so it stays inline.
 #[derive(Debug)]
 #[repr(u8)]
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum AnyPolicy {
     Lru(lru::Lru),
     Lfu(lfu::Lfu),
@@ -225,7 +231,14 @@ impl AnyPolicy {
     /// A policy for one shard holding at most `capacity` weight. `seed`
     /// makes the randomised policies reproducible; `exact_hits` makes
     /// W-TinyLFU take hits in order through the read buffer (small caches).
-    pub(crate) fn new(policy: Policy, capacity: u64, seed: u64, exact_hits: bool) -> Self {
+    /// `sims` are the cache's miniature simulations, for W-TinyLFU's window.
+    pub(crate) fn new(
+        policy: Policy,
+        capacity: u64,
+        seed: u64,
+        exact_hits: bool,
+        sims: Option<crate::sync::Arc<minisim::MiniSims>>,
+    ) -> Self {
         match policy {
             Policy::Lru => AnyPolicy::Lru(lru::Lru::new()),
             Policy::Lfu => AnyPolicy::Lfu(lfu::Lfu::new(capacity)),
@@ -233,7 +246,7 @@ impl AnyPolicy {
             Policy::Random => AnyPolicy::Random(random::Random::new(seed)),
             Policy::Slru => AnyPolicy::Slru(slru::Slru::new(capacity)),
             Policy::WTinyLfu => {
-                AnyPolicy::WTinyLfu(wtinylfu::WTinyLfu::new(capacity, seed, exact_hits))
+                AnyPolicy::WTinyLfu(wtinylfu::WTinyLfu::new(capacity, seed, exact_hits, sims))
             }
             Policy::S3Fifo => AnyPolicy::S3Fifo(s3fifo::S3Fifo::new(capacity)),
             Policy::Sieve => AnyPolicy::Sieve(sieve::Sieve::new()),
@@ -279,14 +292,14 @@ impl AnyPolicy {
     /// W-TinyLFU (in big caches), S3-FIFO and SIEVE note them in the
     /// entry's meta byte.
     #[inline]
-    pub(crate) fn record_hit(&self, idx: Idx) -> bool {
+    pub(crate) fn record_hit(&self, idx: Idx, hash: u64) -> bool {
         match self {
             AnyPolicy::Fifo(_) | AnyPolicy::Random(_) => false,
             AnyPolicy::WTinyLfu(p) => {
                 if p.takes_replayed_hits() {
                     return true;
                 }
-                p.note_hit(idx);
+                p.note_read(idx, hash);
                 false
             }
             AnyPolicy::S3Fifo(p) => {

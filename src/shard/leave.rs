@@ -284,7 +284,7 @@ mod tests {
             (capacity, capacity),
             budget,
             7,
-            true,
+            (true, None),
             TimeSettings::default(),
             hasher(),
         )

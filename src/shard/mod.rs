@@ -106,6 +106,7 @@ use flights::FlightTable;
 use negative::NegativeTable;
 
 use crate::policy::list::Weights;
+use crate::policy::minisim::MiniSims;
 use crate::policy::{AnyPolicy, EvictionPolicy, Idx, Policy, RemovalCause};
 use crate::stats::Lookups;
 use crate::sync::{Arc, AtomicU32, AtomicU64, Ordering, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -510,7 +511,7 @@ impl<K, V, S> Core<K, V, S> {
         (share, sized_for): (u64, u64),
         budget: Arc<Budget>,
         seed: u64,
-        exact_hits: bool,
+        (exact_hits, sims): (bool, Option<Arc<MiniSims>>),
         time: TimeSettings,
         hasher: S,
     ) -> Self {
@@ -520,7 +521,7 @@ impl<K, V, S> Core<K, V, S> {
             weights: Weights::default(),
             free: Vec::new(),
             used: 0,
-            policy: AnyPolicy::new(policy, sized_for, seed, exact_hits),
+            policy: AnyPolicy::new(policy, sized_for, seed, exact_hits, sims),
             share,
             sized_for,
             weight: 0,
@@ -1222,14 +1223,12 @@ impl<K, V, S> Shard<K, V, S> {
         share: (u64, u64),
         budget: Arc<Budget>,
         seed: u64,
-        exact_hits: bool,
+        hits: (bool, Option<Arc<MiniSims>>),
         time: TimeSettings,
         hasher: S,
     ) -> Self {
         Self {
-            core: RwLock::new(Core::new(
-                policy, share, budget, seed, exact_hits, time, hasher,
-            )),
+            core: RwLock::new(Core::new(policy, share, budget, seed, hits, time, hasher)),
             reads: ReadBuffer::new(),
             floor: TimeFloor::new(0),
         }
@@ -1303,7 +1302,10 @@ impl<K, V, S> Shard<K, V, S> {
         core.touch(idx, now);
         let result = f(&core, idx, entry, now);
         core.hits.add();
-        let drain = core.policy.record_hit(idx) && self.reads.record(idx);
+        // The policy's hash of the entry (what `on_insert` was given): the
+        // simulations must see a key's hits and misses under one hash.
+        let drain =
+            core.policy.record_hit(idx, table_hash(short_hash(hash))) && self.reads.record(idx);
         Lookup::Hit(result, drain)
     }
 }
@@ -1343,6 +1345,47 @@ mod fit {
 }
 
 #[cfg(all(test, not(loom)))]
+mod sims_hook {
+    use super::*;
+
+    /// W-TinyLFU's simulations key on the hash the policy is given: a key's
+    /// read hit must reach them under the hash its insert did (see
+    /// `lookup_with`), or every hit would look like a new key to them.
+    /// (Passing the cache's hash there instead of the policy's fails this:
+    /// 0 ghost hits.)
+    #[test]
+    fn a_read_hit_reaches_the_simulations_under_the_hash_of_its_insert() {
+        type H = ahash::RandomState;
+        let sims = MiniSims::for_cache(1024, 1).expect("simulations");
+        let hasher = H::with_seeds(1, 2, 3, 4);
+        let shard: Shard<u64, u64, H> = Shard::new(
+            Policy::WTinyLfu,
+            (1024, 1024),
+            Arc::new(Budget::new(1024)),
+            1,
+            (false, Some(sims.clone())),
+            TimeSettings::default(),
+            hasher.clone(),
+        );
+        let hash = |k: u64| cache_hash(&hasher, &k);
+        let mut removed = Removed::new();
+        for k in 0..512u64 {
+            let write = WriteTime { now: 0, ttl: None };
+            shard.write().insert(hash(k), k, k, 1, write, &mut removed);
+        }
+        for k in 0..512u64 {
+            let hit = shard.lookup_with(hash(k), &k, || 0, |_, _, _, _| ());
+            assert!(matches!(hit, Lookup::Hit(..)), "key {k}");
+        }
+        // About 32 sampled keys (one in 16), each inserted once and read
+        // once, in ghosts of 64 entries: every read a hit in all five.
+        let (accesses, hits) = sims.period_counts();
+        assert!((40..=200).contains(&accesses), "{accesses} sampled");
+        assert_eq!(hits, 5 * accesses / 2, "{accesses} sampled accesses");
+    }
+}
+
+#[cfg(all(test, not(loom)))]
 mod layout {
     use super::*;
     use std::mem::offset_of;
@@ -1360,7 +1403,7 @@ mod layout {
             (1000, 1000),
             Arc::new(Budget::new(1000)),
             1,
-            false,
+            (false, None),
             TimeSettings::default(),
             H::new(),
         );
