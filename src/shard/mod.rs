@@ -1356,12 +1356,12 @@ mod sims_hook {
     #[test]
     fn a_read_hit_reaches_the_simulations_under_the_hash_of_its_insert() {
         type H = ahash::RandomState;
-        let sims = MiniSims::for_cache(1024, 1).expect("simulations");
+        let sims = MiniSims::for_cache(4096, 1).expect("simulations");
         let hasher = H::with_seeds(1, 2, 3, 4);
         let shard: Shard<u64, u64, H> = Shard::new(
             Policy::WTinyLfu,
-            (1024, 1024),
-            Arc::new(Budget::new(1024)),
+            (4096, 4096),
+            Arc::new(Budget::new(4096)),
             1,
             (false, Some(sims.clone())),
             TimeSettings::default(),
@@ -1369,15 +1369,15 @@ mod sims_hook {
         );
         let hash = |k: u64| cache_hash(&hasher, &k);
         let mut removed = Removed::new();
-        for k in 0..512u64 {
+        for k in 0..2048u64 {
             let write = WriteTime { now: 0, ttl: None };
             shard.write().insert(hash(k), k, k, 1, write, &mut removed);
         }
-        for k in 0..512u64 {
+        for k in 0..2048u64 {
             let hit = shard.lookup_with(hash(k), &k, || 0, |_, _, _, _| ());
             assert!(matches!(hit, Lookup::Hit(..)), "key {k}");
         }
-        // About 32 sampled keys (one in 16), each inserted once and read
+        // About 32 sampled keys (one in 64), each inserted once and read
         // once, in ghosts of 64 entries: every read a hit in all five.
         let (accesses, hits) = sims.period_counts();
         assert!((40..=200).contains(&accesses), "{accesses} sampled");
