@@ -646,7 +646,7 @@ mod loom_tests {
     /// Simulations whose ghosts are full and warm, one access before the
     /// end of a period (fed single-threaded, under one lock).
     fn ready() -> Arc<MiniSims> {
-        let sims = MiniSims::for_cache(512, 1).expect("sims");
+        let sims = MiniSims::for_cache(2048, 1).expect("sims");
         {
             let mut s = sims.sims.lock();
             let mut k = 0u64;
