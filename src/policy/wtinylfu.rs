@@ -473,14 +473,17 @@ pub(crate) const EXACT_MAX: u64 = 2;
 
 /// W-TinyLFU for one shard.
 ///
-/// `repr(C)`: what a read hit uses (`meta`, `exact`) first, in the cache
-/// line the shard's read path has touched (see `crate::shard::Core`).
+/// `repr(C)`: what a read hit uses (`meta`, `exact`, `sample_mask`) first,
+/// in the cache line the shard's read path has touched (see
+/// `crate::shard::Core`): `meta` is a boxed slice rather than a `Vec` so
+/// that the three fit in the 32 bytes that line has left.
 #[derive(Debug)]
 #[repr(C)]
 pub(crate) struct WTinyLfu {
     /// One byte per entry: its segment, the epoch of its last counted
     /// access, and the read hits noted since its hits were last applied.
-    meta: Vec<AtomicU8>,
+    /// Grown by doubling (see [`grow_meta`](Self::grow_meta)).
+    meta: Box<[AtomicU8]>,
     /// Hits arrive in order through the shard's read buffer and are applied
     /// at once (a cache of at most [`EXACT_MAX`] units), instead of being
     /// noted in place (see "Hits").
@@ -539,7 +542,7 @@ impl WTinyLfu {
             sims_epoch: 0,
             applied: None,
             nodes: Nodes::default(),
-            meta: Vec::new(),
+            meta: Box::default(),
             window: List::default(),
             probation: List::default(),
             protected: List::default(),
@@ -601,10 +604,11 @@ impl WTinyLfu {
 
     /// Addresses of what a read hit uses (for the shard's layout test).
     #[cfg(test)]
-    pub(crate) fn read_side(&self) -> (usize, usize) {
+    pub(crate) fn read_side(&self) -> (usize, usize, usize) {
         (
-            &self.meta as *const Vec<AtomicU8> as usize,
+            &self.meta as *const Box<[AtomicU8]> as usize,
             &self.exact as *const bool as usize,
+            &self.sample_mask as *const u64 as usize,
         )
     }
 
@@ -623,6 +627,24 @@ impl WTinyLfu {
     #[inline]
     fn set_meta(&mut self, idx: Idx, meta: u8) {
         self.meta[idx as usize].store(meta, Ordering::Relaxed);
+    }
+
+    /// Makes room for the meta bytes of indices below `len` at least,
+    /// doubling (as a `Vec` would) so that growing one entry at a time
+    /// costs amortised O(1).
+    #[cold]
+    fn grow_meta(&mut self, len: usize) {
+        self.resize_meta(len.max(self.meta.len() * 2).max(16));
+    }
+
+    /// Reallocates the meta bytes to exactly `len` (at least the current
+    /// length), keeping their values; new ones are 0.
+    fn resize_meta(&mut self, len: usize) {
+        let old = std::mem::take(&mut self.meta);
+        let mut v: Vec<AtomicU8> = Vec::with_capacity(len);
+        v.extend(old.iter().map(|m| AtomicU8::new(m.load(Ordering::Relaxed))));
+        v.resize_with(len, || AtomicU8::new(0));
+        self.meta = v.into_boxed_slice();
     }
 
     #[inline]
@@ -959,7 +981,7 @@ impl EvictionPolicy for WTinyLfu {
         self.nodes.init(idx, weight);
         let i = idx as usize;
         if i >= self.meta.len() {
-            self.meta.resize_with(i + 1, || AtomicU8::new(0));
+            self.grow_meta(i + 1);
         }
         let epoch = self.epoch_bits();
         self.set_meta(idx, WINDOW | epoch);
@@ -1080,7 +1102,7 @@ impl EvictionPolicy for WTinyLfu {
         self.probation.clear();
         self.protected.clear();
         self.nodes.clear();
-        self.meta = Vec::new();
+        self.meta = Box::default();
         self.candidate = NIL;
     }
 
@@ -1093,12 +1115,14 @@ impl EvictionPolicy for WTinyLfu {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.nodes.heap_bytes() + self.meta.capacity() + self.sketch.heap_bytes()
+        self.nodes.heap_bytes() + self.meta.len() + self.sketch.heap_bytes()
     }
 
     fn reserve_slots(&mut self, slots: usize) {
         self.nodes.reserve_slots(slots);
-        super::list::reserve_exact_to(&mut self.meta, slots);
+        if slots > self.meta.len() {
+            self.resize_meta(slots);
+        }
     }
 
     fn validate(&self) {

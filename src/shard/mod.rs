@@ -1425,8 +1425,9 @@ mod layout {
         let AnyPolicy::WTinyLfu(p) = &core.policy else {
             unreachable!()
         };
-        let (meta, exact) = p.read_side();
-        assert_eq!(line(meta - base, 24), 1);
+        let (meta, exact, sample_mask) = p.read_side();
+        assert_eq!(line(meta - base, 16), 1);
         assert_eq!(line(exact - base, 1), 1);
+        assert_eq!(line(sample_mask - base, 8), 1, "the simulations' mask");
     }
 }
