@@ -2,11 +2,11 @@
 //! two snapshots ([`Stats::since`]), and load-time percentiles from the
 //! histogram in [`crate::histogram`].
 //!
-//! Hits and misses are counted per shard in [`Lookups`], striped per thread so that
-//! readers on different cores never write the same cache line (a shared
-//! per-shard counter cost reads about a third of their throughput at two
-//! threads); everything else is counted under the shard lock that does the
-//! work. [`Cache::stats`](crate::Cache::stats) adds them up; the snapshot is
+//! Hits and misses are counted per shard in [`Lookups`], one relaxed
+//! atomic each, by readers under the shard's read lock (the hit count sits
+//! in the line of the lock's word, which every reader writes anyway; see
+//! [`Lookups`] for why it is no longer striped per thread); everything else
+//! is counted under the shard lock that does the work. [`Cache::stats`](crate::Cache::stats) adds them up; the snapshot is
 //! not atomic across shards, so under concurrent traffic the fields may be
 //! a few operations apart.
 

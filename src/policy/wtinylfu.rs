@@ -153,7 +153,7 @@
 //! [`CLIMB_PERIOD_MAX`] (4,000) requests, whichever is shorter, starting
 //! with the first eviction: a miss is an [`on_insert`](EvictionPolicy::on_insert)
 //! (with get-or-insert usage a new key is inserted after a miss), and the
-//! hits are read from the shard's striped hit counter before each miss
+//! hits are read from the shard's hit counter before each miss
 //! (see [`EvictionPolicy::observe_hits`]). After each
 //! period it moves the window target by the current step, in the same
 //! direction if the hit rate did not drop and the other way if it did,
@@ -1033,7 +1033,7 @@ impl EvictionPolicy for WTinyLfu {
     }
 
     /// True while the climber samples: it wants the shard's hit count
-    /// before every miss. (Summing the striped counter once every 8 misses
+    /// before every miss. (Summing the then striped counter once every 8 misses
     /// instead was no faster on the eviction-heavy bench, 11.2 against 11.1
     /// Mops/s, and moved the climber's periods enough to cost 0.2 points of
     /// efficiency.)
