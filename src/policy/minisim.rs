@@ -105,10 +105,10 @@ pub(crate) const MINI_MAX: u64 = 1_024;
 /// [`SMALL`] units or more, one in `2^SMALL_SHIFT` (4) below: the cost per
 /// operation is the rate times a sampled access's cost, and under a
 /// skewed workload a sampled hot key is a large share of all accesses
-/// (cachegrind, eviction-heavy, 1,638 entries, `HASH_SEED=7`: 515
-/// instructions per operation without simulations, 550 at one in 16, 583
-/// at one in 8, 660 at one in 4; the LRU ghosts of the sixth session cost
-/// 609 at one in 16). Bigger caches sample less anyway: their ghosts hold
+/// (cachegrind, eviction-heavy, 1,638 entries, `HASH_SEED=7`: 511-515
+/// instructions per operation without simulations, 550 at one in 16,
+/// 581-583 at one in 8, 660 at one in 4; the LRU ghosts of the sixth
+/// session cost 609 at one in 16). Bigger caches sample less anyway: their ghosts hold
 /// at most [`MINI_MAX`] entries.
 const MIN_SHIFT: u8 = 3;
 

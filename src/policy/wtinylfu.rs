@@ -225,14 +225,14 @@
 //! large share of the accesses. The CLOCK ghosts cost about 35-40% of
 //! the LRU ones per sampled access (a hit is one lookup and one `or`
 //! whatever the number of ghosts). Cachegrind
-//! (`benches/support/cachegrind_per_op.sh`, `HASH_SEED=7`, one thread,
-//! side by side), instructions per operation: eviction-heavy at 1,638
-//! entries 515 without simulations, 583 now (one in 8), 609 with the LRU
-//! ghosts at one in 16; read hits at 16,384 entries 155 with the LRU
-//! ghosts at one in 64, 166 now (one in 16: ghosts of 1,024), 210 with the
-//! LRU ghosts at one in 16; at 104,857 and 1 Mi entries the rate is set
-//! by the ghosts' size limit as before (eviction-heavy 402 -> 398, read
-//! 158 -> 158). One in 4 for every cache below 4,096 units was worth a
+//! (`benches/support/cachegrind_per_op.sh`, `HASH_SEED=7` or 11, one
+//! thread, side by side), instructions per operation: eviction-heavy at
+//! 1,638 entries 511-517 without simulations, 581-591 now (one in 8), 609
+//! with the LRU ghosts at one in 16; read hits at 16,384 entries 154-155
+//! with the LRU ghosts at one in 64, 164-168 now (one in 16: ghosts of
+//! 1,024), 210 with the LRU ghosts at one in 16; at 104,857 and 1 Mi
+//! entries the rate is set by the ghosts' size limit as before
+//! (eviction-heavy 402 -> 400, read 158 -> 158). One in 4 for every cache below 4,096 units was worth a
 //! little more on the shapes (0.832) but cost the 1,638-entry cache 660.
 //!
 //! Measured and not kept: the ghosts' best fraction applied at once, no
