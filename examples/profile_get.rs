@@ -15,6 +15,10 @@
 //! It prints the throughput it reached and the miss ratio. Environment:
 //! `KEY_BITS=n` sets the key space to 2^n keys (default 20);
 //! `HOT=1` turns hot-key tracking on (`track_hot_keys`).
+//! `HASH_SEED=n` fixes larder's hasher seed (default: random per run),
+//! so that the same keys are sampled by W-TinyLFU's window simulations
+//! from run to run (their cost per operation depends on which hot keys
+//! are sampled).
 //! `OPS=n` stops each thread after n operations instead of after the
 //! given seconds (Mops/s is then meaningless; for instruction counts:
 //! `valgrind --tool=cachegrind` at two values of n, and the difference of
@@ -192,6 +196,9 @@ fn main() {
         }
         if std::env::var_os("HOT").is_some() {
             builder = builder.track_hot_keys();
+        }
+        if let Some(seed) = std::env::var("HASH_SEED").ok().and_then(|s| s.parse().ok()) {
+            builder = builder.hasher(ahash::RandomState::with_seeds(seed, 1, 2, 3));
         }
         match std::env::var("TTL").as_deref() {
             Ok("ticking") => {

@@ -202,41 +202,38 @@
 //! rate, one step at a time, so it cannot cross a dip: on arc-P3 at 25%
 //! the best window is about 80%, with worse sizes between 5% and 30%, and
 //! the climber stayed near 5% (5.8 points under quick_cache, 5.7 under
-//! plain Lru). So a cache of 2,048 units or more also runs [`minisim`]'s
+//! plain Lru). So a cache of 128 units or more also runs [`minisim`]'s
 //! ghosts: five keys-only W-TinyLFU caches with windows of 1%, 5%, 20%,
-//! 50% and 80%, fed with a hash-sampled fraction of the keys (at most one
-//! in 64) and scaled down to at most 1,024 entries (at most 87 KiB per
-//! cache, nothing per entry). Once the ghosts have run full for 8
+//! 50% and 80% (CLOCK segments over one shared index), fed with a
+//! hash-sampled fraction of the keys (one in 4 below 1,024 units, one in 8
+//! from there) and scaled down to at most 1,024 entries (at most about
+//! 110 KB per cache, nothing per entry). Once the ghosts have run full for 8
 //! periods, when the same ghost has been best for 3 periods and beats the
 //! ghost nearest a shard's window by [`SIMS_LEAD`] (2 points) or more, the
 //! shard walks its window to that ghost's fraction ([`SIMS_PACE`], 0.2% of
 //! its capacity per miss) and the climber then goes on from there with a
 //! new baseline. Over the 88 cells (seeds 1 / 2 / 3): 0.8776 / 0.8782 /
-//! 0.8771 -> 0.8792 / 0.8787 / 0.8784; arc-P3 at 25% 0.520 -> about 0.545
-//! (quick_cache 0.578). Cost (cachegrind, `benches/support/cachegrind_per_op.sh`,
-//! one thread, base and after side by side; the counts move by 5-15
-//! between runs as the random hasher puts other hot keys in the sample):
-//! eviction-heavy at 104,857 entries 384 -> 402-408 instructions per
-//! operation, at 1,638 entries 500 -> 516; read hits at 1 Mi entries
-//! 150 -> 159, at 16,384 entries 141 -> 157.
+//! 0.8771 without simulations; 0.8792 / 0.8787 / 0.8784 with the sixth
+//! session's exact-LRU ghosts at one key in 64 from 2,048 units; 0.8815 /
+//! 0.8811 / 0.8805 now. On the held-out shapes of `examples/shapes.rs`
+//! (loops, back-and-forth walks, the LRU stack model, phase changes: 40
+//! cells) 0.775 -> 0.829 (quick_cache 0.798): their caches, 200 to 36,000
+//! entries, were too small for ghosts at one in 64.
 //!
-//! The sampling rate is the trade. With at most one key in 16 sampled (and
-//! simulations from 512 units) the mean was 0.8797 / 0.8801 / 0.8795 and
-//! the held-out shapes of `examples/shapes.rs` (loops, back-and-forth
-//! walks, the LRU stack model, phase changes: 40 cells) went from 0.775 to
-//! 0.806 (one in 4: 0.830); but a sampled access costs the five ghosts
-//! 1,000-2,000 instructions, and under Zipf a sampled hot key is a large
-//! share of the accesses: read hits in a cache of 16,384 entries cost 209
-//! to 292 instructions instead of 142, eviction-heavy operations at 1,638
-//! entries 604-612 instead of 504. At one in 64 those shapes keep their
-//! 0.775 (their caches are too small for ghosts at that rate). Cheaper
-//! ghosts would buy the higher rate back.
-//!
-//! Sampling every key of a cache of up to 2,048 units was worth more on
-//! the 88 cells (0.8813 / 0.8819 / 0.8821; corda +2.8, lirs-sprite +1.0,
-//! the small cells of cache2k-web07 and address-gcc) but cost a cache of
-//! 1,638 entries 3.7 times the instructions per operation (1,784 against
-//! 487).
+//! The sampling rate is the trade: the cost per operation is the rate
+//! times a sampled access's cost, and under Zipf a sampled hot key is a
+//! large share of the accesses. The CLOCK ghosts cost about 35-40% of
+//! the LRU ones per sampled access (a hit is one lookup and one `or`
+//! whatever the number of ghosts). Cachegrind
+//! (`benches/support/cachegrind_per_op.sh`, `HASH_SEED=7` or 11, one
+//! thread, side by side), instructions per operation: eviction-heavy at
+//! 1,638 entries 511-517 without simulations, 581-591 now (one in 8), 609
+//! with the LRU ghosts at one in 16; read hits at 16,384 entries 154-155
+//! with the LRU ghosts at one in 64, 164-168 now (one in 16: ghosts of
+//! 1,024), 210 with the LRU ghosts at one in 16; at 104,857 and 1 Mi
+//! entries the rate is set by the ghosts' size limit as before
+//! (eviction-heavy 402 -> 400, read 158 -> 158). One in 4 for every cache below 4,096 units was worth a
+//! little more on the shapes (0.832) but cost the 1,638-entry cache 660.
 //!
 //! Measured and not kept: the ghosts' best fraction applied at once, no
 //! climber (0.8766 at best: on lirs-backf and libcachesim-cloudphysics-io
