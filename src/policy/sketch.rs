@@ -374,25 +374,19 @@ impl FrequencySketch {
             counted -= 1;
         }
         if counted > 0 {
-            // The key's four counters are in four different words, so
-            // they are raised in registers and written back once.
+            // Each conservative increment raises exactly the counters at
+            // the minimum, so the minimum goes up by one per increment
+            // (until it saturates) and the others join it as it reaches
+            // them: after `counted` of them a counter holds
+            // `max(itself, min(minimum + counted, 15))`. Computed at once
+            // (the key's four counters are in four different words).
             let (base, slots) = self.counter_slots(h);
             let block = self.block_mut(base);
-            let mut c = slots.map(|(w, s)| (block[w] >> s) & 15);
-            let before = c;
-            for _ in 0..counted {
-                let min = c.iter().copied().min().unwrap_or(0);
-                if min >= u64::from(MAX_FREQUENCY) {
-                    break;
-                }
-                for v in &mut c {
-                    if *v == min {
-                        *v += 1;
-                    }
-                }
-            }
+            let c = slots.map(|(w, s)| (block[w] >> s) & 15);
+            let min = c.iter().copied().min().unwrap_or(0);
+            let level = (min + counted).min(u64::from(MAX_FREQUENCY));
             for (i, &(w, s)) in slots.iter().enumerate() {
-                block[w] += (c[i] - before[i]) << s;
+                block[w] += level.saturating_sub(c[i]) << s;
             }
         }
         self.additions += n;
