@@ -1032,6 +1032,11 @@ impl EvictionPolicy for WTinyLfu {
     }
 
     fn evict(&mut self, hash_of: HashOf<'_>) -> Option<Idx> {
+        self.evict_hashed(hash_of).map(|(idx, _)| idx)
+    }
+
+    /// The victim's hash is known when it lost (or won) a duel.
+    fn evict_hashed(&mut self, hash_of: HashOf<'_>) -> Option<(Idx, Option<u64>)> {
         if !self.climber.active {
             // The first eviction: the warm-up's counts are quartered (see
             // "Frequency from the first access").
@@ -1048,20 +1053,21 @@ impl EvictionPolicy for WTinyLfu {
         } else {
             None // the window is growing: main sheds its victims
         };
-        let evicted = match (candidate, victim) {
+        let (evicted, hash) = match (candidate, victim) {
             (Some(c), Some(v)) => {
-                if self.admit(c, hash_of(c), v, hash_of(v)) {
+                let (c_hash, v_hash) = (hash_of(c), hash_of(v));
+                if self.admit(c, c_hash, v, v_hash) {
                     if c == self.candidate {
                         // Admitted: the next candidate, if any, duels next.
                         self.candidate = self.nodes.get(c).next;
                     }
-                    v
+                    (v, Some(v_hash))
                 } else {
-                    c
+                    (c, Some(c_hash))
                 }
             }
-            (Some(c), None) => c,
-            (None, Some(v)) => v,
+            (Some(c), None) => (c, None),
+            (None, Some(v)) => (v, None),
             (None, None) => return None,
         };
         self.detach(evicted);
@@ -1072,7 +1078,7 @@ impl EvictionPolicy for WTinyLfu {
             self.candidate = NIL;
             self.rebalance(hash_of);
         }
-        Some(evicted)
+        Some((evicted, hash))
     }
 
     fn clear(&mut self) {
