@@ -380,13 +380,15 @@ impl FrequencySketch {
             // them: after `counted` of them a counter holds
             // `max(itself, min(minimum + counted, 15))`. Computed at once
             // (the key's four counters are in four different words).
+            // (No other of the four is in a counter's word, so each is
+            // read before its own word is written.)
             let (base, slots) = self.counter_slots(h);
-            let block = self.block_mut(base);
-            let c = slots.map(|(w, s)| (block[w] >> s) & 15);
-            let min = c.iter().copied().min().unwrap_or(0);
+            let min = self.min_count((base, slots));
             let level = (min + counted).min(u64::from(MAX_FREQUENCY));
-            for (i, &(w, s)) in slots.iter().enumerate() {
-                block[w] += level.saturating_sub(c[i]) << s;
+            let block = self.block_mut(base);
+            for &(w, s) in &slots {
+                let count = (block[w] >> s) & 15;
+                block[w] += level.saturating_sub(count) << s;
             }
         }
         self.additions += n;
