@@ -902,6 +902,7 @@ impl<K, V, S> Core<K, V, S> {
     /// the ring's size: older ones were overwritten, which is the lossy
     /// part). Every recorder stored its slot before releasing the read lock
     /// this write lock waited for, so every position below `head` is written.
+    #[inline]
     fn drain(&mut self, buffer: &ReadBuffer)
     where
         K: Hash,
@@ -909,9 +910,20 @@ impl<K, V, S> Core<K, V, S> {
     {
         if !self.policy.replays_hits() {
             // Nothing is ever recorded (see `AnyPolicy::record_hit`): the
-            // ring's line stays untouched by writes too.
+            // ring's line stays untouched by writes too (and the check is
+            // inlined into every write, the replay is not).
             return;
         }
+        self.replay(buffer);
+    }
+
+    /// The replay of [`drain`](Self::drain).
+    #[inline(never)]
+    fn replay(&mut self, buffer: &ReadBuffer)
+    where
+        K: Hash,
+        S: BuildHasher,
+    {
         let head = buffer.head.load(Ordering::Relaxed);
         let start = self
             .drained
