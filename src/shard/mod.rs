@@ -274,13 +274,15 @@ impl ReadBuffer {
     }
 }
 
-/// Counters kept under the shard lock.
+/// Counters kept under the shard lock. `repr(C)`: the three an insert that
+/// evicts adds to come first, in one line of `Core` (see its layout).
 #[derive(Default, Clone, Copy, Debug)]
+#[repr(C)]
 pub(crate) struct CoreCounters {
     pub(crate) inserts: u64,
-    pub(crate) updates: u64,
     pub(crate) evictions: u64,
     pub(crate) evicted_weight: u64,
+    pub(crate) updates: u64,
     pub(crate) removals: u64,
     pub(crate) rejections: u64,
     pub(crate) expirations: u64,
@@ -321,28 +323,31 @@ pub(crate) struct Core<K, V, S> {
     /// Lookups that found nothing live.
     pub(crate) misses: Lookups,
     // From here to `counters`: what every insert uses besides the table,
-    // the slab and the policy, side by side; the fields an insert does not
-    // use (from `sized_for` on) come last. (Interleaved, an insert that
-    // evicts touched seven lines of this part of the core; now four.)
+    // the slab and the policy, packed into the four lines after the
+    // policy's (`misses` to `budget`; `flights` to `weight`; the table of
+    // `negatives`, whose other fields follow it; `hasher` and the first
+    // three counters), the fields an insert does not use (from `used` on)
+    // last. (Interleaved with those, an insert that evicts touched six
+    // lines of this part of the core.)
     /// Each entry's weight; no memory until some entry weighs other than 1.
     weights: Weights,
-    free: Vec<Idx>,
-    /// Slots used since the slab was last emptied: the index the next entry
-    /// gets when the free list is empty.
-    used: usize,
     /// The shard's expected share of the cache's capacity (what its policy
     /// is sized for); the shard may hold more or less (see [`budget`]).
     share: u64,
-    weight: u64,
     /// The cache-wide budget this shard's weight is committed in.
     budget: Arc<Budget>,
-    /// The cache's hasher (a clone), for [`key_hash`](Self::key_hash).
-    hasher: S,
     /// Loads in progress (see [`flights`] and `crate::load::flight`).
     pub(crate) flights: FlightTable<K, V>,
+    free: Vec<Idx>,
+    weight: u64,
     /// Keys known not to exist (see [`negative`]).
     pub(crate) negatives: NegativeTable<K>,
+    /// The cache's hasher (a clone), for [`key_hash`](Self::key_hash).
+    hasher: S,
     pub(crate) counters: CoreCounters,
+    /// Slots used since the slab was last emptied: the index the next entry
+    /// gets when the free list is empty.
+    used: usize,
     /// The weight the policy was sized for: the share plus the spread of
     /// keys over shards (see `Cache::from_builder`).
     sized_for: u64,
