@@ -230,10 +230,17 @@ where
     #[inline]
     pub(crate) fn write_now(&self, shard: &Shard<K, V, S>) -> u64 {
         if self.inner.uses_time.load(Ordering::Relaxed) {
-            shard.floor.observe(self.inner.clock.now())
+            self.observe_now(shard)
         } else {
             0
         }
+    }
+
+    /// The clock read of [`write_now`](Self::write_now), out of line so the
+    /// check before it inlines into every write.
+    #[inline(never)]
+    fn observe_now(&self, shard: &Shard<K, V, S>) -> u64 {
+        shard.floor.observe(self.inner.clock.now())
     }
 
     /// Opportunistic maintenance after a read: replays buffered hits and
@@ -632,13 +639,18 @@ where
     /// Tells the listener about removed entries and drops them, outside
     /// every lock. A panicking listener does not stop the others; the first
     /// panic is resumed once all have run.
+    #[inline]
     pub(crate) fn notify(&self, removed: Removed<K, V>) {
-        let Some(listener) = &self.inner.listener else {
-            return;
-        };
-        if removed.is_empty() {
-            return;
+        match &self.inner.listener {
+            Some(listener) if !removed.is_empty() => Self::announce(listener, removed),
+            _ => drop(removed),
         }
+    }
+
+    /// The calls of [`notify`](Self::notify), out of line (most caches have
+    /// no listener).
+    #[inline(never)]
+    fn announce(listener: &Listener<K, V>, removed: Removed<K, V>) {
         let mut panic = None;
         for (key, value, cause) in removed.into_iter() {
             let call = std::panic::AssertUnwindSafe(|| listener(&key, &value, cause));

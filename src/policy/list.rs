@@ -101,6 +101,7 @@ impl Nodes {
 
     /// Resets the node at `idx` (growing the arena if needed) to unlinked
     /// with `weight`. Its tag, if the policy uses tags, is left as it was.
+    #[inline]
     pub(crate) fn init(&mut self, idx: Idx, weight: u32) {
         let i = idx as usize;
         if i >= self.links.len() {

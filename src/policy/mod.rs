@@ -179,6 +179,13 @@ pub(crate) trait EvictionPolicy {
     /// key hash of any tracked entry (for admission by frequency). Returns
     /// `None` only when the policy tracks nothing.
     fn evict(&mut self, hash_of: HashOf<'_>) -> Option<Idx>;
+    /// [`evict`](Self::evict), and the victim's key hash if the policy
+    /// asked `hash_of` for it on the way (so that the shard need not hash
+    /// the key again to take it out of its table).
+    #[inline]
+    fn evict_hashed(&mut self, hash_of: HashOf<'_>) -> Option<(Idx, Option<u64>)> {
+        self.evict(hash_of).map(|idx| (idx, None))
+    }
     /// True if the policy wants [`observe_hits`](Self::observe_hits) called
     /// before the next `on_insert` (W-TinyLFU's climber samples the hit
     /// rate; hits themselves are counted outside the lock).
@@ -342,6 +349,10 @@ impl EvictionPolicy for AnyPolicy {
     #[inline]
     fn evict(&mut self, hash_of: HashOf<'_>) -> Option<Idx> {
         dispatch!(self, p => p.evict(hash_of))
+    }
+    #[inline]
+    fn evict_hashed(&mut self, hash_of: HashOf<'_>) -> Option<(Idx, Option<u64>)> {
+        dispatch!(self, p => p.evict_hashed(hash_of))
     }
     fn clear(&mut self) {
         dispatch!(self, p => p.clear())

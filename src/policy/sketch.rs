@@ -104,11 +104,18 @@ pub(crate) const SAMPLE_FACTOR: u64 = 20;
 /// most); bigger caches share counters more.
 const MAX_ENTRIES: u64 = 1 << 29;
 
+/// One block of counters: [`BLOCK_WORDS`] words, aligned to a cache line so
+/// that a key's four counters are in one line (a `Vec<u64>` from the
+/// allocator is only 16-byte aligned, which put most blocks across two).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C, align(64))]
+struct Block([u64; BLOCK_WORDS]);
+
 /// A count-min sketch of 4-bit counters with a doorkeeper, for one shard.
 #[derive(Debug)]
 pub(crate) struct FrequencySketch {
     /// Blocks of [`BLOCK_WORDS`] words of 16 counters each.
-    table: Vec<u64>,
+    table: Vec<Block>,
     /// Number of blocks minus one (the block count is a power of two).
     block_mask: u64,
     /// Doorkeeper bits, a power of two of words.
@@ -141,7 +148,7 @@ fn mix(mut x: u64) -> u64 {
 }
 
 /// `words` repeated to fill `len` words (`len` is a multiple of its length).
-fn repeat(words: &[u64], len: usize) -> Vec<u64> {
+fn repeat<T: Copy>(words: &[T], len: usize) -> Vec<T> {
     let mut out = Vec::with_capacity(len.max(words.len()));
     while out.len() < len.max(words.len()) {
         out.extend_from_slice(words);
@@ -178,7 +185,7 @@ impl FrequencySketch {
     fn allocate(&mut self, entries: u64) {
         let blocks = Self::blocks_for(entries);
         let door_words = Self::door_words_for(entries);
-        self.table = vec![0; blocks * BLOCK_WORDS];
+        self.table = vec![Block::default(); blocks];
         self.block_mask = blocks as u64 - 1;
         self.door = vec![0; door_words];
         self.door_mask = door_words as u64 - 1;
@@ -229,8 +236,8 @@ impl FrequencySketch {
         let target = entries
             .next_power_of_two()
             .clamp(self.entries, self.max_entries);
-        self.table = repeat(&self.table, Self::blocks_for(target) * BLOCK_WORDS);
-        self.block_mask = (self.table.len() / BLOCK_WORDS) as u64 - 1;
+        self.table = repeat(&self.table, Self::blocks_for(target));
+        self.block_mask = self.table.len() as u64 - 1;
         self.door = repeat(&self.door, Self::door_words_for(target));
         self.door_mask = self.door.len() as u64 - 1;
         self.entries = target;
@@ -279,11 +286,11 @@ impl FrequencySketch {
         (word, bits)
     }
 
-    /// The first word of `h`'s block, and the 4 (word within the block,
+    /// The index of `h`'s block, and the 4 (word within the block,
     /// bit shift) pairs of its counters.
     #[inline]
     fn counter_slots(&self, h: u64) -> (usize, [(usize, u32); 4]) {
-        let base = ((h >> 32) & self.block_mask) as usize * BLOCK_WORDS;
+        let base = ((h >> 32) & self.block_mask) as usize;
         let slots = std::array::from_fn(|i| {
             let bits = (h >> (i * 8)) as u32;
             // At most 7: counter `i` is in word `2i` or `2i + 1`.
@@ -294,19 +301,17 @@ impl FrequencySketch {
         (base, slots)
     }
 
-    /// The block of words starting at `base` (one bounds check for the
+    /// The words of block `base` (one bounds check for the
     /// four counters of a key, instead of one per counter).
     #[inline]
     fn block(&self, base: usize) -> &[u64; BLOCK_WORDS] {
-        let words = &self.table[base..base + BLOCK_WORDS];
-        words.try_into().expect("a whole block")
+        &self.table[base].0
     }
 
     /// [`block`](Self::block), to write.
     #[inline]
     fn block_mut(&mut self, base: usize) -> &mut [u64; BLOCK_WORDS] {
-        let words = &mut self.table[base..base + BLOCK_WORDS];
-        words.try_into().expect("a whole block")
+        &mut self.table[base].0
     }
 
     /// The smallest of the counters at `slots` of the block at `base`.
@@ -374,25 +379,21 @@ impl FrequencySketch {
             counted -= 1;
         }
         if counted > 0 {
-            // The key's four counters are in four different words, so
-            // they are raised in registers and written back once.
+            // Each conservative increment raises exactly the counters at
+            // the minimum, so the minimum goes up by one per increment
+            // (until it saturates) and the others join it as it reaches
+            // them: after `counted` of them a counter holds
+            // `max(itself, min(minimum + counted, 15))`. Computed at once
+            // (the key's four counters are in four different words).
+            // (No other of the four is in a counter's word, so each is
+            // read before its own word is written.)
             let (base, slots) = self.counter_slots(h);
+            let min = self.min_count((base, slots));
+            let level = (min + counted).min(u64::from(MAX_FREQUENCY));
             let block = self.block_mut(base);
-            let mut c = slots.map(|(w, s)| (block[w] >> s) & 15);
-            let before = c;
-            for _ in 0..counted {
-                let min = c.iter().copied().min().unwrap_or(0);
-                if min >= u64::from(MAX_FREQUENCY) {
-                    break;
-                }
-                for v in &mut c {
-                    if *v == min {
-                        *v += 1;
-                    }
-                }
-            }
-            for (i, &(w, s)) in slots.iter().enumerate() {
-                block[w] += (c[i] - before[i]) << s;
+            for &(w, s) in &slots {
+                let count = (block[w] >> s) & 15;
+                block[w] += level.saturating_sub(count) << s;
             }
         }
         self.additions += n;
@@ -413,7 +414,7 @@ impl FrequencySketch {
 
     /// Halves every counter and clears the doorkeeper.
     fn reset(&mut self) {
-        for word in &mut self.table {
+        for word in self.table.iter_mut().flat_map(|b| &mut b.0) {
             *word = (*word >> 1) & HALVE_MASK;
         }
         self.door.fill(0);
@@ -429,7 +430,8 @@ impl FrequencySketch {
 
     /// Heap bytes held by the counters and the doorkeeper.
     pub(crate) fn heap_bytes(&self) -> usize {
-        (self.table.capacity() + self.door.capacity()) * std::mem::size_of::<u64>()
+        self.table.capacity() * std::mem::size_of::<Block>()
+            + self.door.capacity() * std::mem::size_of::<u64>()
     }
 }
 
@@ -516,6 +518,7 @@ mod tests {
         let lanes: Vec<u64> = sketch
             .table
             .iter()
+            .flat_map(|b| b.0)
             .flat_map(|w| (0..16).map(move |lane| (w >> (lane * 4)) & 15))
             .filter(|&c| c != 0)
             .collect();
@@ -558,7 +561,12 @@ mod tests {
         }
         // Each key was seen once: mostly only doorkeeper bits were set
         // (a key whose 2 bits another key had set is counted instead).
-        let counted: u64 = sketch.table.iter().map(|w| w.count_ones() as u64).sum();
+        let counted: u64 = sketch
+            .table
+            .iter()
+            .flat_map(|b| b.0)
+            .map(|w| w.count_ones() as u64)
+            .sum();
         assert!(
             counted < 400,
             "{counted} counter bits set by 1000 one-hit keys"

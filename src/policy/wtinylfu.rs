@@ -711,22 +711,30 @@ impl WTinyLfu {
     /// was pending.
     ///
     /// [`note_hit`]: Self::note_hit
+    #[inline]
     fn flush(&mut self, idx: Idx, hash_of: HashOf<'_>) -> bool {
         let meta = self.meta(idx);
-        let hits = meta >> 4;
-        if hits == 0 {
+        if meta >> 4 == 0 {
             return false;
         }
-        self.sketch.increment_by(hash_of(idx), hits);
+        self.apply_hits(idx, meta, hash_of);
+        true
+    }
+
+    /// The work of [`flush`](Self::flush) once hits are pending (out of
+    /// line: most looks find none).
+    #[inline(never)]
+    fn apply_hits(&mut self, idx: Idx, meta: u8, hash_of: HashOf<'_>) {
+        self.sketch.increment_by(hash_of(idx), meta >> 4);
         let epoch = self.epoch_bits();
         self.set_meta(idx, (meta & SEGMENT) | epoch);
         self.touch(idx);
-        true
     }
 
     /// Demotes protected LRU entries to probation until protected fits; an
     /// entry with pending hits gets them applied (to the protected MRU end)
     /// instead, once.
+    #[inline(never)]
     fn demote(&mut self, hash_of: HashOf<'_>) {
         while self.protected.weight() > self.protected_max {
             let Some(idx) = self.protected.front() else {
@@ -745,6 +753,7 @@ impl WTinyLfu {
     /// evicts when the cache-wide budget is spent, which depends on the
     /// other shards too), so they are marked whether or not this shard is
     /// over the size it was built for.
+    #[inline(never)]
     fn settle(&mut self, hash_of: HashOf<'_>) {
         self.candidate = NIL;
         let mut first = NIL;
@@ -765,9 +774,18 @@ impl WTinyLfu {
 
     /// Brings every segment within its share (after an operation, or after
     /// the climber moved the shares).
+    #[inline]
     fn rebalance(&mut self, hash_of: HashOf<'_>) {
-        self.demote(hash_of);
-        self.settle(hash_of);
+        // The loops' own conditions, checked here so that the usual case
+        // (nothing over its share) makes no call.
+        if self.protected.weight() > self.protected_max {
+            self.demote(hash_of);
+        }
+        if self.window.weight() > self.window_max {
+            self.settle(hash_of);
+        } else {
+            self.candidate = NIL; // what `settle` leaves when nothing moves
+        }
     }
 
     /// Allocates the sketch at the first insert, at its smallest size, so
@@ -1051,6 +1069,11 @@ impl EvictionPolicy for WTinyLfu {
     }
 
     fn evict(&mut self, hash_of: HashOf<'_>) -> Option<Idx> {
+        self.evict_hashed(hash_of).map(|(idx, _)| idx)
+    }
+
+    /// The victim's hash is known when it lost (or won) a duel.
+    fn evict_hashed(&mut self, hash_of: HashOf<'_>) -> Option<(Idx, Option<u64>)> {
         if !self.climber.active {
             // The first eviction: the warm-up's counts are quartered (see
             // "Frequency from the first access").
@@ -1067,20 +1090,21 @@ impl EvictionPolicy for WTinyLfu {
         } else {
             None // the window is growing: main sheds its victims
         };
-        let evicted = match (candidate, victim) {
+        let (evicted, hash) = match (candidate, victim) {
             (Some(c), Some(v)) => {
-                if self.admit(c, hash_of(c), v, hash_of(v)) {
+                let (c_hash, v_hash) = (hash_of(c), hash_of(v));
+                if self.admit(c, c_hash, v, v_hash) {
                     if c == self.candidate {
                         // Admitted: the next candidate, if any, duels next.
                         self.candidate = self.nodes.get(c).next;
                     }
-                    v
+                    (v, Some(v_hash))
                 } else {
-                    c
+                    (c, Some(c_hash))
                 }
             }
-            (Some(c), None) => c,
-            (None, Some(v)) => v,
+            (Some(c), None) => (c, None),
+            (None, Some(v)) => (v, None),
             (None, None) => return None,
         };
         self.detach(evicted);
@@ -1091,7 +1115,7 @@ impl EvictionPolicy for WTinyLfu {
             self.candidate = NIL;
             self.rebalance(hash_of);
         }
-        Some(evicted)
+        Some((evicted, hash))
     }
 
     fn clear(&mut self) {

@@ -90,12 +90,31 @@ impl<K: Hash, V, S: BuildHasher> Core<K, V, S> {
         cause: RemovalCause,
         policy: Policy,
     ) -> Entry<K, V> {
+        self.take_out_hashed(idx, cause, policy, None)
+    }
+
+    /// [`take_out`](Self::take_out), given the key's hash if it was just
+    /// computed from the stored key (by the policy choosing its victim: a
+    /// value of the policy's `hash_of`, 0 if the key's `Hash` panicked), so
+    /// the key is not hashed a second time.
+    pub(super) fn take_out_hashed(
+        &mut self,
+        idx: Idx,
+        cause: RemovalCause,
+        policy: Policy,
+        known: Option<u64>,
+    ) -> Entry<K, V> {
         if policy == Policy::Tracks {
             self.policy.on_remove(idx);
         }
         // Out of the table before the slot is emptied (the rule in `Core`'s
-        // docs).
-        let hash = stored_hash(&self.hasher, &self.entry(idx).key);
+        // docs). A known hash of 0 (a panicking `Hash`; a real `table_hash`
+        // is odd) is looked up like any other: the match is on the index,
+        // so at worst it finds nothing and takes the slow way below.
+        let hash = match known {
+            Some(h) => Some(h),
+            None => stored_hash(&self.hasher, &self.entry(idx).key),
+        };
         match hash.map(|h| self.table.find_entry(h, |&i| i == idx)) {
             Some(Ok(found)) => {
                 found.remove();
@@ -145,11 +164,12 @@ impl<K: Hash, V, S: BuildHasher> Core<K, V, S> {
     /// leaves stays committed: the caller reuses it or gives it back.
     pub(super) fn evict_to(&mut self, limit: u64, removed: &mut Removed<K, V>) {
         while self.weight > limit {
-            let Some(victim) = self.policy.evict(&hashes(&self.slots, &self.hasher)) else {
+            let Some((victim, hash)) = self.policy.evict_hashed(&hashes(&self.slots, &self.hasher))
+            else {
                 debug_assert!(false, "policy empty while over its limit");
                 break;
             };
-            let entry = self.take_out(victim, RemovalCause::Evicted, Policy::Evicted);
+            let entry = self.take_out_hashed(victim, RemovalCause::Evicted, Policy::Evicted, hash);
             removed.push(entry.key, entry.value, RemovalCause::Evicted);
         }
     }
@@ -161,10 +181,11 @@ impl<K: Hash, V, S: BuildHasher> Core<K, V, S> {
     pub(crate) fn give_room(&mut self, want: u64, floor: u64, removed: &mut Removed<K, V>) -> u64 {
         let before = self.weight;
         while before - self.weight < want && self.weight > floor {
-            let Some(victim) = self.policy.evict(&hashes(&self.slots, &self.hasher)) else {
+            let Some((victim, hash)) = self.policy.evict_hashed(&hashes(&self.slots, &self.hasher))
+            else {
                 break;
             };
-            let entry = self.take_out(victim, RemovalCause::Evicted, Policy::Evicted);
+            let entry = self.take_out_hashed(victim, RemovalCause::Evicted, Policy::Evicted, hash);
             removed.push(entry.key, entry.value, RemovalCause::Evicted);
         }
         before - self.weight

@@ -274,13 +274,15 @@ impl ReadBuffer {
     }
 }
 
-/// Counters kept under the shard lock.
+/// Counters kept under the shard lock. `repr(C)`: the three an insert that
+/// evicts adds to come first, in one line of `Core` (see its layout).
 #[derive(Default, Clone, Copy, Debug)]
+#[repr(C)]
 pub(crate) struct CoreCounters {
     pub(crate) inserts: u64,
-    pub(crate) updates: u64,
     pub(crate) evictions: u64,
     pub(crate) evicted_weight: u64,
+    pub(crate) updates: u64,
     pub(crate) removals: u64,
     pub(crate) rejections: u64,
     pub(crate) expirations: u64,
@@ -320,37 +322,44 @@ pub(crate) struct Core<K, V, S> {
     policy: AnyPolicy,
     /// Lookups that found nothing live.
     pub(crate) misses: Lookups,
+    // From here to `counters`: what every insert uses besides the table,
+    // the slab and the policy, packed into the four lines after the
+    // policy's (`misses` to `budget`; `flights` to `weight`; the table of
+    // `negatives`, whose other fields follow it; `hasher` and the first
+    // three counters), the fields an insert does not use (from `used` on)
+    // last. (Interleaved with those, an insert that evicts touched six
+    // lines of this part of the core.)
     /// Each entry's weight; no memory until some entry weighs other than 1.
     weights: Weights,
-    free: Vec<Idx>,
-    /// Slots used since the slab was last emptied: the index the next entry
-    /// gets when the free list is empty.
-    used: usize,
     /// The shard's expected share of the cache's capacity (what its policy
     /// is sized for); the shard may hold more or less (see [`budget`]).
     share: u64,
+    /// The cache-wide budget this shard's weight is committed in.
+    budget: Arc<Budget>,
+    /// Loads in progress (see [`flights`] and `crate::load::flight`).
+    pub(crate) flights: FlightTable<K, V>,
+    free: Vec<Idx>,
+    weight: u64,
+    /// Keys known not to exist (see [`negative`]).
+    pub(crate) negatives: NegativeTable<K>,
+    /// The cache's hasher (a clone), for [`key_hash`](Self::key_hash).
+    hasher: S,
+    pub(crate) counters: CoreCounters,
+    /// Slots used since the slab was last emptied: the index the next entry
+    /// gets when the free list is empty.
+    used: usize,
     /// The weight the policy was sized for: the share plus the spread of
     /// keys over shards (see `Cache::from_builder`).
     sized_for: u64,
-    weight: u64,
-    /// The cache-wide budget this shard's weight is committed in.
-    budget: Arc<Budget>,
-    /// Time settings shared by every entry of the shard.
-    time: TimeSettings,
-    /// Reused buffer of indices the wheel fired.
-    fired: Vec<Idx>,
     /// Read-buffer position up to which hits have been replayed.
     drained: u64,
     /// The shard's seed, for the jitter generator when the wheel is created
     /// lazily (so `CacheBuilder::seed` also covers `insert_with_ttl`).
     seed: u64,
-    /// Loads in progress (see [`flights`] and `crate::load::flight`).
-    pub(crate) flights: FlightTable<K, V>,
-    /// Keys known not to exist (see [`negative`]).
-    pub(crate) negatives: NegativeTable<K>,
-    pub(crate) counters: CoreCounters,
-    /// The cache's hasher (a clone), for [`key_hash`](Self::key_hash).
-    hasher: S,
+    /// Time settings shared by every entry of the shard.
+    time: TimeSettings,
+    /// Reused buffer of indices the wheel fired.
+    fired: Vec<Idx>,
 }
 
 impl Timers {
@@ -902,6 +911,7 @@ impl<K, V, S> Core<K, V, S> {
     /// the ring's size: older ones were overwritten, which is the lossy
     /// part). Every recorder stored its slot before releasing the read lock
     /// this write lock waited for, so every position below `head` is written.
+    #[inline]
     fn drain(&mut self, buffer: &ReadBuffer)
     where
         K: Hash,
@@ -909,9 +919,20 @@ impl<K, V, S> Core<K, V, S> {
     {
         if !self.policy.replays_hits() {
             // Nothing is ever recorded (see `AnyPolicy::record_hit`): the
-            // ring's line stays untouched by writes too.
+            // ring's line stays untouched by writes too (and the check is
+            // inlined into every write, the replay is not).
             return;
         }
+        self.replay(buffer);
+    }
+
+    /// The replay of [`drain`](Self::drain).
+    #[inline(never)]
+    fn replay(&mut self, buffer: &ReadBuffer)
+    where
+        K: Hash,
+        S: BuildHasher,
+    {
         let head = buffer.head.load(Ordering::Relaxed);
         let start = self
             .drained

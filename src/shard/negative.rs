@@ -18,6 +18,10 @@ use hashbrown::HashTable;
 /// Every mark of a cache has the same time to live and a shard's time never
 /// goes backwards, so insertion order is also expiry order: dropping the
 /// oldest mark drops an expired one first, if there is any.
+///
+/// `repr(C)`: the table first, the part every write of the shard looks at
+/// (is it empty?), in one line of `Core` (see its layout).
+#[repr(C)]
 pub(crate) struct NegativeTable<K> {
     /// `(hash, key, deadline, seq)`: `seq` numbers the marks in insertion
     /// order and names a mark exactly.
