@@ -24,7 +24,8 @@
 //! `valgrind --tool=cachegrind` at two values of n, and the difference of
 //! the totals over the difference of the op counts is the cost of one
 //! operation, setup excluded).
-//! `SEED=n` fixes larder's hasher and policy seeds (repeatable counts).
+//! `SEED=n` fixes larder's hasher and policy seeds (repeatable counts;
+//! `HASH_SEED` wins over it for the hasher).
 //! `SHARDS=n` sets larder's shard count; `FILL=hottest` fills the `read`
 //! workload's cache hottest key first (default: coldest first); `TTL=1` gives larder caches a
 //! one-hour time to live on the default clock, `TTL=ticking` the same on a
@@ -195,21 +196,19 @@ fn main() {
         if let Some(n) = std::env::var("SHARDS").ok().and_then(|s| s.parse().ok()) {
             builder = builder.shards(n);
         }
-        if let Some(seed) = std::env::var("SEED")
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-        {
-            // Fixed hash and policy seeds: instruction counts that repeat
-            // from run to run (the random hasher moves them by 5-15).
-            builder = builder
-                .seed(seed)
-                .hasher(ahash::RandomState::with_seeds(seed, 1, 2, 3));
+        // Fixed seeds: instruction counts that repeat from run to run (the
+        // random hasher moves them by up to 40: it decides which hot keys
+        // the window simulations sample). `SEED` fixes the hasher and the
+        // policy's seed, `HASH_SEED` the hasher only.
+        let env_seed = |name| std::env::var(name).ok().and_then(|s| s.parse::<u64>().ok());
+        if let Some(seed) = env_seed("SEED") {
+            builder = builder.seed(seed);
+        }
+        if let Some(seed) = env_seed("HASH_SEED").or(env_seed("SEED")) {
+            builder = builder.hasher(ahash::RandomState::with_seeds(seed, 1, 2, 3));
         }
         if std::env::var_os("HOT").is_some() {
             builder = builder.track_hot_keys();
-        }
-        if let Some(seed) = std::env::var("HASH_SEED").ok().and_then(|s| s.parse().ok()) {
-            builder = builder.hasher(ahash::RandomState::with_seeds(seed, 1, 2, 3));
         }
         match std::env::var("TTL").as_deref() {
             Ok("ticking") => {
