@@ -263,7 +263,7 @@
 //! to matter: arc-P3 at 10% +0.4 points where lenient from the start gives
 //! +2.4. Cost: two more ghosts per sampled access (cachegrind,
 //! `HASH_SEED=7` / 11, instructions per operation: eviction-heavy at
-//! 1,638 entries 582 -> 602-610; read hits at 16,384 entries 164 -> 165;
+//! 1,638 entries 582-587 -> 602-610; read hits at 16,384 entries 164 -> 165;
 //! at 104,857 and 1 Mi entries 399 -> 398 and 157 -> 157).
 //!
 //! Measured and not kept: the ghosts' best fraction applied at once, no
