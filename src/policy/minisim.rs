@@ -1,5 +1,5 @@
-//! Miniature simulations that choose W-TinyLFU's window size for a whole
-//! cache.
+//! Miniature simulations that choose W-TinyLFU's window size and the
+//! strictness of its admission duel for a whole cache.
 //!
 //! After Waldspurger, Saemundsson, Ahmad and Park, "Cache Modeling and
 //! Optimization using Miniature Simulations" (USENIX ATC 2017): a cache
@@ -14,7 +14,10 @@
 //! One [`MiniSims`] per cache, shared by its shards (sampled keys of every
 //! shard feed it, so its evidence is the cache's, not one shard's). It
 //! holds [`FRACTIONS`].len() ghost W-TinyLFU caches (keys only, weight 1
-//! each) with windows of 1%, 5%, 20%, 50% and 80% of their capacity, and
+//! each): five that duel strictly, as the real policy does by default,
+//! with windows of 1%, 5%, 20%, 50% and 80% of their capacity, and two
+//! that duel leniently (see "Admission" below), with windows of 1% and
+//! 20%; and
 //! one frequency sketch they share (the sketch counts every sampled access
 //! whatever the caches hold, so one serves them all). The sample rate is
 //! the largest power of two `2^-k`, at most 1/4 below [`SMALL`] units and
@@ -67,6 +70,34 @@
 //! [`STREAK`] (3) periods and beats the ghost nearest the shard's own
 //! window by 2 points or more; otherwise its hill climber decides (see
 //! `wtinylfu`, "Miniature simulations", for why and for the figures).
+//! The ghost compared with is the nearest one that duels as the shard
+//! does; the best may duel otherwise (the shard then takes its window,
+//! not its mode: the mode has its own verdict).
+//!
+//! # Admission
+//!
+//! The ghosts model the real duel: the candidate's estimate, less one if
+//! the victim's last access came before the sketch's last reset and the
+//! candidate's after it (the aging discount: each slot keeps the sketch
+//! epoch, mod 4, of its key's last access, as a shard's meta byte does),
+//! must beat the victim's by more than the margin (1) in a strict ghost;
+//! in a lenient one it must beat the victim's estimate and 1 (margin 0,
+//! but a key seen once never gets in, so a scan does not wash out a hot
+//! set whose counts have aged to 0 or 1).
+//!
+//! The mode has a verdict of its own, quicker than the window's (a mode
+//! change moves no entry, and the cells that want leniency are short
+//! traces: libcachesim-cloudphysics-io at 25% is nine times its cache,
+//! less than the window's warm-up): every mode period ([`MODE_PERIOD_MIN`]
+//! (128) sampled accesses, or the ghosts' capacity if more) the ghosts'
+//! hits go into scores decaying by [`MODE_DECAY`] (x0.9); once the ghosts
+//! are full, if the best lenient ghost beats the best strict one by
+//! [`MODE_LEAD`] (3 points) the verdict is lenient, if the best strict one
+//! leads by as much it is strict, otherwise it stays. A shard with
+//! simulations duels leniently until the first verdict and then as the
+//! verdict says (read with the window's news); a shard without them (a
+//! cache under 128 units) duels strictly. Figures: `wtinylfu`,
+//! "Miniature simulations".
 //!
 //! # Weights
 //!
@@ -81,19 +112,30 @@
 //! # Memory
 //!
 //! Bounded per cache, whatever its size or its keys: with [`MINI_MAX`] =
-//! 1,024, the index table (8,192 slots of 2 bytes), the rings (32,928
-//! bytes), at most 5,125 slots of 8 bytes and their free list, and a
-//! sketch sized for 1,024 entries: about 110 KB at most, 76 KB after
-//! 20,000 distinct sampled keys (a unit test holds that under 128 KiB),
-//! reached from 8 Ki units of capacity; below that, in proportion to the
-//! ghosts' size (1/4 or 1/8 of the cache's capacity). Nothing per entry of
+//! 1,024, the index table (16,384 slots of 2 bytes), the rings (45,760
+//! bytes), at most 7,175 slots of 8 bytes and their free list, and a
+//! sketch sized for 1,024 entries: about 160 KB at most (110 KB with the
+//! five strict ghosts alone); a unit test holds it under 128 KiB after
+//! 20,000 distinct sampled keys. Ghosts of full size come from 8 Ki units
+//! of capacity; below that, memory is in proportion to the ghosts' size
+//! (1/4 or 1/8 of the cache's capacity). Nothing per entry of
 //! the real cache. Only caches with the W-TinyLFU policy have them.
 
 use super::sketch::FrequencySketch;
-use crate::sync::{Arc, AtomicU32, Mutex, Ordering};
+use crate::sync::{Arc, AtomicU32, AtomicU8, Mutex, Ordering};
 
-/// The window fractions the ghosts simulate.
-pub(crate) const FRACTIONS: [f64; 5] = [0.01, 0.05, 0.20, 0.50, 0.80];
+/// The window fraction of each ghost: five strict ghosts, then the
+/// lenient ones ([`LENIENT`]).
+pub(crate) const FRACTIONS: [f64; 7] = [0.01, 0.05, 0.20, 0.50, 0.80, 0.01, 0.20];
+
+/// Bit `g`: ghost `g` duels leniently (see "Admission" in the module docs).
+const LENIENT: u8 = 0b110_0000;
+
+/// True if ghost `g` duels leniently: a shard following it does too.
+#[inline]
+pub(crate) fn lenient(g: usize) -> bool {
+    g < GHOSTS && LENIENT & (1 << g) != 0
+}
 
 /// A ghost holds at most this many entries. (With the sixth session's LRU
 /// ghosts 2,048 gave the same mean over the 88 cells, 0.8790 against
@@ -142,6 +184,25 @@ const WARM_PERIODS: u32 = 8;
 /// Periods in a row the same ghost must be best before its lead counts.
 pub(crate) const STREAK: u32 = 3;
 
+/// Shortest mode period (see "Admission" in the module docs), in sampled
+/// accesses: shorter than [`PERIOD_MIN`], so that short traces get a
+/// verdict.
+const MODE_PERIOD_MIN: u32 = 128;
+
+/// Factor applied to the mode scores at each mode period's end.
+const MODE_DECAY: f64 = 0.9;
+
+/// The lead (3 points of hit rate) by which one side's best ghost must
+/// beat the other side's for the admission verdict to turn.
+const MODE_LEAD: f64 = 0.03;
+
+/// No admission verdict yet.
+const MODE_NONE: u8 = 0;
+/// Verdict: strict duels.
+const MODE_STRICT: u8 = 1;
+/// Verdict: lenient duels.
+const MODE_LENIENT: u8 = 2;
+
 /// A candidate gets into a ghost's main only if its estimate beats the
 /// victim's by more than this (as in W-TinyLFU).
 const ADMIT_MARGIN: u8 = 1;
@@ -163,6 +224,8 @@ pub(crate) struct MiniSims {
     /// Number of publications so far (wrapping), so that a shard asks for
     /// the lead only when there is news.
     epoch: AtomicU32,
+    /// The admission verdict (see [`mode`](Self::mode)).
+    mode: AtomicU8,
     sims: Mutex<Sims>,
 }
 
@@ -190,6 +253,7 @@ impl MiniSims {
             rates: std::array::from_fn(|_| AtomicU32::new(0)),
             streak: AtomicU32::new(0),
             epoch: AtomicU32::new(0),
+            mode: AtomicU8::new(MODE_NONE),
             sims: Mutex::new(Sims::new(mini, seed)),
         }))
     }
@@ -204,7 +268,12 @@ impl MiniSims {
     /// feeding them (then the sample is dropped).
     pub(crate) fn record(&self, hash: u64) {
         if let Some(mut sims) = self.sims.try_lock() {
-            if sims.access(hash) {
+            let published = sims.access(hash);
+            if std::mem::take(&mut sims.mode_news) {
+                self.mode.store(sims.mode, Ordering::Relaxed);
+                self.epoch.fetch_add(1, Ordering::Relaxed);
+            }
+            if published {
                 for (rate, score) in self.rates.iter().zip(&sims.scores) {
                     rate.store((score / sims.weight * 1e6) as u32, Ordering::Relaxed);
                 }
@@ -217,6 +286,17 @@ impl MiniSims {
     /// Publications so far (wrapping): [`lead`](Self::lead) can only change
     /// when this does.
     #[inline]
+    /// The admission verdict: `Some(true)` if shards should duel
+    /// leniently, `Some(false)` strictly, `None` before the ghosts have
+    /// given one (see "Admission" in the module docs).
+    pub(crate) fn mode(&self) -> Option<bool> {
+        match self.mode.load(Ordering::Relaxed) {
+            MODE_STRICT => Some(false),
+            MODE_LENIENT => Some(true),
+            _ => None,
+        }
+    }
+
     pub(crate) fn epoch(&self) -> u32 {
         self.epoch.load(Ordering::Relaxed)
     }
@@ -225,18 +305,20 @@ impl MiniSims {
     /// the accesses) over the ghost whose window is nearest `fraction`,
     /// once the ghosts are full and the same ghost has been best for
     /// [`STREAK`] periods in a row.
-    pub(crate) fn lead(&self, fraction: f64) -> Option<(usize, f64)> {
+    pub(crate) fn lead(&self, fraction: f64, lenient: bool) -> Option<(usize, f64)> {
         if self.streak.load(Ordering::Relaxed) < STREAK {
             return None;
         }
         let rates: [u32; FRACTIONS.len()] =
             std::array::from_fn(|i| self.rates[i].load(Ordering::Relaxed));
         let best = (0..rates.len()).max_by_key(|&i| rates[i])?;
-        let nearest = (0..FRACTIONS.len()).min_by(|&a, &b| {
-            (FRACTIONS[a] - fraction)
-                .abs()
-                .total_cmp(&(FRACTIONS[b] - fraction).abs())
-        })?;
+        let nearest = (0..FRACTIONS.len())
+            .filter(|&g| self::lenient(g) == lenient)
+            .min_by(|&a, &b| {
+                (FRACTIONS[a] - fraction)
+                    .abs()
+                    .total_cmp(&(FRACTIONS[b] - fraction).abs())
+            })?;
         Some((
             best,
             f64::from(rates[best].saturating_sub(rates[nearest])) / 1e6,
@@ -277,8 +359,8 @@ pub(crate) fn sampled(hash: u64, mask: u64) -> bool {
 }
 
 /// `SPREAD[m]` adds one to the 12-bit hit count of each ghost in mask `m`.
-const SPREAD: [u64; 1 << GHOSTS] = {
-    let mut t = [0u64; 1 << GHOSTS];
+const SPREAD: [u128; 1 << GHOSTS] = {
+    let mut t = [0u128; 1 << GHOSTS];
     let mut m = 0;
     while m < t.len() {
         let mut g = 0;
@@ -294,16 +376,16 @@ const SPREAD: [u64; 1 << GHOSTS] = {
 };
 
 // A period's hits fit in 12 bits per ghost.
-const _: () = assert!(MINI_MAX < 4096 && (PERIOD_MIN as u64) < 4096 && GHOSTS * 12 <= 64);
+const _: () =
+    assert!(MINI_MAX < 4096 && (PERIOD_MIN as u64) < 4096 && GHOSTS * 12 <= 128 && GHOSTS < 8);
 
 /// The ghosts, their sketch and the scores.
 #[derive(Debug)]
 struct Sims {
     sketch: FrequencySketch,
     ghosts: Ghosts,
-    /// Hits of each ghost in the current period.
     /// Hits of ghost `g` in the current period in bits `12g..12g + 12`.
-    hits: u64,
+    hits: u128,
     /// Decayed hits of each ghost over past periods.
     scores: Vec<f64>,
     /// Decayed accesses over past periods (the scores' denominator).
@@ -318,6 +400,21 @@ struct Sims {
     streak: u32,
     /// Periods ended since the ghosts were full, up to [`WARM_PERIODS`].
     warm: u32,
+    /// Hits of ghost `g` in the current mode period (as `hits`).
+    mode_hits: u128,
+    /// Sampled accesses in the current mode period.
+    mode_seen: u32,
+    /// Mode period length in sampled accesses (see [`MODE_PERIOD_MIN`]).
+    mode_period: u32,
+    /// Decayed hits of each ghost over past mode periods.
+    mode_scores: [f64; GHOSTS],
+    /// Decayed accesses over past mode periods.
+    mode_weight: f64,
+    /// The admission verdict: [`MODE_NONE`], [`MODE_STRICT`] or
+    /// [`MODE_LENIENT`].
+    mode: u8,
+    /// The verdict changed since [`MiniSims::record`] last published it.
+    mode_news: bool,
 }
 
 impl Sims {
@@ -336,6 +433,13 @@ impl Sims {
             last_best: usize::MAX,
             streak: 0,
             warm: 0,
+            mode_hits: 0,
+            mode_seen: 0,
+            mode_period: u32::from(capacity).max(MODE_PERIOD_MIN),
+            mode_scores: [0.0; GHOSTS],
+            mode_weight: 0.0,
+            mode: 0,
+            mode_news: false,
         }
     }
 
@@ -346,6 +450,11 @@ impl Sims {
         self.sketch.increment(sketch_key(fp));
         let hit = self.ghosts.access(fp, &self.sketch);
         self.hits += SPREAD[usize::from(hit)];
+        self.mode_hits += SPREAD[usize::from(hit)];
+        self.mode_seen += 1;
+        if self.mode_seen >= self.mode_period {
+            self.end_mode_period();
+        }
         self.seen += 1;
         if self.seen < self.period {
             return false;
@@ -375,6 +484,39 @@ impl Sims {
         true
     }
 
+    /// Ends a mode period: once the ghosts are full, the verdict turns to
+    /// the side whose best ghost leads the other side's best by
+    /// [`MODE_LEAD`] or more of the decayed hit rate, and stays otherwise.
+    fn end_mode_period(&mut self) {
+        if self.ghosts.full() {
+            self.mode_weight = self.mode_weight * MODE_DECAY + f64::from(self.mode_seen);
+            for (g, score) in self.mode_scores.iter_mut().enumerate() {
+                *score = *score * MODE_DECAY + ((self.mode_hits >> (12 * g)) & 0xFFF) as f64;
+            }
+            let best = |lenient_side: bool| {
+                (0..GHOSTS)
+                    .filter(|&g| lenient(g) == lenient_side)
+                    .map(|g| self.mode_scores[g])
+                    .fold(0.0, f64::max)
+                    / self.mode_weight
+            };
+            let lead = best(true) - best(false);
+            let mode = if lead >= MODE_LEAD {
+                MODE_LENIENT
+            } else if lead <= -MODE_LEAD {
+                MODE_STRICT
+            } else {
+                self.mode
+            };
+            if mode != self.mode {
+                self.mode = mode;
+                self.mode_news = true;
+            }
+        }
+        self.mode_hits = 0;
+        self.mode_seen = 0;
+    }
+
     #[cfg(test)]
     fn heap_bytes(&self) -> usize {
         self.sketch.heap_bytes() + self.ghosts.heap_bytes()
@@ -393,6 +535,9 @@ struct Slot {
     /// Bit `g`: the key was hit in ghost `g` since that ghost's hand last
     /// passed it.
     refs: u8,
+    /// The sketch epoch (mod 4) of the key's last access, as a shard's
+    /// meta byte keeps it for the aging discount.
+    epoch: u8,
 }
 
 /// A FIFO of slot numbers with a fixed power-of-two capacity.
@@ -453,6 +598,8 @@ impl Ring {
 /// 1 per entry; its entries are [`Slot`]s of the shared [`Ghosts`].
 #[derive(Debug, Clone)]
 struct Ghost {
+    /// Duels with margin 0 and no aging discount.
+    lenient: bool,
     window_max: usize,
     protected_max: usize,
     window: Ring,
@@ -483,10 +630,12 @@ struct Ghosts {
 impl Ghosts {
     fn new(capacity: u16) -> Self {
         let capacity = usize::from(capacity);
-        let ghost = FRACTIONS.map(|fraction| {
+        let ghost: [Ghost; GHOSTS] = std::array::from_fn(|g| {
+            let fraction = FRACTIONS[g];
             let window_max = (capacity as f64 * fraction).round() as usize;
             let protected_max = (capacity - window_max) * 80 / 100;
             Ghost {
+                lenient: lenient(g),
                 window_max,
                 protected_max,
                 window: Ring::new(window_max + 1),
@@ -551,6 +700,7 @@ impl Ghosts {
             fp,
             members: 0,
             refs: 0,
+            epoch: 0,
         };
         let s = match self.free.pop() {
             Some(s) => {
@@ -624,10 +774,12 @@ impl Ghosts {
             Ok(s) => s,
             Err(at) => self.add(fp, at),
         };
+        let now = epoch_bits(sketch);
         let slot = &mut self.slots[usize::from(s)];
         let hits = slot.members;
         // A hit is one bit per ghost, all set at once.
         slot.refs |= hits;
+        slot.epoch = now;
         if hits != ALL_GHOSTS {
             for g in 0..GHOSTS {
                 if hits & (1 << g) == 0 {
@@ -709,8 +861,19 @@ impl Ghosts {
         // (A candidate of at most the margin loses whatever the victim's
         // estimate: one estimate instead of two, most new keys' case.)
         let candidate_freq = self.frequency(candidate, sketch);
-        let admitted = candidate_freq > ADMIT_MARGIN
-            && candidate_freq > self.frequency(victim, sketch).saturating_add(ADMIT_MARGIN);
+        let admitted = candidate_freq > ADMIT_MARGIN && {
+            // The aging discount (see `wtinylfu`, "Aging fairness").
+            let now = epoch_bits(sketch);
+            let discount = self.slots[usize::from(victim)].epoch != now
+                && self.slots[usize::from(candidate)].epoch == now;
+            let candidate_freq = candidate_freq - u8::from(discount);
+            let victim_freq = self.frequency(victim, sketch);
+            if self.ghost[g].lenient {
+                candidate_freq > victim_freq.max(ADMIT_MARGIN)
+            } else {
+                candidate_freq > victim_freq.saturating_add(ADMIT_MARGIN)
+            }
+        };
         if admitted {
             let ghost = &mut self.ghost[g];
             match segment {
@@ -738,6 +901,12 @@ impl Ghosts {
     }
 }
 
+/// The sketch epoch mod 4, as a shard's meta byte keeps it.
+#[inline]
+fn epoch_bits(sketch: &FrequencySketch) -> u8 {
+    (sketch.epoch() & 3) as u8
+}
+
 /// Every ghost's bit.
 const ALL_GHOSTS: u8 = (1 << GHOSTS) - 1;
 
@@ -753,6 +922,7 @@ mod tests {
     /// match, written plainly: three queues of keys and a set of the keys
     /// hit since the hand passed them.
     struct Reference {
+        lenient: bool,
         capacity: usize,
         window_max: usize,
         protected_max: usize,
@@ -762,9 +932,10 @@ mod tests {
     }
 
     impl Reference {
-        fn new(capacity: u16, fraction: f64) -> Self {
+        fn new(capacity: u16, fraction: f64, lenient: bool) -> Self {
             let window_max = (f64::from(capacity) * fraction).round() as usize;
             Self {
+                lenient,
                 capacity: usize::from(capacity),
                 window_max,
                 protected_max: (usize::from(capacity) - window_max) * 80 / 100,
@@ -777,7 +948,15 @@ mod tests {
             self.lists.iter().map(|l| l.len()).sum()
         }
 
-        fn access(&mut self, fp: u32, estimate: impl Fn(u32) -> u8) -> bool {
+        /// `now`: the sketch epoch (mod 4); `epoch`: that of a key's last
+        /// access (this one's included).
+        fn access(
+            &mut self,
+            fp: u32,
+            estimate: impl Fn(u32) -> u8,
+            now: u8,
+            epoch: impl Fn(u32) -> u8,
+        ) -> bool {
             if self.lists.iter().any(|l| l.contains(&fp)) {
                 self.referenced.insert(fp);
                 return true;
@@ -819,7 +998,16 @@ mod tests {
                 .find(|l| !l.is_empty())
                 .expect("full");
             let victim = list[0];
-            if estimate(candidate) > estimate(victim).saturating_add(ADMIT_MARGIN) {
+            // The real policy's duels: lenient, margin 0 and no aging
+            // discount; strict, margin 1 after the discount.
+            let discount = epoch(victim) != now && epoch(candidate) == now;
+            let candidate_freq = estimate(candidate).saturating_sub(u8::from(discount));
+            let admitted = if self.lenient {
+                candidate_freq > estimate(victim).max(ADMIT_MARGIN)
+            } else {
+                candidate_freq > estimate(victim).saturating_add(ADMIT_MARGIN)
+            };
+            if admitted {
                 list.pop_front();
                 self.referenced.remove(&victim);
                 probation.push_back(candidate);
@@ -829,30 +1017,35 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The five ghosts over one index hit exactly where five separate
-        /// reference ghosts do, hold their capacity, and free a key when no
-        /// ghost holds it.
+        /// The ghosts over one index (five strict, two lenient) hit exactly
+        /// where separate reference ghosts do, hold their capacity, and free
+        /// a key when no ghost holds it.
         #[test]
-        fn the_shared_ghosts_match_five_reference_ghosts(
+        fn the_shared_ghosts_match_seven_reference_ghosts(
             capacity in 8u16..48,
             ops in proptest::collection::vec(0u32..120, 1..3000),
             sketch_seed in 0u64..1000,
         ) {
             let mut ghosts = Ghosts::new(capacity);
-            let mut reference: Vec<Reference> =
-                FRACTIONS.iter().map(|&f| Reference::new(capacity, f)).collect();
+            let mut reference: Vec<Reference> = (0..GHOSTS)
+                .map(|g| Reference::new(capacity, FRACTIONS[g], lenient(g)))
+                .collect();
+            let mut epochs = std::collections::HashMap::new();
             // A small sketch: collisions, and resets every few hundred keys.
             let mut sketch = FrequencySketch::new(16, sketch_seed);
             sketch.ensure_capacity(16);
             for key in ops {
                 let fp = key.wrapping_mul(2_654_435_761);
                 sketch.increment(sketch_key(fp));
+                let now = (sketch.epoch() & 3) as u8;
+                epochs.insert(fp, now);
                 let estimate = |k: u32| sketch.frequency(sketch_key(k));
+                let epoch = |k: u32| epochs[&k];
                 let hits = ghosts.access(fp, &sketch);
                 for (g, r) in reference.iter_mut().enumerate() {
                     proptest::prop_assert_eq!(
                         (hits >> g) & 1 == 1,
-                        r.access(fp, estimate),
+                        r.access(fp, estimate, now, epoch),
                         "ghost {}",
                         g
                     );
@@ -907,11 +1100,19 @@ mod tests {
             }
         }
         let best = sims.sims.lock().last_best;
-        assert!(best <= 1, "best ghost {best}");
+        // A small window, strict or lenient (on this loop the lenient duel,
+        // which keeps the aging discount, keeps twice the hits).
+        assert!(matches!(best, 0 | 1 | 5), "best ghost {best}");
         assert!(
-            sims.lead(0.8).expect("ready").1 > 0.02,
-            "a big window loses"
+            sims.lead(0.8, false).expect("ready").1 > 0.01,
+            "a big window loses: {:?}",
+            sims.lead(0.8, false)
         );
+        {
+            // (Hit rates are low on a loop 24x the ghosts: 2.3% against 0.6%.)
+            let s = sims.sims.lock();
+            assert!(s.scores[best] > 3.0 * s.scores[4], "{:?}", s.scores);
+        }
         // New keys with reuse right after first use: recency.
         let sims = MiniSims::for_cache(64_000, 3).expect("sims");
         let mut rng = 9u64;
@@ -931,9 +1132,42 @@ mod tests {
         let best = sims.sims.lock().last_best;
         assert!(best >= 3, "best ghost {best}");
         assert!(
-            sims.lead(0.01).expect("ready").1 > 0.01,
+            sims.lead(0.01, false).expect("ready").1 > 0.01,
             "a small window loses: {:?}",
-            sims.lead(0.01)
+            sims.lead(0.01, false)
+        );
+    }
+
+    #[test]
+    fn a_drifting_hot_set_wants_lenient_admission() {
+        // Ghosts of 256 entries (one in 8 of 2,048 units). A hot set of
+        // 128 keys that drifts by one new key every 16 accesses, over a
+        // background of one-off keys: new hot keys must get in while their
+        // count is still close to the victims'.
+        let sims = MiniSims::for_cache(2048, 3).expect("sims");
+        let mut rng = 7u64;
+        let mut next_new = 1u64 << 32;
+        for i in 0..400_000u64 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            // Zipf-like ranks (a rank r about 1/r as often) over a key
+            // space that slides by one key every 64 accesses.
+            let u = ((rng >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+            let rank = (4096f64.powf(u) - 1.0) as u64;
+            let k = if rng % 8 == 0 {
+                next_new += 1;
+                next_new
+            } else {
+                i / 64 + rank
+            };
+            sims.record(hash(k));
+        }
+        assert_eq!(
+            sims.mode(),
+            Some(true),
+            "{:?}",
+            sims.sims.lock().mode_scores
         );
     }
 
@@ -1007,7 +1241,7 @@ mod loom_tests {
                 .collect();
             // A shard looking while the period ends: either no news or a
             // whole, valid verdict.
-            if let Some((best, lead)) = sims.lead(0.05) {
+            if let Some((best, lead)) = sims.lead(0.05, false) {
                 assert!(best < FRACTIONS.len());
                 assert!((0.0..=1.0).contains(&lead));
             }
