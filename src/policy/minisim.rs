@@ -761,10 +761,7 @@ impl Ghosts {
     /// Clears bit `bit` of slot `s`'s reference bits; true if it was set.
     #[inline]
     fn take_ref(&mut self, s: u16, bit: u8) -> bool {
-        let slot = &mut self.slots[usize::from(s)];
-        let was = slot.refs & bit != 0;
-        slot.refs &= !bit;
-        was
+        take_ref(&mut self.slots, s, bit)
     }
 
     /// One access to the key with fingerprint `fp` (already counted in
@@ -799,18 +796,8 @@ impl Ghosts {
         self.slots[usize::from(s)].members |= bit;
         self.ghost[g].window.push_back(s);
         // The window's oldest entry not hit since it came in leaves it.
-        let mut candidate = None;
-        while self.ghost[g].window.len() > self.ghost[g].window_max {
-            let Some(e) = self.ghost[g].window.pop_front() else {
-                break;
-            };
-            if self.take_ref(e, bit) {
-                self.ghost[g].window.push_back(e);
-            } else {
-                candidate = Some(e);
-                break;
-            }
-        }
+        let ghost = &mut self.ghost[g];
+        let candidate = second_chance(&mut ghost.window, ghost.window_max, &mut self.slots, bit);
         let in_main = self.ghost[g].probation.len() + self.ghost[g].protected.len();
         let Some(candidate) = candidate else {
             if self.ghost[g].len() > self.capacity {
@@ -837,18 +824,12 @@ impl Ghosts {
             if !self.take_ref(v, bit) {
                 break Some((v, 1));
             }
-            self.ghost[g].probation.pop_front();
-            self.ghost[g].protected.push_back(v);
-            while self.ghost[g].protected.len() > self.ghost[g].protected_max {
-                let Some(p) = self.ghost[g].protected.pop_front() else {
-                    break;
-                };
-                if self.take_ref(p, bit) {
-                    self.ghost[g].protected.push_back(p);
-                } else {
-                    self.ghost[g].probation.push_back(p);
-                    break;
-                }
+            let ghost = &mut self.ghost[g];
+            ghost.probation.pop_front();
+            ghost.protected.push_back(v);
+            let max = ghost.protected_max;
+            if let Some(p) = second_chance(&mut ghost.protected, max, &mut self.slots, bit) {
+                ghost.probation.push_back(p);
             }
         };
         let victim = victim
@@ -909,6 +890,31 @@ fn epoch_bits(sketch: &FrequencySketch) -> u8 {
 
 /// Every ghost's bit.
 const ALL_GHOSTS: u8 = (1 << GHOSTS) - 1;
+
+/// Clears ghost `bit`'s reference bit of slot `s`; true if it was set.
+fn take_ref(slots: &mut [Slot], s: u16, bit: u8) -> bool {
+    let slot = &mut slots[usize::from(s)];
+    let was = slot.refs & bit != 0;
+    slot.refs &= !bit;
+    was
+}
+
+/// CLOCK's second chance on one of a ghost's rings: while `ring` holds
+/// more than `max`, pops its oldest entry; one referenced since it was
+/// last passed loses the reference and goes round to the back, the first
+/// one that is not leaves the ring and is returned. `None` if the ring is
+/// within `max`.
+fn second_chance(ring: &mut Ring, max: usize, slots: &mut [Slot], bit: u8) -> Option<u16> {
+    while ring.len() > max {
+        let e = ring.pop_front()?;
+        if take_ref(slots, e, bit) {
+            ring.push_back(e);
+        } else {
+            return Some(e);
+        }
+    }
+    None
+}
 
 #[cfg(test)]
 mod tests {
