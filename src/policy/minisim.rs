@@ -598,7 +598,8 @@ impl Ring {
 /// 1 per entry; its entries are [`Slot`]s of the shared [`Ghosts`].
 #[derive(Debug, Clone)]
 struct Ghost {
-    /// Duels with margin 0 and no aging discount.
+    /// Duels with margin 0 and a floor (the candidate must beat 1 too),
+    /// after the same aging discount as a strict ghost.
     lenient: bool,
     window_max: usize,
     protected_max: usize,
@@ -1004,8 +1005,8 @@ mod tests {
                 .find(|l| !l.is_empty())
                 .expect("full");
             let victim = list[0];
-            // The real policy's duels: lenient, margin 0 and no aging
-            // discount; strict, margin 1 after the discount.
+            // The real policy's duels, after the aging discount: lenient,
+            // beat the victim and 1; strict, beat the victim by more than 1.
             let discount = epoch(victim) != now && epoch(candidate) == now;
             let candidate_freq = estimate(candidate).saturating_sub(u8::from(discount));
             let admitted = if self.lenient {

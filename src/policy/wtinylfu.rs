@@ -525,7 +525,7 @@ pub(crate) struct WTinyLfu {
     /// The ghost (index in [`minisim::FRACTIONS`]) whose window this shard
     /// is walking to, if any.
     applied: Option<u8>,
-    /// Duel leniently (margin 0, no aging discount): the simulations'
+    /// Duel leniently (margin 0 and a floor, see "Admission mode"): the simulations'
     /// admission verdict, lenient until they give one (strict without
     /// simulations); see "Miniature simulations".
     lenient: bool,
