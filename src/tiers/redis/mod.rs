@@ -147,7 +147,8 @@ pub struct TierStats {
     /// Successful subscriptions to the invalidation channel (1 after a
     /// clean start; one more after every outage).
     pub subscriptions: u64,
-    /// Times the subscription was lost.
+    /// Times the subscription was lost (counted once the L1 it left
+    /// deaf has been dropped).
     pub subscriptions_lost: u64,
     /// Times the whole L1 was dropped (a lost or renewed subscription, an
     /// unreadable message).

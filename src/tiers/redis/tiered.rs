@@ -749,9 +749,12 @@ where
     }
 
     fn lost(&self) {
+        // Deaf first (so nothing is filled as if invalidations still
+        // came), then the drop; the loss is counted once the L1 is empty,
+        // so a caller that sees the count sees the drop done.
         self.subscribed.store(false, Ordering::Release);
-        bump(&self.counters.subscriptions_lost);
         self.drop_all();
+        bump(&self.counters.subscriptions_lost);
     }
 
     fn subscribed(&self) {
