@@ -57,7 +57,7 @@
 //! did not move the 88 cells at the old rates (0.8790 against 0.8792, seed
 //! 1). With the denser rates, over the 88 cells (seed 1) 0.8792 -> 0.881
 //! and over the held-out shapes of `examples/shapes.rs` 0.775 -> 0.829
-//! (see `wtinylfu`, "Miniature simulations", for the figures and costs).
+//! (see `wtinylfu::window`, "Miniature simulations", for the figures and costs).
 //!
 //! # Choosing
 //!
@@ -69,7 +69,7 @@
 //! relaxed loads) and follows the best ghost only when it has been best for
 //! [`STREAK`] (3) periods and beats the ghost nearest the shard's own
 //! window by 2 points or more; otherwise its hill climber decides (see
-//! `wtinylfu`, "Miniature simulations", for why and for the figures).
+//! `wtinylfu::window`, "Miniature simulations", for why and for the figures).
 //! The ghost compared with is the nearest one that duels as the shard
 //! does; the best may duel otherwise (the shard then takes its window,
 //! not its mode: the mode has its own verdict).
@@ -178,7 +178,7 @@ const DECAY: f64 = 0.95;
 /// Periods the ghosts run full before their scores are published: right
 /// after they fill, their sketch has seen little and the big windows
 /// (nearly LRU) lead for a while; following that sent arc-P3 at 10% to an
-/// 80% window and back (see `wtinylfu`, "Miniature simulations").
+/// 80% window and back (see `wtinylfu::window`, "Miniature simulations").
 const WARM_PERIODS: u32 = 8;
 
 /// Periods in a row the same ghost must be best before its lead counts.

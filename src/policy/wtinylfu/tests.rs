@@ -1,0 +1,460 @@
+//! W-TinyLFU's unit tests.
+
+use super::window::SIMS_LOOK_EVERY;
+use super::*;
+use std::collections::BTreeMap;
+
+/// A stand-in for the shard: tracks weights and runs the eviction loop.
+struct Harness {
+    policy: WTinyLfu,
+    /// idx -> weight of every tracked entry.
+    live: BTreeMap<Idx, u32>,
+    weight: u64,
+    capacity: u64,
+    evicted: Vec<Idx>,
+    /// New entries the policy was told about.
+    inserts: usize,
+    /// Entries removed explicitly.
+    removals: usize,
+    /// Read hits, counted as the shard counts them.
+    hits: u64,
+}
+
+/// The key hash of entry `idx` in these tests (well spread).
+fn hash(idx: Idx) -> u64 {
+    (u64::from(idx) + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+impl Harness {
+    fn new(capacity: u64) -> Self {
+        Self::with_mode(capacity, capacity <= EXACT_MAX)
+    }
+
+    /// `exact`: hits replayed and applied at once (small shards), or
+    /// noted in place (big ones), whatever the capacity.
+    fn with_mode(capacity: u64, exact: bool) -> Self {
+        let policy = WTinyLfu::new(capacity, 42, exact, None);
+        Self {
+            policy,
+            live: BTreeMap::new(),
+            weight: 0,
+            capacity,
+            evicted: Vec::new(),
+            inserts: 0,
+            removals: 0,
+            hits: 0,
+        }
+    }
+
+    fn evict_to_capacity(&mut self) {
+        while self.weight > self.capacity {
+            let victim = self.policy.evict(&hash).expect("over capacity but empty");
+            let w = self.live.remove(&victim).expect("victim was tracked");
+            self.weight -= u64::from(w);
+            self.evicted.push(victim);
+        }
+    }
+
+    /// Accesses `idx`, inserting it (weight 1) on a miss; true on a hit.
+    fn get_or_insert(&mut self, idx: Idx) -> bool {
+        self.get_or_insert_weighted(idx, 1)
+    }
+
+    fn get_or_insert_weighted(&mut self, idx: Idx, weight: u32) -> bool {
+        if self.live.contains_key(&idx) {
+            self.policy.on_access(idx, hash(idx));
+            self.hits += 1;
+            true
+        } else {
+            self.insert(idx, weight);
+            false
+        }
+    }
+
+    fn insert(&mut self, idx: Idx, weight: u32) {
+        if u64::from(weight) > self.capacity {
+            return; // the shard rejects it before the policy sees it
+        }
+        if let Some(old) = self.live.insert(idx, weight) {
+            self.weight = self.weight - u64::from(old) + u64::from(weight);
+            self.policy.on_update(idx, hash(idx), weight, &hash);
+        } else {
+            self.weight += u64::from(weight);
+            self.inserts += 1;
+            if self.policy.wants_hits() {
+                self.policy.observe_hits(self.hits);
+            }
+            self.policy.on_insert(idx, hash(idx), weight, &hash);
+        }
+        self.evict_to_capacity();
+    }
+
+    fn remove(&mut self, idx: Idx) {
+        if let Some(w) = self.live.remove(&idx) {
+            self.weight -= u64::from(w);
+            self.removals += 1;
+            self.policy.on_remove(idx);
+        }
+    }
+
+    fn check(&self) {
+        self.policy.validate();
+        assert!(self.weight <= self.capacity);
+        assert_eq!(self.policy.len(), self.live.len());
+        assert_eq!(self.policy.weight(), self.weight);
+        assert_eq!(
+            self.live.len(),
+            self.inserts - self.removals - self.evicted.len()
+        );
+    }
+}
+
+fn fills_without_evicting_then_bounds_capacity_in(exact: bool) {
+    let mut h = Harness::with_mode(100, exact);
+    for i in 0..100 {
+        h.get_or_insert(i);
+        h.check();
+    }
+    assert!(h.evicted.is_empty());
+    assert_eq!(h.policy.window.len(), 5);
+    assert_eq!(h.policy.probation.len(), 95);
+    assert!(
+        h.policy.sketch.is_enabled(),
+        "allocated at the first insert"
+    );
+    for i in 100..1000 {
+        h.get_or_insert(i);
+        h.check();
+    }
+    assert_eq!(h.live.len(), 100);
+}
+
+#[test]
+fn fills_without_evicting_then_bounds_capacity() {
+    fills_without_evicting_then_bounds_capacity_in(true);
+    fills_without_evicting_then_bounds_capacity_in(false);
+}
+
+fn popular_keys_survive_a_scan_in(exact: bool) {
+    let mut h = Harness::with_mode(100, exact);
+    // 20 hot keys, each accessed often.
+    for _ in 0..10 {
+        for i in 0..20 {
+            h.get_or_insert(i);
+        }
+    }
+    // A long scan of one-time keys, with the hot keys still in use.
+    for i in 1000..5000 {
+        h.get_or_insert(i);
+        if i % 50 == 0 {
+            for k in 0..20 {
+                h.get_or_insert(k);
+            }
+        }
+        h.check();
+    }
+    let hot_left = (0..20).filter(|i| h.live.contains_key(i)).count();
+    assert_eq!(hot_left, 20, "the scan flushed hot keys");
+}
+
+#[test]
+fn popular_keys_survive_a_scan() {
+    popular_keys_survive_a_scan_in(true);
+    popular_keys_survive_a_scan_in(false);
+}
+
+fn capacity_one_keeps_the_newest_in(exact: bool) {
+    let mut h = Harness::with_mode(1, exact);
+    for i in 0..10 {
+        h.get_or_insert(i);
+        h.check();
+        assert_eq!(h.live.keys().copied().collect::<Vec<_>>(), vec![i]);
+    }
+}
+
+#[test]
+fn capacity_one_keeps_the_newest() {
+    capacity_one_keeps_the_newest_in(true);
+    capacity_one_keeps_the_newest_in(false);
+}
+
+fn heavy_and_weightless_entries_in(exact: bool) {
+    let mut h = Harness::with_mode(100, exact);
+    for i in 0..50 {
+        h.insert(i, 0);
+        h.check();
+    }
+    // Heavier than the window (1) and than main's protected share.
+    h.insert(100, 90);
+    h.check();
+    for i in 200..260 {
+        h.insert(i, 3);
+        h.check();
+    }
+    h.insert(300, 100);
+    h.check();
+    h.insert(301, 101); // rejected by the "shard"
+    h.check();
+    // Updates that grow and shrink weights.
+    let keys: Vec<Idx> = h.live.keys().copied().collect();
+    for (n, k) in keys.into_iter().enumerate() {
+        h.insert(k, (n % 7) as u32 * 5);
+        h.check();
+    }
+}
+
+#[test]
+fn heavy_and_weightless_entries() {
+    heavy_and_weightless_entries_in(true);
+    heavy_and_weightless_entries_in(false);
+}
+
+#[test]
+fn flooding_defence_admits_a_frequent_loser_rarely() {
+    let mut p = WTinyLfu::new(1000, 1, false, None);
+    let admitted = (0..12_800).filter(|_| p.admit_frequencies(8, 15)).count();
+    assert!(
+        (50..200).contains(&admitted),
+        "admitted {admitted} of 12800"
+    );
+    // Below the threshold a loser never gets in, a winner (by more than
+    // the margin) always does.
+    assert!((0..1000).all(|_| !p.admit_frequencies(5, 15)));
+    assert!(
+        (0..1000).all(|_| !p.admit_frequencies(3, 2)),
+        "within the margin"
+    );
+    assert!((0..1000).all(|_| p.admit_frequencies(4, 2)));
+}
+
+#[test]
+fn aging_fairness_discounts_an_unaged_candidate() {
+    let mut h = Harness::new(100);
+    for i in 0..100 {
+        h.get_or_insert(i);
+    }
+    let (c, v) = (1, 0);
+    h.policy.sketch.force_reset();
+    // The candidate is accessed after the reset, the victim is not.
+    h.policy.on_access(c, hash(c)); // a small policy applies it at once
+    let margin = ADMIT_MARGIN;
+    while h.policy.sketch.frequency(hash(c)) <= h.policy.sketch.frequency(hash(v)) + margin {
+        h.policy.sketch.increment(hash(c));
+    }
+    let (cf, vf) = (
+        h.policy.sketch.frequency(hash(c)),
+        h.policy.sketch.frequency(hash(v)),
+    );
+    assert_eq!(cf, vf + margin + 1);
+    assert!(h.policy.admit_frequencies(cf, vf), "the plain duel admits");
+    assert!(
+        !h.policy.admit(c, hash(c), v, hash(v)),
+        "the fair duel does not"
+    );
+    // Once the victim too has been touched since the reset, no discount.
+    let meta = h.policy.meta(v);
+    let now = h.policy.epoch_bits();
+    h.policy.set_meta(v, (meta & !EPOCH) | now);
+    assert!(h.policy.admit(c, hash(c), v, hash(v)));
+    h.check();
+}
+
+#[test]
+fn a_lenient_duel_has_no_margin_but_a_floor() {
+    let mut h = Harness::new(100);
+    assert!(!h.policy.lenient, "strict without simulations");
+    // Strict: more than the victim by 2; lenient: more than the victim
+    // and than 1 (a key seen once never gets in on a lenient duel:
+    // scans stay out).
+    for (lenient, cases) in [
+        (
+            false,
+            [(4, 2, true), (3, 2, false), (2, 0, true), (1, 0, false)],
+        ),
+        (
+            true,
+            [(4, 2, true), (3, 2, true), (2, 0, true), (1, 0, false)],
+        ),
+    ] {
+        h.policy.lenient = lenient;
+        for (cf, vf, admitted) in cases {
+            assert_eq!(
+                h.policy.admit_frequencies(cf, vf),
+                admitted,
+                "{lenient} {cf} {vf}"
+            );
+        }
+        assert!(!h.policy.admit_frequencies(3, 3), "a tie loses");
+    }
+    h.check();
+}
+
+#[test]
+fn a_shard_with_simulations_starts_lenient_and_follows_their_verdict() {
+    let sims = MiniSims::for_cache(2048, 3).expect("sims");
+    let mut p = WTinyLfu::new(2048, 42, true, Some(sims.clone()));
+    assert!(p.lenient, "lenient until the simulations say otherwise");
+    // As if an earlier verdict had been strict; then a workload the
+    // lenient ghosts win (a Zipf-like popularity over a sliding key
+    // space, as in minisim's test).
+    p.lenient = false;
+    let mut rng = 7u64;
+    let mut i = 0u64;
+    while sims.mode() != Some(true) && i < 1_000_000 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let u = ((rng >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+        let rank = (4096f64.powf(u) - 1.0) as u64;
+        sims.record(hash((i / 64 + rank) as Idx));
+        i += 1;
+    }
+    assert_eq!(sims.mode(), Some(true), "after {i} accesses");
+    for _ in 0..SIMS_LOOK_EVERY {
+        p.follow_sims();
+    }
+    assert!(p.lenient, "the shard follows the verdict");
+}
+
+fn window_grows_on_a_recency_workload_in(exact: bool) {
+    // Half the accesses are new keys, half reuse a key used between 1
+    // and 900 accesses ago: pure recency, which LRU serves and a 1%
+    // window cannot (every key has the same low frequency). The climber
+    // must grow the window.
+    let mut h = Harness::with_mode(1000, exact);
+    let start = h.policy.window_max();
+    let mut history: Vec<Idx> = Vec::new();
+    let mut rng = 7u64;
+    let (mut hits, n) = (0u32, 400_000u32);
+    for i in 0..n {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let key = if rng & 1 == 0 || history.len() < 1000 {
+            i
+        } else {
+            history[history.len() - 1 - (rng >> 8) as usize % 900]
+        };
+        history.push(key);
+        hits += u32::from(h.get_or_insert(key));
+    }
+    h.check();
+    assert!(
+        h.policy.window_max() > 300,
+        "window {} (from {start})",
+        h.policy.window_max()
+    );
+    assert!(f64::from(hits) / f64::from(n) > 0.4, "hits {hits}");
+}
+
+#[test]
+fn window_grows_on_a_recency_workload() {
+    window_grows_on_a_recency_workload_in(true);
+    window_grows_on_a_recency_workload_in(false);
+}
+
+fn window_stays_small_on_a_frequency_workload_in(exact: bool) {
+    // A loop over 1.5x the capacity: only frequency-based admission
+    // gets hits (LRU gets none).
+    let mut h = Harness::with_mode(1000, exact);
+    let mut hits = 0u32;
+    for round in 0..200u32 {
+        for i in 0..1500 {
+            hits += u32::from(h.get_or_insert(i + (round / 50) * 10_000));
+        }
+    }
+    h.check();
+    assert!(
+        h.policy.window_max() < 300,
+        "window {}",
+        h.policy.window_max()
+    );
+    assert!(hits > 100_000, "hits {hits} of 300000");
+}
+
+#[test]
+fn window_stays_small_on_a_frequency_workload() {
+    window_stays_small_on_a_frequency_workload_in(true);
+    window_stays_small_on_a_frequency_workload_in(false);
+}
+
+#[test]
+fn capacity_zero_constructs() {
+    let mut p = WTinyLfu::new(0, 0, true, None);
+    assert_eq!((p.window_max, p.protected_max), (0, 0));
+    assert_eq!(p.evict(&hash), None);
+    p.validate();
+}
+
+fn clear_forgets_entries_in(exact: bool) {
+    let mut h = Harness::with_mode(10, exact);
+    for i in 0..20 {
+        h.get_or_insert(i);
+    }
+    h.policy.clear();
+    h.removals += h.live.len();
+    h.live.clear();
+    h.weight = 0;
+    h.check();
+    assert_eq!(h.policy.evict(&hash), None);
+}
+
+#[test]
+fn clear_forgets_entries() {
+    clear_forgets_entries_in(true);
+    clear_forgets_entries_in(false);
+}
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Get(Idx),
+        Insert(Idx, u32),
+        Remove(Idx),
+        Retain(u32),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0..64u32).prop_map(Op::Get),
+            3 => (0..64u32, prop_oneof![Just(0u32), Just(1), 0..40u32])
+                .prop_map(|(i, w)| Op::Insert(i, w)),
+            1 => (0..64u32).prop_map(Op::Remove),
+            1 => (2..5u32).prop_map(Op::Retain),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn invariants_hold(
+            cap in 1..40u64,
+            exact in any::<bool>(),
+            ops in proptest::collection::vec(op(), 1..300),
+        ) {
+            let mut h = Harness::with_mode(cap, exact);
+            for op in ops {
+                match op {
+                    Op::Get(i) => {
+                        h.get_or_insert_weighted(i, 1 + i % 3);
+                    }
+                    Op::Insert(i, w) => h.insert(i, w),
+                    Op::Remove(i) => h.remove(i),
+                    Op::Retain(m) => {
+                        let gone: Vec<Idx> =
+                            h.live.keys().copied().filter(|i| i % m == 0).collect();
+                        for i in gone {
+                            h.remove(i);
+                        }
+                    }
+                }
+                // validate, weight <= capacity, and
+                // tracked = inserted - removed - evicted.
+                h.check();
+            }
+        }
+    }
+}
