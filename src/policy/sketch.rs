@@ -504,6 +504,105 @@ mod tests {
         }
     }
 
+    /// The sketch's definition with one plain number per counter and a
+    /// `bool` per doorkeeper bit, at the places [`FrequencySketch::slots`]
+    /// gives: what the packed words must agree with.
+    struct Model {
+        counters: Vec<[u8; COUNTER_WORDS * 16]>,
+        door: Vec<[bool; 64]>,
+        additions: u64,
+        sample_size: u64,
+    }
+
+    impl Model {
+        fn of(sketch: &FrequencySketch) -> Self {
+            Self {
+                counters: vec![[0; COUNTER_WORDS * 16]; sketch.table.len()],
+                door: vec![[false; 64]; sketch.table.len()],
+                additions: 0,
+                sample_size: sketch.sample_size(),
+            }
+        }
+
+        /// The counter numbers and doorkeeper bits of `slots`.
+        fn places(slots: &Slots) -> ([usize; 4], Vec<usize>) {
+            let counters = slots.counters.map(|(w, s)| w * 16 + s as usize / 4);
+            let door = (0..64).filter(|b| slots.door >> b & 1 == 1).collect();
+            (counters, door)
+        }
+
+        fn increment(&mut self, slots: &Slots) {
+            let (counters, door) = Self::places(slots);
+            let b = slots.block;
+            if !door.iter().all(|&d| self.door[b][d]) {
+                door.iter().for_each(|&d| self.door[b][d] = true);
+            } else {
+                let min = counters.iter().map(|&c| self.counters[b][c]).min().unwrap();
+                for &c in &counters {
+                    if self.counters[b][c] == min && min < MAX_FREQUENCY {
+                        self.counters[b][c] += 1;
+                    }
+                }
+            }
+            self.additions += 1;
+            if self.additions >= self.sample_size {
+                self.counters.iter_mut().flatten().for_each(|c| *c /= 2);
+                self.door.iter_mut().flatten().for_each(|d| *d = false);
+                self.additions /= 2;
+            }
+        }
+
+        fn frequency(&self, slots: &Slots) -> u8 {
+            let (counters, door) = Self::places(slots);
+            let b = slots.block;
+            let min = counters.iter().map(|&c| self.counters[b][c]).min().unwrap();
+            (min + u8::from(door.iter().all(|&d| self.door[b][d]))).min(MAX_FREQUENCY)
+        }
+
+        /// The packed table this model stands for.
+        fn packed(&self) -> Vec<Block> {
+            (0..self.counters.len())
+                .map(|b| {
+                    let mut words = [0u64; BLOCK_WORDS];
+                    for (i, &c) in self.counters[b].iter().enumerate() {
+                        words[i / 16] |= u64::from(c) << (i % 16 * 4);
+                    }
+                    for (d, &set) in self.door[b].iter().enumerate() {
+                        words[DOOR_WORD] |= u64::from(set) << d;
+                    }
+                    Block(words)
+                })
+                .collect()
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn packed_blocks_match_the_plain_model(
+            seed in 0u64..1000,
+            ops in proptest::collection::vec((0u64..400, 0u8..17), 1..1500),
+        ) {
+            // 128 entries: 22 blocks, a sample period of 2,560, so that
+            // keys collide, counters saturate and resets happen.
+            let mut sketch = sized(128, 128, seed);
+            let mut model = Model::of(&sketch);
+            for &(k, n) in &ops {
+                let slots = sketch.slots(key(k));
+                // Four different counter words, two doorkeeper bits at most.
+                let mut words = slots.counters.map(|(w, _)| w);
+                words.sort_unstable();
+                proptest::prop_assert!(words.windows(2).all(|p| p[0] < p[1]) && words[3] < COUNTER_WORDS);
+                sketch.increment_by(key(k), n);
+                for _ in 0..n {
+                    model.increment(&slots);
+                }
+                proptest::prop_assert_eq!(sketch.frequency(key(k)), model.frequency(&slots));
+            }
+            proptest::prop_assert_eq!(sketch.additions, model.additions);
+            proptest::prop_assert_eq!(&sketch.table, &model.packed());
+        }
+    }
+
     #[test]
     fn increment_by_is_n_increments() {
         // Two sketches fed the same keys, one by `increment_by` and one by
