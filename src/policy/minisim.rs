@@ -122,7 +122,7 @@
 //! the real cache. Only caches with the W-TinyLFU policy have them.
 
 use super::sketch::FrequencySketch;
-use crate::sync::{Arc, AtomicU32, AtomicU8, Mutex, Ordering};
+use crate::sync::{Arc, AtomicU32, AtomicU64, AtomicU8, Mutex, Ordering};
 
 /// The window fraction of each ghost: five strict ghosts, then the
 /// lenient ones ([`LENIENT`]).
@@ -184,6 +184,15 @@ const WARM_PERIODS: u32 = 8;
 /// Periods in a row the same ghost must be best before its lead counts.
 pub(crate) const STREAK: u32 = 3;
 
+/// A period whose hit rate, averaged over the ghosts, differs from their
+/// decayed scores by this much (20 points) or more is a change of
+/// workload: the scores' history then counts for [`SHIFT_KEEP`] of its
+/// weight, not [`DECAY`] (see "Choosing" in the module docs).
+const SHIFT: f64 = 0.2;
+
+/// The share of the scores' history kept after a change of workload.
+const SHIFT_KEEP: f64 = 0.5;
+
 /// Shortest mode period (see "Admission" in the module docs), in sampled
 /// accesses: shorter than [`PERIOD_MIN`], so that short traces get a
 /// verdict.
@@ -226,6 +235,10 @@ pub(crate) struct MiniSims {
     epoch: AtomicU32,
     /// The admission verdict (see [`mode`](Self::mode)).
     mode: AtomicU8,
+    /// All ghosts' hits so far, summed (see [`trend`](Self::trend)).
+    trend_hits: AtomicU64,
+    /// Sampled accesses so far, at the same moment as `trend_hits`.
+    trend_seen: AtomicU64,
     sims: Mutex<Sims>,
 }
 
@@ -254,6 +267,8 @@ impl MiniSims {
             streak: AtomicU32::new(0),
             epoch: AtomicU32::new(0),
             mode: AtomicU8::new(MODE_NONE),
+            trend_hits: AtomicU64::new(0),
+            trend_seen: AtomicU64::new(0),
             sims: Mutex::new(Sims::new(mini, seed)),
         }))
     }
@@ -269,6 +284,12 @@ impl MiniSims {
     pub(crate) fn record(&self, hash: u64) {
         if let Some(mut sims) = self.sims.try_lock() {
             let published = sims.access(hash);
+            if sims.mode_seen == 0 {
+                // A mode period just ended: the trend's news, one store
+                // pair per 128 sampled accesses or more.
+                self.trend_hits.store(sims.total_hits, Ordering::Relaxed);
+                self.trend_seen.store(sims.total_seen, Ordering::Relaxed);
+            }
             if std::mem::take(&mut sims.mode_news) {
                 self.mode.store(sims.mode, Ordering::Relaxed);
                 self.epoch.fetch_add(1, Ordering::Relaxed);
@@ -283,9 +304,25 @@ impl MiniSims {
         }
     }
 
-    /// Publications so far (wrapping): [`lead`](Self::lead) can only change
-    /// when this does.
-    #[inline]
+    /// The workload's trend, for the hill climbers (see `wtinylfu::window`,
+    /// "Adaptive window"): the ghosts' hits summed over all of them, and
+    /// the sampled accesses times the number of ghosts, both since the
+    /// start and as of the last mode period's end. The difference between
+    /// two looks is the ghosts' mean hit rate in between: fixed windows,
+    /// so it moves with the workload only.
+    pub(crate) fn trend(&self) -> (u64, u64) {
+        (
+            self.trend_hits.load(Ordering::Relaxed),
+            self.trend_seen.load(Ordering::Relaxed) * GHOSTS as u64,
+        )
+    }
+
+    /// The number of periods in a row the best ghost has been the same one
+    /// (see [`lead`](Self::lead)).
+    pub(crate) fn streak(&self) -> u32 {
+        self.streak.load(Ordering::Relaxed)
+    }
+
     /// The admission verdict: `Some(true)` if shards should duel
     /// leniently, `Some(false)` strictly, `None` before the ghosts have
     /// given one (see "Admission" in the module docs).
@@ -297,6 +334,9 @@ impl MiniSims {
         }
     }
 
+    /// Publications so far (wrapping): [`lead`](Self::lead) can only change
+    /// when this does.
+    #[inline]
     pub(crate) fn epoch(&self) -> u32 {
         self.epoch.load(Ordering::Relaxed)
     }
@@ -336,6 +376,14 @@ impl MiniSims {
                 .map(|g| ((sims.hits >> (12 * g)) & 0xFFF) as u32)
                 .sum(),
         )
+    }
+
+    /// Sets the published trend (see [`trend`](Self::trend)) as if the
+    /// ghosts had hit `hits` times in `seen` sampled accesses, for tests.
+    #[cfg(test)]
+    pub(crate) fn set_trend(&self, hits: u64, seen: u64) {
+        self.trend_hits.store(hits, Ordering::Relaxed);
+        self.trend_seen.store(seen, Ordering::Relaxed);
     }
 
     /// Heap bytes of the ghosts and their sketch.
@@ -415,6 +463,10 @@ struct Sims {
     mode: u8,
     /// The verdict changed since [`MiniSims::record`] last published it.
     mode_news: bool,
+    /// All ghosts' hits since the start (see [`MiniSims::trend`]).
+    total_hits: u64,
+    /// Sampled accesses since the start.
+    total_seen: u64,
 }
 
 impl Sims {
@@ -440,6 +492,8 @@ impl Sims {
             mode_weight: 0.0,
             mode: 0,
             mode_news: false,
+            total_hits: 0,
+            total_seen: 0,
         }
     }
 
@@ -451,6 +505,8 @@ impl Sims {
         let hit = self.ghosts.access(fp, &self.sketch);
         self.hits += SPREAD[usize::from(hit)];
         self.mode_hits += SPREAD[usize::from(hit)];
+        self.total_hits += u64::from(hit.count_ones());
+        self.total_seen += 1;
         self.mode_seen += 1;
         if self.mode_seen >= self.mode_period {
             self.end_mode_period();
@@ -459,9 +515,21 @@ impl Sims {
         if self.seen < self.period {
             return false;
         }
-        self.weight = self.weight * DECAY + f64::from(self.seen);
+        let period_hits = |g: usize| ((self.hits >> (12 * g)) & 0xFFF) as f64;
+        // A change of workload (see "Choosing"): the ghosts' hit rate in
+        // this period, on average, far from their scores.
+        let shifted = self.weight > 0.0 && {
+            let moved: f64 = (0..GHOSTS)
+                .map(|g| {
+                    (period_hits(g) / f64::from(self.seen) - self.scores[g] / self.weight).abs()
+                })
+                .sum();
+            moved / GHOSTS as f64 >= SHIFT
+        };
+        let keep = if shifted { SHIFT_KEEP } else { DECAY };
+        self.weight = self.weight * keep + f64::from(self.seen);
         for (g, score) in self.scores.iter_mut().enumerate() {
-            *score = *score * DECAY + ((self.hits >> (12 * g)) & 0xFFF) as f64;
+            *score = *score * keep + period_hits(g);
         }
         self.hits = 0;
         self.seen = 0;
@@ -1143,6 +1211,48 @@ mod tests {
             "a small window loses: {:?}",
             sims.lead(0.01, false)
         );
+    }
+
+    #[test]
+    fn a_change_of_workload_turns_the_verdict_within_a_few_periods() {
+        // Ghosts of 512 entries (one in 8 of 4,096 units), periods of 512
+        // sampled accesses. First a loop over 600 keys: small windows keep
+        // most of it, an 80% window (nearly LRU) little. Then recency: a
+        // new key, or one of the last 400 again: big windows win.
+        let sims = MiniSims::for_cache(4096, 3).expect("sims");
+        for k in 0..200_000 {
+            sims.record(hash(k % 600));
+        }
+        let before = sims.lead(0.8, false);
+        assert!(matches!(before, Some((0 | 1 | 5, _))), "{before:?}");
+        let mut rng = 5u64;
+        let mut history: Vec<u64> = Vec::new();
+        let mut fresh = 1u64 << 33;
+        let mut accesses = 0u32;
+        let turned = loop {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let key = if rng % 10 < 1 || history.len() < 400 {
+                fresh += 1;
+                fresh
+            } else {
+                history[history.len() - 1 - (rng >> 8) as usize % 400]
+            };
+            history.push(key);
+            sims.record(hash(key));
+            accesses += 1;
+            match sims.lead(0.01, false) {
+                Some((best, lead)) if FRACTIONS[best] >= 0.2 && lead >= 0.02 => break accesses,
+                _ if accesses >= 100 * 512 => break accesses,
+                _ => {}
+            }
+        };
+        // With the history decaying at its usual pace (x0.95 a period),
+        // the loop's lead kept the small windows ahead for 13 periods; on
+        // the change it keeps half its weight, and the verdict turns at
+        // the 4th (the streak needs 3).
+        assert!(turned < 8 * 512, "turned after {turned} sampled accesses");
     }
 
     #[test]

@@ -188,6 +188,20 @@ const CLIMB_PROBE_AFTER: u32 = 8;
 /// "Miniature simulations").
 const SIMS_LEAD: f64 = 0.02;
 
+/// The climber discounts the workload's trend only over a period in which
+/// the simulations saw at least this many ghost accesses (256: 37 sampled
+/// accesses with seven ghosts); with fewer it compares raw hit rates.
+const TREND_MIN: u64 = 256;
+
+/// The lead a best ghost needs, after `streak` periods in a row as the
+/// best: [`SIMS_LEAD`] at [`STREAK`](minisim::STREAK) periods, shrinking
+/// as the square root of the streak (half of it at four times the
+/// periods), the way the noise of an average shrinks with the number of
+/// samples (see "Miniature simulations").
+pub(super) fn needed_lead(streak: u32) -> f64 {
+    SIMS_LEAD * (f64::from(minisim::STREAK) / f64::from(streak.max(1))).sqrt()
+}
+
 /// A shard not walking its window looks for news from the simulations once
 /// every this many misses.
 pub(super) const SIMS_LOOK_EVERY: u8 = 32;
@@ -229,6 +243,12 @@ pub(super) struct HillClimber {
     pub(super) pending: i8,
     /// Periods in a row within the dead band (see [`CLIMB_PROBE_AFTER`]).
     pub(super) flat: u32,
+    /// The simulations' [`trend`](minisim::MiniSims::trend) at the last
+    /// period's end.
+    pub(super) trend_at: (u64, u64),
+    /// The trend's hit rate during the period that set `previous`, if the
+    /// simulations sampled enough in it (see [`TREND_MIN`]).
+    pub(super) trend_previous: Option<f64>,
 }
 
 impl HillClimber {
@@ -244,6 +264,8 @@ impl HillClimber {
             seen: None,
             pending: 0,
             flat: 0,
+            trend_at: (0, 0),
+            trend_previous: None,
         }
     }
 }
@@ -266,16 +288,28 @@ impl WTinyLfu {
             return;
         }
         let rate = c.hits as f64 / requests as f64;
+        // The workload's own movement over this period, from the
+        // simulations' fixed windows (see "Adaptive window", "Trend").
+        let trend = self.sims.as_ref().and_then(|sims| {
+            let (hits, seen) = sims.trend();
+            let (hits_at, seen_at) = std::mem::replace(&mut c.trend_at, (hits, seen));
+            (seen >= seen_at + TREND_MIN)
+                .then(|| hits.wrapping_sub(hits_at) as f64 / (seen - seen_at) as f64)
+        });
         let Some(previous) = c.previous else {
             // The first period only sets the baseline (see "Adaptive
             // window": comparing it with nothing read as a gain and grew
             // every window at once).
             c.previous = Some(rate);
+            c.trend_previous = trend;
             c.hits = 0;
             c.misses = 0;
             return;
         };
-        let change = rate - previous;
+        let mut change = rate - previous;
+        if let (Some(now), Some(then)) = (trend, c.trend_previous) {
+            change -= now - then;
+        }
         if change.abs() < CLIMB_DEAD_BAND {
             // Noise, or a workload the window size does not matter to:
             // nothing moves, and the next period is compared with the
@@ -289,6 +323,7 @@ impl WTinyLfu {
                 c.pending = 0;
                 c.step = -c.step.abs();
                 c.previous = Some(rate);
+                c.trend_previous = trend;
                 let amount = c.step;
                 self.resize_window(self.window_goal + amount);
             }
@@ -313,6 +348,7 @@ impl WTinyLfu {
             CLIMB_DECAY * amount
         };
         c.previous = Some(rate);
+        c.trend_previous = trend;
         c.hits = 0;
         c.misses = 0;
         self.resize_window(self.window_goal + amount);
@@ -348,7 +384,7 @@ impl WTinyLfu {
             if let Some((best, lead)) =
                 sims.lead(self.window_goal / capacity.max(1.0), self.lenient)
             {
-                if lead >= SIMS_LEAD {
+                if lead >= needed_lead(sims.streak()) {
                     self.applied = Some(best as u8);
                 }
             }
