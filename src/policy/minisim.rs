@@ -284,12 +284,11 @@ impl MiniSims {
     pub(crate) fn record(&self, hash: u64) {
         if let Some(mut sims) = self.sims.try_lock() {
             let published = sims.access(hash);
-            if sims.mode_seen == 0 {
-                // A mode period just ended: the trend's news, one store
-                // pair per 128 sampled accesses or more.
-                self.trend_hits.store(sims.total_hits, Ordering::Relaxed);
-                self.trend_seen.store(sims.total_seen, Ordering::Relaxed);
-            }
+            // The trend, as of this access (two stores to a line the lock
+            // has brought in: a climber's period must not take in accesses
+            // from before it, see `wtinylfu::window`, "Trend").
+            self.trend_hits.store(sims.total_hits, Ordering::Relaxed);
+            self.trend_seen.store(sims.total_seen, Ordering::Relaxed);
             if std::mem::take(&mut sims.mode_news) {
                 self.mode.store(sims.mode, Ordering::Relaxed);
                 self.epoch.fetch_add(1, Ordering::Relaxed);
@@ -307,7 +306,7 @@ impl MiniSims {
     /// The workload's trend, for the hill climbers (see `wtinylfu::window`,
     /// "Adaptive window"): the ghosts' hits summed over all of them, and
     /// the sampled accesses times the number of ghosts, both since the
-    /// start and as of the last mode period's end. The difference between
+    /// start. The difference between
     /// two looks is the ghosts' mean hit rate in between: fixed windows,
     /// so it moves with the workload only.
     pub(crate) fn trend(&self) -> (u64, u64) {

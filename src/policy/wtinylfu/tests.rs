@@ -331,13 +331,15 @@ fn climb(p: &mut WTinyLfu, rates: &[f64], trend: f64) -> Vec<u64> {
     for (k, rate) in rates.iter().enumerate() {
         let hits = (4000.0 * rate) as u64;
         total += hits;
+        p.observe_hits(total);
+        // The period's first miss, then what the ghosts see during it.
+        p.record_miss();
         if let Some(sims) = &sims {
             ghost_seen += 1000;
             ghost_hits += (7000.0 * (0.2 + trend * k as f64)) as u64;
             sims.set_trend(ghost_hits, ghost_seen);
         }
-        p.observe_hits(total);
-        for _ in hits..4000 {
+        for _ in hits + 1..4000 {
             p.record_miss();
         }
         windows.push(p.window_max());

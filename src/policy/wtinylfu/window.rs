@@ -243,8 +243,8 @@ pub(super) struct HillClimber {
     pub(super) pending: i8,
     /// Periods in a row within the dead band (see [`CLIMB_PROBE_AFTER`]).
     pub(super) flat: u32,
-    /// The simulations' [`trend`](minisim::MiniSims::trend) at the last
-    /// period's end.
+    /// The simulations' [`trend`](minisim::MiniSims::trend) at the current
+    /// period's first miss.
     pub(super) trend_at: (u64, u64),
     /// The trend's hit rate during the period that set `previous`, if the
     /// simulations sampled enough in it (see [`TREND_MIN`]).
@@ -282,6 +282,12 @@ impl WTinyLfu {
         if !c.active {
             return;
         }
+        if c.misses == 0 {
+            // A period starts: so does its trend.
+            if let Some(sims) = &self.sims {
+                c.trend_at = sims.trend();
+            }
+        }
         c.misses += 1;
         let requests = c.hits + c.misses;
         if requests < self.sketch.sample_size().min(CLIMB_PERIOD_MAX) {
@@ -292,7 +298,7 @@ impl WTinyLfu {
         // simulations' fixed windows (see "Adaptive window", "Trend").
         let trend = self.sims.as_ref().and_then(|sims| {
             let (hits, seen) = sims.trend();
-            let (hits_at, seen_at) = std::mem::replace(&mut c.trend_at, (hits, seen));
+            let (hits_at, seen_at) = c.trend_at;
             (seen >= seen_at + TREND_MIN)
                 .then(|| hits.wrapping_sub(hits_at) as f64 / (seen - seen_at) as f64)
         });
