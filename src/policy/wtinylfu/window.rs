@@ -91,8 +91,9 @@
 //! hash-sampled fraction of the keys (one in 4 below 1,024 units, one in 8
 //! from there) and scaled down to at most 1,024 entries (at most about
 //! 110 KB per cache, nothing per entry). Once the ghosts have run full for 8
-//! times their capacity in sampled accesses (8 periods for ghosts of 512
-//! entries or more, fewer for smaller ones: see `minisim::WARM_PERIODS`), when the same ghost has been best for 3 periods and beats the
+//! times their capacity in sampled accesses (8 periods for ghosts of 128
+//! entries or more, fewer for smaller ones: see `minisim::WARM_PERIODS`; a
+//! period is one turnover of the ghosts, at least 128 sampled accesses), when the same ghost has been best for 3 periods and beats the
 //! ghost nearest a shard's window by [`SIMS_LEAD`] (2 points) or more (a
 //! smaller lead after a longer streak, see "Lead" below), the
 //! shard walks its window to that ghost's fraction ([`SIMS_PACE`], 0.2% of
