@@ -135,13 +135,8 @@
 //! 0.5 point 0.8819 / 0.8827 and 0.8366 / 0.8367: the square root keeps the
 //! 88 cells where a small fixed lead costs them (libcachesim-cloudphysics-io
 //! at 5%, whose best ghost changes with its phases, -1.7 points at seed 2).
-//! After a change of workload the simulations' scores also turn faster
-//! ([`minisim`], "Choosing": on a shift of 20 points they keep half their
-//! history): loop-then-recency, whose second half wants a big window,
-//! goes from 1.4 points under quick_cache to 1 point over; over the 88
-//! cells 0.8822 / 0.8833 / 0.8833 and the shapes 0.8361 / 0.8366 / 0.8370
-//! with all three (arc-P2 at 10% -0.6 to -1.0 points, lirs-sprite at 5% -0.6
-//! to -0.9, against the trend and lead alone).
+//! (A faster turn of the simulations' scores after a change of workload
+//! was measured and dropped: see [`minisim`], "Choosing".)
 //!
 //! **Admission mode.** The margin suits loops and costs newcomers on
 //! traces whose popular set shifts: with margin 0 and no aging discount
