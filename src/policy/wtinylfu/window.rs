@@ -94,7 +94,8 @@
 //! times their capacity in sampled accesses (8 periods for ghosts of 128
 //! entries or more, fewer for smaller ones: see `minisim::WARM_PERIODS`; a
 //! period is one turnover of the ghosts, at least 128 sampled accesses), when the same ghost has been best for 3 periods and beats the
-//! ghost nearest a shard's window by [`SIMS_LEAD`] (2 points) or more (a
+//! hit rate at the shard's window (read off the ghosts around it) by
+//! [`SIMS_LEAD`] (2 points) or more (a
 //! smaller lead after a longer streak, see "Lead" below), the
 //! shard walks its window to that ghost's fraction ([`SIMS_PACE`], 0.2% of
 //! its capacity per miss) and the climber then goes on from there with a
@@ -228,8 +229,9 @@ const CLIMB_DEAD_BAND: f64 = 0.01;
 const CLIMB_PROBE_AFTER: u32 = 8;
 
 /// The lead (in hit rate, 2 points) by which the cache's best ghost must beat
-/// the one nearest a shard's window for the shard to follow it (see
-/// "Miniature simulations").
+/// the hit rate at a shard's window for the shard to follow it after
+/// [`STREAK`](minisim::STREAK) periods (less after more: see
+/// [`needed_lead`] and "Miniature simulations").
 const SIMS_LEAD: f64 = 0.02;
 
 /// The climber discounts the workload's trend only over a period in which
@@ -405,9 +407,9 @@ impl WTinyLfu {
     }
 
     /// Lets the cache's simulations move the window (see "Miniature
-    /// simulations"): when the best ghost's hit rate beats, by
-    /// [`SIMS_LEAD`] or more, the ghost whose window is nearest this shard's,
-    /// the window walks to the best ghost's fraction, [`SIMS_PACE`] of the
+    /// simulations"): when the best ghost's hit rate beats the hit rate at
+    /// this shard's window (see [`MiniSims::lead`](minisim::MiniSims::lead))
+    /// by [`needed_lead`] or more, the window walks to the best ghost's fraction, [`SIMS_PACE`] of the
     /// capacity per miss, and the hill climber takes over again from a fresh
     /// baseline once it is there. True while walking (the climber then
     /// does not sample).
