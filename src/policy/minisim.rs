@@ -67,12 +67,49 @@
 //! are published with the number of periods in a row the same ghost has
 //! been best. A shard's W-TinyLFU asks for them at each miss (a few
 //! relaxed loads) and follows the best ghost only when it has been best for
-//! [`STREAK`] (3) periods and beats the ghost nearest the shard's own
-//! window by 2 points or more; otherwise its hill climber decides (see
-//! `wtinylfu::window`, "Miniature simulations", for why and for the figures).
-//! The ghost compared with is the nearest one that duels as the shard
-//! does; the best may duel otherwise (the shard then takes its window,
-//! not its mode: the mode has its own verdict).
+//! [`STREAK`] (3) periods and beats the hit rate at the shard's own
+//! window by 2 points or more, or by less after a longer streak (1 point
+//! after 12 periods); otherwise its hill climber decides (see
+//! `wtinylfu::window`, "Miniature simulations" and "Lead", for why and for
+//! the figures).
+//!
+//! A change of workload makes the decayed scores slow to turn: on
+//! loop-then-recency (a loop, then the LRU stack model) the 1% ghost's
+//! lead from the loop kept it best for 14 periods after the change, while
+//! every ghost's hit rate had jumped from about 28% to 90% at once.
+//! Measured and not kept: letting the history keep only half its weight
+//! (instead of [`DECAY`]'s 95%) on a period whose hit rates differ from the
+//! scores by 20 points or more, averaged over the ghosts. It turned that
+//! trace's verdict in 4 periods instead of 13 and lifted it 1.2 points
+//! above quick_cache, but it fired hundreds of times on the 1% cells of
+//! bursty traces, and with the periods of one turnover (see
+//! [`PERIOD_MIN`]) it cost the 88 cells 0.0005 of mean (seeds 1 to 3:
+//! arc-P2 at 10% -0.5 to -1.1 points, cache2k-orm-night at 1% -0.4 to -0.6,
+//! gains nowhere above 0.5) for 0.0013 on the shapes, almost all of it on
+//! loop-then-recency, which is above quick_cache without it. Dropping the
+//! history altogether on a shift of 10 or 5 points lost 3 points on arc-P2
+//! and 11 on zigzag-a at 10%.
+//!
+//! The simulations also publish their running totals (all ghosts' hits and
+//! the sampled accesses) at every sampled access, for the hill climbers:
+//! the ghosts' windows are fixed, so their hit rate over a climber's period
+//! is the workload's trend, which the climber subtracts from its own
+//! (`wtinylfu::window`, "Trend"). Two relaxed stores per sampled access to a
+//! cache line the lock has already brought in.
+//!
+//! The hit rate at the shard's window is read off the ghosts that duel as
+//! the shard does, in proportion between the two whose windows bracket
+//! the shard's (the nearest one past the ends); the best may duel
+//! otherwise (the shard then takes its window, not its mode: the mode has
+//! its own verdict). It was the nearest such ghost's, and the lenient
+//! ghosts are only at 1% and 20%: a lenient shard at 5% compared the best
+//! ghost, the lenient 1% one, with itself, saw no lead and never moved
+//! (lirs-ps at 5%: the lenient 1% ghost best for 14 periods in a row,
+//! 1.5 points above the rate at 5%). Over the 88 cells (seeds 1 / 2 / 3)
+//! 0.8837 / 0.8837 / 0.8835 -> 0.8840 / 0.8850 / 0.8837 (no cell more
+//! than 0.32 points down; lirs-ps at 5% +0.2 to +0.8, arc-P3 at 1% +0.9 at
+//! seed 2), the shapes 0.8395 / 0.8412 / 0.8403 -> 0.8410 / 0.8420 /
+//! 0.8430 (cells from -0.5 to +2.0).
 //!
 //! # Admission
 //!
@@ -122,7 +159,7 @@
 //! the real cache. Only caches with the W-TinyLFU policy have them.
 
 use super::sketch::FrequencySketch;
-use crate::sync::{Arc, AtomicU32, AtomicU8, Mutex, Ordering};
+use crate::sync::{Arc, AtomicU32, AtomicU64, AtomicU8, Mutex, Ordering};
 
 /// The window fraction of each ghost: five strict ghosts, then the
 /// lenient ones ([`LENIENT`]).
@@ -169,24 +206,46 @@ const MINI_MIN: u64 = 32;
 /// hash-table buckets; the shard index uses the high ones).
 const SAMPLE_SHIFT: u32 = 8;
 
-/// Shortest choosing period, in sampled accesses.
-const PERIOD_MIN: u32 = 512;
+/// Shortest choosing period, in sampled accesses: a period is one
+/// turnover of the ghosts (their capacity in sampled accesses), but no
+/// fewer than this, so that a period's hit counts mean something. It was
+/// 512, which made the periods of small ghosts up to 16 of their
+/// capacities long, and their verdicts as slow. With 128 (as the mode
+/// period's floor), over the 88 cells (seeds 1 / 2 / 3) 0.8827 / 0.8835 /
+/// 0.8833 -> 0.8832 / 0.8834 / 0.8831 (no cell more than 0.94 points
+/// down: cache2k-web07 at 10%, seed 3; lirs-sprite at 10% +0.9 to +1.5),
+/// the held-out shapes 0.8384 / 0.8398 / 0.8397 -> 0.8408 / 0.8419 / 0.8421
+/// (cells from -1.6, zigzag-b at 1%, to +2.4, zigzag-a at 1%). (This and
+/// [`WARM_PERIODS`]' figures were measured with the faster turn after a
+/// change of workload that "Choosing" describes as dropped; without it, as
+/// shipped: 0.8837 / 0.8837 / 0.8835 and 0.8395 / 0.8412 / 0.8403.)
+const PERIOD_MIN: u32 = 128;
 
 /// Factor applied to the scores at each period's end.
 const DECAY: f64 = 0.95;
 
-/// Periods the ghosts run full before their scores are published: right
+/// The ghosts run full for this many times their capacity in sampled
+/// accesses (in whole periods) before their scores are published: right
 /// after they fill, their sketch has seen little and the big windows
 /// (nearly LRU) lead for a while; following that sent arc-P3 at 10% to an
 /// 80% window and back (see `wtinylfu::window`, "Miniature simulations").
+/// A warm-up is a number of turnovers of the ghosts, not of periods: a
+/// period is at least [`PERIOD_MIN`] sampled accesses (512 when this was
+/// measured), so ghosts of fewer entries used to wait 8 periods, up to 128
+/// of their capacities (ghosts of 32 entries), and on the short traces
+/// small caches have the verdict never came. Over the 88 cells (seeds 1 / 2 / 3) 0.8822 /
+/// 0.8833 / 0.8833 -> 0.8827 / 0.8835 / 0.8833 (no cell more than 0.4
+/// points down, cache2k-web07 at 1% +0.8 to +1.1, lirs-multi2 at 5% +0.6
+/// to +0.9), the held-out shapes 0.8361 / 0.8366 / 0.8370 -> 0.8384 /
+/// 0.8398 / 0.8397.
 const WARM_PERIODS: u32 = 8;
 
 /// Periods in a row the same ghost must be best before its lead counts.
 pub(crate) const STREAK: u32 = 3;
 
 /// Shortest mode period (see "Admission" in the module docs), in sampled
-/// accesses: shorter than [`PERIOD_MIN`], so that short traces get a
-/// verdict.
+/// accesses: short, so that short traces get a verdict (it was shorter
+/// than [`PERIOD_MIN`], 512, until that came down to 128 too).
 const MODE_PERIOD_MIN: u32 = 128;
 
 /// Factor applied to the mode scores at each mode period's end.
@@ -226,6 +285,10 @@ pub(crate) struct MiniSims {
     epoch: AtomicU32,
     /// The admission verdict (see [`mode`](Self::mode)).
     mode: AtomicU8,
+    /// All ghosts' hits so far, summed (see [`trend`](Self::trend)).
+    trend_hits: AtomicU64,
+    /// Sampled accesses so far, at the same moment as `trend_hits`.
+    trend_seen: AtomicU64,
     sims: Mutex<Sims>,
 }
 
@@ -254,6 +317,8 @@ impl MiniSims {
             streak: AtomicU32::new(0),
             epoch: AtomicU32::new(0),
             mode: AtomicU8::new(MODE_NONE),
+            trend_hits: AtomicU64::new(0),
+            trend_seen: AtomicU64::new(0),
             sims: Mutex::new(Sims::new(mini, seed)),
         }))
     }
@@ -269,6 +334,11 @@ impl MiniSims {
     pub(crate) fn record(&self, hash: u64) {
         if let Some(mut sims) = self.sims.try_lock() {
             let published = sims.access(hash);
+            // The trend, as of this access (two stores to a line the lock
+            // has brought in: a climber's period must not take in accesses
+            // from before it, see `wtinylfu::window`, "Trend").
+            self.trend_hits.store(sims.total_hits, Ordering::Relaxed);
+            self.trend_seen.store(sims.total_seen, Ordering::Relaxed);
             if std::mem::take(&mut sims.mode_news) {
                 self.mode.store(sims.mode, Ordering::Relaxed);
                 self.epoch.fetch_add(1, Ordering::Relaxed);
@@ -283,9 +353,25 @@ impl MiniSims {
         }
     }
 
-    /// Publications so far (wrapping): [`lead`](Self::lead) can only change
-    /// when this does.
-    #[inline]
+    /// The workload's trend, for the hill climbers (see `wtinylfu::window`,
+    /// "Adaptive window"): the ghosts' hits summed over all of them, and
+    /// the sampled accesses times the number of ghosts, both since the
+    /// start. The difference between
+    /// two looks is the ghosts' mean hit rate in between: fixed windows,
+    /// so it moves with the workload only.
+    pub(crate) fn trend(&self) -> (u64, u64) {
+        (
+            self.trend_hits.load(Ordering::Relaxed),
+            self.trend_seen.load(Ordering::Relaxed) * GHOSTS as u64,
+        )
+    }
+
+    /// The number of periods in a row the best ghost has been the same one
+    /// (see [`lead`](Self::lead)).
+    pub(crate) fn streak(&self) -> u32 {
+        self.streak.load(Ordering::Relaxed)
+    }
+
     /// The admission verdict: `Some(true)` if shards should duel
     /// leniently, `Some(false)` strictly, `None` before the ghosts have
     /// given one (see "Admission" in the module docs).
@@ -297,13 +383,16 @@ impl MiniSims {
         }
     }
 
+    /// Publications so far (wrapping): [`lead`](Self::lead) can only change
+    /// when this does.
+    #[inline]
     pub(crate) fn epoch(&self) -> u32 {
         self.epoch.load(Ordering::Relaxed)
     }
 
     /// The ghost with the best decayed hit rate and its lead (a fraction of
-    /// the accesses) over the ghost whose window is nearest `fraction`,
-    /// once the ghosts are full and the same ghost has been best for
+    /// the accesses, at least 0) over the hit rate at a window of `fraction`
+    /// among the ghosts that duel as `lenient` says (see "Choosing"), once the ghosts are full and the same ghost has been best for
     /// [`STREAK`] periods in a row.
     pub(crate) fn lead(&self, fraction: f64, lenient: bool) -> Option<(usize, f64)> {
         if self.streak.load(Ordering::Relaxed) < STREAK {
@@ -312,17 +401,25 @@ impl MiniSims {
         let rates: [u32; FRACTIONS.len()] =
             std::array::from_fn(|i| self.rates[i].load(Ordering::Relaxed));
         let best = (0..rates.len()).max_by_key(|&i| rates[i])?;
-        let nearest = (0..FRACTIONS.len())
-            .filter(|&g| self::lenient(g) == lenient)
-            .min_by(|&a, &b| {
-                (FRACTIONS[a] - fraction)
-                    .abs()
-                    .total_cmp(&(FRACTIONS[b] - fraction).abs())
-            })?;
-        Some((
-            best,
-            f64::from(rates[best].saturating_sub(rates[nearest])) / 1e6,
-        ))
+        // The hit rate at `fraction`, read off the ghosts that duel as the
+        // shard does: between the two whose windows bracket it, in
+        // proportion, or the nearest one outside their range.
+        let side = || (0..GHOSTS).filter(|&g| self::lenient(g) == lenient);
+        let below = side()
+            .filter(|&g| FRACTIONS[g] <= fraction)
+            .max_by(|&a, &b| FRACTIONS[a].total_cmp(&FRACTIONS[b]));
+        let above = side()
+            .filter(|&g| FRACTIONS[g] >= fraction)
+            .min_by(|&a, &b| FRACTIONS[a].total_cmp(&FRACTIONS[b]));
+        let here = match (below, above) {
+            (Some(lo), Some(hi)) if FRACTIONS[hi] > FRACTIONS[lo] => {
+                let t = (fraction - FRACTIONS[lo]) / (FRACTIONS[hi] - FRACTIONS[lo]);
+                f64::from(rates[lo]) + t * (f64::from(rates[hi]) - f64::from(rates[lo]))
+            }
+            (Some(g), _) | (None, Some(g)) => f64::from(rates[g]),
+            (None, None) => return None,
+        };
+        Some((best, (f64::from(rates[best]) - here).max(0.0) / 1e6))
     }
 
     /// Sampled accesses and the ghosts' hits (summed over the five) in the
@@ -336,6 +433,14 @@ impl MiniSims {
                 .map(|g| ((sims.hits >> (12 * g)) & 0xFFF) as u32)
                 .sum(),
         )
+    }
+
+    /// Sets the published trend (see [`trend`](Self::trend)) as if the
+    /// ghosts had hit `hits` times in `seen` sampled accesses, for tests.
+    #[cfg(test)]
+    pub(crate) fn set_trend(&self, hits: u64, seen: u64) {
+        self.trend_hits.store(hits, Ordering::Relaxed);
+        self.trend_seen.store(seen, Ordering::Relaxed);
     }
 
     /// Heap bytes of the ghosts and their sketch.
@@ -398,8 +503,12 @@ struct Sims {
     last_best: usize,
     /// Periods in a row it has been best.
     streak: u32,
-    /// Periods ended since the ghosts were full, up to [`WARM_PERIODS`].
+    /// Periods ended since the ghosts were full, up to `warm_periods`.
     warm: u32,
+    /// Periods the ghosts run full before their scores are published:
+    /// [`WARM_PERIODS`] ghost capacities of sampled accesses, in whole
+    /// periods (8 for ghosts of [`PERIOD_MIN`] entries or more).
+    warm_periods: u32,
     /// Hits of ghost `g` in the current mode period (as `hits`).
     mode_hits: u128,
     /// Sampled accesses in the current mode period.
@@ -415,6 +524,10 @@ struct Sims {
     mode: u8,
     /// The verdict changed since [`MiniSims::record`] last published it.
     mode_news: bool,
+    /// All ghosts' hits since the start (see [`MiniSims::trend`]).
+    total_hits: u64,
+    /// Sampled accesses since the start.
+    total_seen: u64,
 }
 
 impl Sims {
@@ -433,6 +546,9 @@ impl Sims {
             last_best: usize::MAX,
             streak: 0,
             warm: 0,
+            warm_periods: (WARM_PERIODS * u32::from(capacity))
+                .div_ceil(u32::from(capacity).max(PERIOD_MIN))
+                .max(1),
             mode_hits: 0,
             mode_seen: 0,
             mode_period: u32::from(capacity).max(MODE_PERIOD_MIN),
@@ -440,6 +556,8 @@ impl Sims {
             mode_weight: 0.0,
             mode: 0,
             mode_news: false,
+            total_hits: 0,
+            total_seen: 0,
         }
     }
 
@@ -451,6 +569,8 @@ impl Sims {
         let hit = self.ghosts.access(fp, &self.sketch);
         self.hits += SPREAD[usize::from(hit)];
         self.mode_hits += SPREAD[usize::from(hit)];
+        self.total_hits += u64::from(hit.count_ones());
+        self.total_seen += 1;
         self.mode_seen += 1;
         if self.mode_seen >= self.mode_period {
             self.end_mode_period();
@@ -468,7 +588,7 @@ impl Sims {
         if !self.ghosts.full() {
             return false;
         }
-        if self.warm < WARM_PERIODS {
+        if self.warm < self.warm_periods {
             self.warm += 1;
             return false;
         }
@@ -1146,6 +1266,58 @@ mod tests {
     }
 
     #[test]
+    fn the_lead_is_over_the_hit_rate_at_the_shards_own_window() {
+        let sims = MiniSims::for_cache(4096, 3).expect("sims");
+        // Strict 1/5/20/50/80%, lenient 1/20%, in millionths.
+        let rates = [
+            300_000, 290_000, 250_000, 200_000, 100_000, 400_000, 300_000,
+        ];
+        for (rate, r) in sims.rates.iter().zip(rates) {
+            rate.store(r, Ordering::Relaxed);
+        }
+        sims.streak.store(STREAK, Ordering::Relaxed);
+        let lead = |fraction, lenient| sims.lead(fraction, lenient).expect("ready");
+        // A lenient shard at 5% sits between the lenient 1% and 20% ghosts:
+        // 400,000 + (300,000 - 400,000) x 4/19 = 378,947, so the lenient 1%
+        // ghost leads it by 2.1 points (the nearest ghost alone, itself,
+        // said 0, and such a shard never moved).
+        let (best, l) = lead(0.05, true);
+        assert_eq!(best, 5);
+        assert!((l - 0.021_053).abs() < 1e-5, "{l}");
+        // A strict shard at 11%: between 5% and 20%, 274,000.
+        let (_, l) = lead(0.11, false);
+        assert!((l - 0.126).abs() < 1e-5, "{l}");
+        // Past the last ghost: that ghost's rate. On a ghost: its own.
+        assert!((lead(0.9, false).1 - 0.3).abs() < 1e-9);
+        assert!((lead(0.01, true).1).abs() < 1e-9);
+    }
+
+    #[test]
+    fn small_ghosts_warm_up_in_turnovers_not_periods() {
+        // Ghosts of 32 entries (a cache of 128 units, one key in 4): a
+        // period is PERIOD_MIN (128) sampled accesses, 4 of their
+        // capacities, so two periods are warm-up enough; eight used to be.
+        let sims = MiniSims::for_cache(128, 3).expect("sims");
+        assert_eq!(sims.sims.lock().warm_periods, 2);
+        let mut k = 0u64;
+        while sims.streak() == 0 && k < 100_000 {
+            // A hot half over 16 keys, the rest cycling over 64.
+            sims.record(hash(if k % 2 == 0 { k / 2 % 16 } else { 100 + k % 64 }));
+            k += 1;
+        }
+        assert!(
+            k <= 5 * u64::from(PERIOD_MIN),
+            "first verdict after {k} sampled accesses"
+        );
+        // Ghosts of 64 entries: 4 periods; of 128 entries or more (a period
+        // of one capacity): 8.
+        for (capacity, warm) in [(256, 4), (1024, WARM_PERIODS), (8192, WARM_PERIODS)] {
+            let sims = MiniSims::for_cache(capacity, 3).expect("sims");
+            assert_eq!(sims.sims.lock().warm_periods, warm, "{capacity} units");
+        }
+    }
+
+    #[test]
     fn a_drifting_hot_set_wants_lenient_admission() {
         // Ghosts of 256 entries (one in 8 of 2,048 units). A hot set of
         // 128 keys that drifts by one new key every 16 accesses, over a
@@ -1225,7 +1397,7 @@ mod loom_tests {
         {
             let mut s = sims.sims.lock();
             let mut k = 0u64;
-            while s.warm < WARM_PERIODS || s.seen + 1 < s.period {
+            while s.warm < s.warm_periods || s.seen + 1 < s.period {
                 // Keys 0..16 hot, the rest cycling over 64: never all
                 // resident in 32-entry ghosts.
                 s.access(k % 64 << 40);

@@ -316,6 +316,75 @@ fn a_shard_with_simulations_starts_lenient_and_follows_their_verdict() {
     assert!(p.lenient, "the shard follows the verdict");
 }
 
+/// Drives `p`'s climber through periods of 4,000 requests whose hit
+/// rates are `rates`, while the simulations (if any) see the workload's
+/// own hit rate rise by `trend` a period; returns the window share after
+/// each period.
+fn climb(p: &mut WTinyLfu, rates: &[f64], trend: f64) -> Vec<u64> {
+    let sims = p.sims.clone();
+    // A full shard's sketch: periods of 4,000 requests.
+    p.sketch.ensure_capacity(p.capacity);
+    p.climber.active = true;
+    p.observe_hits(0);
+    let (mut total, mut ghost_hits, mut ghost_seen) = (0u64, 0u64, 0u64);
+    let mut windows = Vec::new();
+    for (k, rate) in rates.iter().enumerate() {
+        let hits = (4000.0 * rate) as u64;
+        total += hits;
+        p.observe_hits(total);
+        // The period's first miss, then what the ghosts see during it.
+        p.record_miss();
+        if let Some(sims) = &sims {
+            ghost_seen += 1000;
+            ghost_hits += (7000.0 * (0.2 + trend * k as f64)) as u64;
+            sims.set_trend(ghost_hits, ghost_seen);
+        }
+        for _ in hits + 1..4000 {
+            p.record_miss();
+        }
+        windows.push(p.window_max());
+    }
+    windows
+}
+
+#[test]
+fn the_climber_discounts_the_workloads_own_trend() {
+    // A hit rate rising by 10 points a period for a reason the window has
+    // nothing to do with (a cache warming up on a loop, a phase change):
+    // without the simulations the climber reads it as a gain and grows the
+    // window at the third period (the first is the baseline, the second
+    // is confirmed by the third).
+    let rates = [0.2, 0.3, 0.4, 0.5, 0.6];
+    let mut alone = WTinyLfu::new(2048, 42, false, None);
+    let start = alone.window_max();
+    let windows = climb(&mut alone, &rates, 0.1);
+    assert!(windows[2] > start, "{windows:?} from {start}");
+    // With simulations whose fixed-window ghosts see the same rise, it
+    // is the workload's, and nothing moves.
+    let sims = MiniSims::for_cache(2048, 3).expect("sims");
+    let mut p = WTinyLfu::new(2048, 42, false, Some(sims));
+    let windows = climb(&mut p, &rates, 0.1);
+    assert!(
+        windows.iter().all(|&w| w == start),
+        "{windows:?} from {start}"
+    );
+    // A gain beyond the trend (10 points a period against 5) still moves
+    // the window.
+    let sims = MiniSims::for_cache(2048, 3).expect("sims");
+    let mut p = WTinyLfu::new(2048, 42, false, Some(sims));
+    let windows = climb(&mut p, &rates, 0.05);
+    assert!(windows[2] > start, "{windows:?} from {start}");
+}
+
+#[test]
+fn a_longer_streak_needs_a_smaller_lead() {
+    use super::window::needed_lead;
+    assert_eq!(needed_lead(minisim::STREAK), 0.02);
+    assert!((needed_lead(4 * minisim::STREAK) - 0.01).abs() < 1e-12);
+    assert_eq!(needed_lead(0), needed_lead(1));
+    assert!((1..100).all(|s| needed_lead(s + 1) < needed_lead(s)));
+}
+
 fn window_grows_on_a_recency_workload_in(exact: bool) {
     // Half the accesses are new keys, half reuse a key used between 1
     // and 900 accesses ago: pure recency, which LRU serves and a 1%
