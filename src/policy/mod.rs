@@ -14,6 +14,7 @@ pub(crate) mod ghost;
 pub(crate) mod lfu;
 pub(crate) mod list;
 pub(crate) mod lru;
+pub(crate) mod meta;
 pub(crate) mod minisim;
 pub(crate) mod random;
 pub(crate) mod s3fifo;

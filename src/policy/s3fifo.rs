@@ -34,8 +34,9 @@
 
 use super::ghost::{fingerprint, Ghosts, MAX_LIMIT};
 use super::list::{List, Nodes};
+use super::meta::MetaBytes;
 use super::{EvictionPolicy, HashOf, Idx};
-use crate::sync::{AtomicU8, Ordering};
+use crate::sync::Ordering;
 
 /// Mask of the frequency bits of an entry's meta byte (0 to 3).
 const FREQ: u8 = 0b0011;
@@ -61,7 +62,7 @@ pub(crate) struct S3Fifo {
     /// Entries that proved themselves, oldest first.
     main: List,
     /// One byte per entry: its frequency and the [`MAIN`] bit.
-    meta: Vec<AtomicU8>,
+    meta: MetaBytes,
     /// The ghost queue (see the module docs).
     ghosts: Ghosts,
     /// Keys that entered the ghost queue so far (wrapping).
@@ -80,7 +81,7 @@ impl S3Fifo {
             nodes: Nodes::default(),
             small: List::default(),
             main: List::default(),
-            meta: Vec::new(),
+            meta: MetaBytes::default(),
             ghosts: Ghosts::default(),
             ghost_time: 0,
             small_max,
@@ -91,7 +92,7 @@ impl S3Fifo {
     /// its frequency, writing nothing once it is 3.
     #[inline]
     pub(crate) fn note_hit(&self, idx: Idx) {
-        if let Some(m) = self.meta.get(idx as usize) {
+        if let Some(m) = self.meta.slot(idx) {
             let v = m.load(Ordering::Relaxed);
             if v & FREQ != FREQ {
                 m.store(v + 1, Ordering::Relaxed);
@@ -101,12 +102,12 @@ impl S3Fifo {
 
     #[inline]
     fn meta(&self, idx: Idx) -> u8 {
-        self.meta[idx as usize].load(Ordering::Relaxed)
+        self.meta.get(idx)
     }
 
     #[inline]
     fn set_meta(&mut self, idx: Idx, meta: u8) {
-        self.meta[idx as usize].store(meta, Ordering::Relaxed);
+        self.meta.set(idx, meta);
     }
 
     /// How many keys the ghost queue remembers.
@@ -147,10 +148,7 @@ impl S3Fifo {
 impl EvictionPolicy for S3Fifo {
     fn on_insert(&mut self, idx: Idx, hash: u64, weight: u32, _hash_of: HashOf<'_>) {
         self.nodes.init(idx, weight);
-        let i = idx as usize;
-        if i >= self.meta.len() {
-            self.meta.resize_with(i + 1, || AtomicU8::new(0));
-        }
+        self.meta.make_room(idx);
         if self.take_ghost(hash) {
             self.set_meta(idx, MAIN);
             self.main.push_back(&mut self.nodes, idx);
@@ -204,7 +202,7 @@ impl EvictionPolicy for S3Fifo {
         self.small.clear();
         self.main.clear();
         self.nodes.clear();
-        self.meta = Vec::new();
+        self.meta.clear();
         self.ghosts.clear();
     }
 
@@ -217,12 +215,12 @@ impl EvictionPolicy for S3Fifo {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.nodes.heap_bytes() + self.meta.capacity() + self.ghosts.heap_bytes()
+        self.nodes.heap_bytes() + self.meta.heap_bytes() + self.ghosts.heap_bytes()
     }
 
     fn reserve_slots(&mut self, slots: usize) {
         self.nodes.reserve_slots(slots);
-        super::list::reserve_exact_to(&mut self.meta, slots);
+        self.meta.reserve_slots(slots);
     }
 
     fn validate(&self) {

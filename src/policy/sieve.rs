@@ -23,8 +23,9 @@
 //! again until the weight fits.
 
 use super::list::{List, Nodes, NIL};
+use super::meta::MetaBytes;
 use super::{EvictionPolicy, HashOf, Idx};
-use crate::sync::{AtomicU8, Ordering};
+use crate::sync::Ordering;
 
 /// The visited bit of an entry's meta byte.
 const VISITED: u8 = 1;
@@ -37,7 +38,7 @@ pub(crate) struct Sieve {
     /// The queue: head is the oldest entry, tail the newest.
     queue: List,
     /// One byte per entry: the visited bit.
-    meta: Vec<AtomicU8>,
+    meta: MetaBytes,
     /// Where the next eviction starts looking ([`NIL`]: at the head).
     hand: Idx,
 }
@@ -54,7 +55,7 @@ impl Sieve {
     /// visited bit, writing only if it was clear.
     #[inline]
     pub(crate) fn note_hit(&self, idx: Idx) {
-        if let Some(m) = self.meta.get(idx as usize) {
+        if let Some(m) = self.meta.slot(idx) {
             if m.load(Ordering::Relaxed) & VISITED == 0 {
                 m.store(VISITED, Ordering::Relaxed);
             }
@@ -63,12 +64,12 @@ impl Sieve {
 
     #[inline]
     fn visited(&self, idx: Idx) -> bool {
-        self.meta[idx as usize].load(Ordering::Relaxed) & VISITED != 0
+        self.meta.get(idx) & VISITED != 0
     }
 
     #[inline]
     fn set_visited(&mut self, idx: Idx, on: bool) {
-        self.meta[idx as usize].store(u8::from(on), Ordering::Relaxed);
+        self.meta.set(idx, u8::from(on));
     }
 
     /// The entry after `idx` towards the newest end, wrapping to the head.
@@ -84,10 +85,7 @@ impl Sieve {
 impl EvictionPolicy for Sieve {
     fn on_insert(&mut self, idx: Idx, _hash: u64, weight: u32, _hash_of: HashOf<'_>) {
         self.nodes.init(idx, weight);
-        let i = idx as usize;
-        if i >= self.meta.len() {
-            self.meta.resize_with(i + 1, || AtomicU8::new(0));
-        }
+        self.meta.make_room(idx);
         self.set_visited(idx, false);
         self.queue.push_back(&mut self.nodes, idx);
     }
@@ -126,7 +124,7 @@ impl EvictionPolicy for Sieve {
     fn clear(&mut self) {
         self.queue.clear();
         self.nodes.clear();
-        self.meta = Vec::new();
+        self.meta.clear();
         self.hand = NIL;
     }
 
@@ -139,12 +137,12 @@ impl EvictionPolicy for Sieve {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.nodes.heap_bytes() + self.meta.capacity()
+        self.nodes.heap_bytes() + self.meta.heap_bytes()
     }
 
     fn reserve_slots(&mut self, slots: usize) {
         self.nodes.reserve_slots(slots);
-        super::list::reserve_exact_to(&mut self.meta, slots);
+        self.meta.reserve_slots(slots);
     }
 
     fn validate(&self) {

@@ -216,10 +216,11 @@
 //! capacity 0.
 
 use super::list::{List, Nodes, NIL};
+use super::meta::MetaBytes;
 use super::minisim::{self, MiniSims};
 use super::sketch::FrequencySketch;
 use super::{EvictionPolicy, HashOf, Idx};
-use crate::sync::{Arc, AtomicU8, Ordering};
+use crate::sync::{Arc, Ordering};
 
 mod window;
 
@@ -289,15 +290,15 @@ pub(crate) const EXACT_MAX: u64 = 2;
 ///
 /// `repr(C)`: what a read hit uses (`meta`, `exact`, `sample_mask`) first,
 /// in the cache line the shard's read path has touched (see
-/// `crate::shard::Core`): `meta` is a boxed slice rather than a `Vec` so
+/// `crate::shard::Core`): `meta` is a boxed slice ([`MetaBytes`]) rather than a `Vec` so
 /// that the three fit in the 32 bytes that line has left.
 #[derive(Debug)]
 #[repr(C)]
 pub(crate) struct WTinyLfu {
     /// One byte per entry: its segment, the epoch of its last counted
     /// access, and the read hits noted since its hits were last applied.
-    /// Grown by doubling (see [`grow_meta`](Self::grow_meta)).
-    meta: Box<[AtomicU8]>,
+    /// Grown by doubling (see [`MetaBytes::make_room`]).
+    meta: MetaBytes,
     /// Hits arrive in order through the shard's read buffer and are applied
     /// at once (a cache of at most [`EXACT_MAX`] units), instead of being
     /// noted in place (see "Hits").
@@ -361,7 +362,7 @@ impl WTinyLfu {
             sims_epoch: 0,
             applied: None,
             nodes: Nodes::default(),
-            meta: Box::default(),
+            meta: MetaBytes::default(),
             window: List::default(),
             probation: List::default(),
             protected: List::default(),
@@ -385,7 +386,7 @@ impl WTinyLfu {
     /// the write lock, so a reader always writes back what it read there.
     #[inline]
     pub(crate) fn note_hit(&self, idx: Idx) {
-        if let Some(meta) = self.meta.get(idx as usize) {
+        if let Some(meta) = self.meta.slot(idx) {
             let m = meta.load(Ordering::Relaxed);
             if m < HITS {
                 meta.store(m + HIT, Ordering::Relaxed);
@@ -416,7 +417,7 @@ impl WTinyLfu {
     #[cfg(test)]
     pub(crate) fn read_side(&self) -> (usize, usize, usize) {
         (
-            &self.meta as *const Box<[AtomicU8]> as usize,
+            &self.meta as *const MetaBytes as usize,
             &self.exact as *const bool as usize,
             &self.sample_mask as *const u64 as usize,
         )
@@ -431,30 +432,12 @@ impl WTinyLfu {
 
     #[inline]
     fn meta(&self, idx: Idx) -> u8 {
-        self.meta[idx as usize].load(Ordering::Relaxed)
+        self.meta.get(idx)
     }
 
     #[inline]
     fn set_meta(&mut self, idx: Idx, meta: u8) {
-        self.meta[idx as usize].store(meta, Ordering::Relaxed);
-    }
-
-    /// Makes room for the meta bytes of indices below `len` at least,
-    /// doubling (as a `Vec` would) so that growing one entry at a time
-    /// costs amortised O(1).
-    #[cold]
-    fn grow_meta(&mut self, len: usize) {
-        self.resize_meta(len.max(self.meta.len() * 2).max(16));
-    }
-
-    /// Reallocates the meta bytes to exactly `len` (at least the current
-    /// length), keeping their values; new ones are 0.
-    fn resize_meta(&mut self, len: usize) {
-        let old = std::mem::take(&mut self.meta);
-        let mut v: Vec<AtomicU8> = Vec::with_capacity(len);
-        v.extend(old.iter().map(|m| AtomicU8::new(m.load(Ordering::Relaxed))));
-        v.resize_with(len, || AtomicU8::new(0));
-        self.meta = v.into_boxed_slice();
+        self.meta.set(idx, meta);
     }
 
     #[inline]
@@ -684,10 +667,7 @@ impl WTinyLfu {
 impl EvictionPolicy for WTinyLfu {
     fn on_insert(&mut self, idx: Idx, hash: u64, weight: u32, hash_of: HashOf<'_>) {
         self.nodes.init(idx, weight);
-        let i = idx as usize;
-        if i >= self.meta.len() {
-            self.grow_meta(i + 1);
-        }
+        self.meta.make_room(idx);
         let epoch = self.epoch_bits();
         self.set_meta(idx, WINDOW | epoch);
         self.window.push_back(&mut self.nodes, idx);
@@ -813,7 +793,7 @@ impl EvictionPolicy for WTinyLfu {
         self.probation.clear();
         self.protected.clear();
         self.nodes.clear();
-        self.meta = Box::default();
+        self.meta.clear();
         self.candidate = NIL;
     }
 
@@ -826,14 +806,12 @@ impl EvictionPolicy for WTinyLfu {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.nodes.heap_bytes() + self.meta.len() + self.sketch.heap_bytes()
+        self.nodes.heap_bytes() + self.meta.heap_bytes() + self.sketch.heap_bytes()
     }
 
     fn reserve_slots(&mut self, slots: usize) {
         self.nodes.reserve_slots(slots);
-        if slots > self.meta.len() {
-            self.resize_meta(slots);
-        }
+        self.meta.reserve_slots(slots);
     }
 
     fn validate(&self) {
