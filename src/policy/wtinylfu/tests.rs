@@ -260,6 +260,75 @@ fn aging_fairness_discounts_an_unaged_candidate() {
 }
 
 #[test]
+fn a_stale_victim_loses_one_in_a_lenient_duel() {
+    let mut h = Harness::new(100);
+    for i in 0..100 {
+        h.get_or_insert(i);
+    }
+    let (c, v) = (1, 0);
+    h.policy.sketch.force_reset();
+    h.policy.on_access(c, hash(c));
+    while h.policy.sketch.frequency(hash(v)) < 3 {
+        h.policy.sketch.increment(hash(v));
+    }
+    while h.policy.sketch.frequency(hash(c)) <= h.policy.sketch.frequency(hash(v)) {
+        h.policy.sketch.increment(hash(c));
+    }
+    assert_eq!(
+        h.policy.sketch.frequency(hash(c)),
+        h.policy.sketch.frequency(hash(v)) + 1
+    );
+    let now = h.policy.epoch_bits();
+    let meta = h.policy.meta(v) & !EPOCH;
+    let back = |resets: u8| (now.wrapping_sub(resets << EPOCH_SHIFT)) & EPOCH;
+    let duels = |h: &mut Harness, lenient: bool, resets: u8| {
+        h.policy.lenient = lenient;
+        h.policy.set_meta(v, meta | back(resets));
+        (0..4000)
+            .filter(|_| h.policy.admit(c, hash(c), v, hash(v)))
+            .count()
+    };
+    // One more than the victim (3): the discount makes it a tie, which
+    // loses, unless the victim's last access is two resets back and the
+    // shard duels leniently: then the duel takes one off the victim too.
+    let stale = duels(&mut h, true, 2);
+    assert_eq!(stale, 4000, "admitted {stale} of 4000");
+    assert_eq!(duels(&mut h, true, 3), 4000);
+    assert_eq!(duels(&mut h, true, 1), 0, "last seen one reset back");
+    assert_eq!(duels(&mut h, false, 2), 0, "a strict shard keeps it");
+    // The floor keeps the discount: a candidate that reads 2 (1 after the
+    // discount, seen once) never beats a stale victim that reads 1 or less.
+    let (c, v) = (3, 2);
+    while h.policy.sketch.frequency(hash(v)) < 1 {
+        h.policy.sketch.increment(hash(v));
+    }
+    h.policy.on_access(c, hash(c));
+    while h.policy.sketch.frequency(hash(c)) < 2 {
+        h.policy.sketch.increment(hash(c));
+    }
+    assert_eq!(h.policy.sketch.frequency(hash(c)), 2);
+    assert_eq!(h.policy.sketch.frequency(hash(v)), 1);
+    h.policy.lenient = true;
+    let meta = h.policy.meta(v) & !EPOCH;
+    h.policy.set_meta(v, meta | back(2));
+    assert!((0..4000).all(|_| !h.policy.admit(c, hash(c), v, hash(v))));
+    // Against a stale victim that reads 0, the discount goes entirely: a
+    // candidate seen before gets in (not one reset back, nor when strict).
+    let v = (10..100)
+        .find(|&i| h.policy.sketch.frequency(hash(i)) == 0)
+        .expect("a key aged to 0");
+    let meta = h.policy.meta(v) & !EPOCH;
+    h.policy.set_meta(v, meta | back(2));
+    assert!(h.policy.admit(c, hash(c), v, hash(v)));
+    h.policy.set_meta(v, meta | back(1));
+    assert!(!h.policy.admit(c, hash(c), v, hash(v)));
+    h.policy.set_meta(v, meta | back(2));
+    h.policy.lenient = false;
+    assert!(!h.policy.admit(c, hash(c), v, hash(v)));
+    h.check();
+}
+
+#[test]
 fn a_lenient_duel_has_no_margin_but_a_floor() {
     let mut h = Harness::new(100);
     assert!(!h.policy.lenient, "strict without simulations");
