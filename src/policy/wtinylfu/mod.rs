@@ -165,7 +165,7 @@
 //! 0.8856 / 0.8842 -> 0.8834 / 0.8862 / 0.8850 (seeds 4 to 6: 0.8807 /
 //! 0.8838 / 0.8845 -> 0.8803 / 0.8842 / 0.8841); the 40 held-out shapes
 //! 0.8410 / 0.8422 / 0.8432 -> 0.8421 / 0.8428 / 0.8439, `phases` against
-//! quick_cache unchanged (-0.009 / -0.006 / -0.009);
+//! quick_cache -0.0089 / -0.0061 / -0.0096 -> -0.0088 / -0.0065 / -0.0094;
 //! libcachesim-cloudphysics-io 25% against max(moka-sync, quick_cache)
 //! -3.2 / -3.1 / -3.2 -> -1.7 / -1.6 / -1.6 points (hit ratio 0.344 ->
 //! 0.359 / 0.360 / 0.360; -0.9 to -1.8 at seeds 4 to 6); arc-P3 25% -1.9
