@@ -316,6 +316,80 @@ fn a_stale_victim_loses_one_in_a_lenient_duel() {
 }
 
 #[test]
+fn warm_up_victims_are_judged_by_what_they_read() {
+    let mut h = Harness::new(100);
+    for i in 0..100 {
+        h.get_or_insert(i);
+    }
+    // The first eviction: the fill halvings, two resets with no time in
+    // them.
+    h.get_or_insert(100);
+    assert!(h.policy.climber.active);
+    let live: Vec<Idx> = h.live.keys().copied().collect();
+    let (c, v) = (live[live.len() - 1], live[0]);
+    h.policy.lenient = true;
+    let now = h.policy.epoch_bits();
+    let back = |resets: u8| (now.wrapping_sub(resets << EPOCH_SHIFT)) & EPOCH;
+    let meta = h.policy.meta(v) & !EPOCH;
+    // Last read before the first eviction: two resets back.
+    h.policy.set_meta(v, meta | back(2));
+    assert!(h.policy.warm_up(h.policy.meta(v) & EPOCH));
+    let set = |h: &mut Harness, idx: Idx, freq: u8| {
+        while h.policy.sketch.frequency(hash(idx)) < freq {
+            h.policy.sketch.increment(hash(idx));
+        }
+        assert_eq!(h.policy.sketch.frequency(hash(idx)), freq);
+    };
+    let duel_at = |h: &mut Harness, cf: u8, vf: u8, load: u64| {
+        // Four halvings clear every count and leave the epoch bits as they
+        // were; the fill epoch moves along, so that the sketch has not
+        // reset since the fill as far as the duel can tell.
+        for _ in 0..4 {
+            h.policy.sketch.halve();
+        }
+        h.policy.fill_epoch = h.policy.fill_epoch.wrapping_add(4);
+        set(h, v, vf);
+        set(h, c, cf);
+        let entries = h.policy.sketch.entries();
+        h.policy.sketch.set_door_sets(load * entries);
+        assert_eq!(h.policy.sketch.door_load(), load);
+        let m = h.policy.meta(c) & !EPOCH;
+        h.policy.set_meta(c, m | h.policy.epoch_bits());
+        h.policy.admit(c, hash(c), v, hash(v))
+    };
+    // Most duels here are with a doorkeeper as full as it gets when keys
+    // seen once start to read 3 or more.
+    let duel = |h: &mut Harness, cf: u8, vf: u8| duel_at(h, cf, vf, NOISY_DOOR_LOAD);
+    // The zero case: a warm-up victim that reads 0 gets no discount, so a
+    // candidate seen once before (2) gets in.
+    assert!(duel(&mut h, 2, 0), "warm-up victim reading 0");
+    // A warm-up victim that reads 3 (saturated while the shard filled) is
+    // not stale once the doorkeeper is full enough for keys seen once to
+    // read that much: a candidate one above it ties after the discount.
+    assert!(!duel(&mut h, 4, 3), "warm-up victim reading 3");
+    // Unless the doorkeeper is not yet that full: then a candidate that
+    // reads 4 is not noise, and the victim is stale as any.
+    assert!(
+        duel_at(&mut h, 4, 3, NOISY_DOOR_LOAD - 1),
+        "warm-up victim reading 3, doorkeeper below the noisy load"
+    );
+    // A warm-up victim that reads 1 or 2 is stale as before.
+    assert!(duel(&mut h, 3, 2), "warm-up victim reading 2");
+    // Strict shards: neither rule.
+    h.policy.lenient = false;
+    assert!(!duel(&mut h, 2, 0), "strict shard");
+    h.policy.lenient = true;
+    // Two resets back but not from the warm-up (the sketch has reset once
+    // since the fill, so the victim was read after it): stale, no zero
+    // case.
+    h.policy.fill_epoch = h.policy.fill_epoch.wrapping_sub(1);
+    assert!(!h.policy.warm_up(h.policy.meta(v) & EPOCH));
+    assert!(!duel(&mut h, 2, 0), "not a warm-up victim, reading 0");
+    assert!(duel(&mut h, 4, 3), "not a warm-up victim, reading 3");
+    h.check();
+}
+
+#[test]
 fn a_lenient_duel_has_no_margin_but_a_floor() {
     let mut h = Harness::new(100);
     assert!(!h.policy.lenient, "strict without simulations");
