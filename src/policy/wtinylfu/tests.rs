@@ -30,6 +30,16 @@ impl Harness {
         Self::with_mode(capacity, capacity <= EXACT_MAX)
     }
 
+    /// A harness of `capacity` units holding keys `0..capacity`, before
+    /// its first eviction.
+    fn full(capacity: u64) -> Self {
+        let mut h = Self::new(capacity);
+        for i in 0..capacity as Idx {
+            h.get_or_insert(i);
+        }
+        h
+    }
+
     /// `exact`: hits replayed and applied at once (small shards), or
     /// noted in place (big ones), whatever the capacity.
     fn with_mode(capacity: u64, exact: bool) -> Self {
@@ -229,10 +239,7 @@ fn flooding_defence_admits_a_frequent_loser_rarely() {
 
 #[test]
 fn aging_fairness_discounts_an_unaged_candidate() {
-    let mut h = Harness::new(100);
-    for i in 0..100 {
-        h.get_or_insert(i);
-    }
+    let mut h = Harness::full(100);
     let (c, v) = (1, 0);
     h.policy.sketch.force_reset();
     // The candidate is accessed after the reset, the victim is not.
@@ -261,10 +268,7 @@ fn aging_fairness_discounts_an_unaged_candidate() {
 
 #[test]
 fn a_stale_victim_loses_one_in_a_lenient_duel() {
-    let mut h = Harness::new(100);
-    for i in 0..100 {
-        h.get_or_insert(i);
-    }
+    let mut h = Harness::full(100);
     let (c, v) = (1, 0);
     h.policy.sketch.force_reset();
     h.policy.on_access(c, hash(c));
@@ -317,10 +321,7 @@ fn a_stale_victim_loses_one_in_a_lenient_duel() {
 
 #[test]
 fn warm_up_victims_are_judged_by_what_they_read() {
-    let mut h = Harness::new(100);
-    for i in 0..100 {
-        h.get_or_insert(i);
-    }
+    let mut h = Harness::full(100);
     // The first eviction: the fill halvings, two resets with no time in
     // them.
     h.get_or_insert(100);
