@@ -390,6 +390,94 @@ fn warm_up_victims_are_judged_by_what_they_read() {
     h.check();
 }
 
+/// A lenient 100-unit harness after its first eviction, with one entry
+/// `q` hit into protected (far below its share) and the probation LRU
+/// entry `p` reading one more than `q` and the margin: (harness, p, q).
+fn unjudged_protected() -> (Harness, Idx, Idx) {
+    let mut h = Harness::full(100);
+    h.get_or_insert(100); // the first eviction: the fill halvings
+    h.policy.lenient = true;
+    // An entry hit in probation goes to protected (at once in a small
+    // shard).
+    let q = h.policy.probation.iter(&h.policy.nodes).nth(10).unwrap();
+    h.get_or_insert(q);
+    assert_eq!(h.policy.segment(q), PROTECTED);
+    assert!(h.policy.protected.weight() < h.policy.protected_max);
+    let p = h.policy.probation.front().unwrap();
+    let vq = h.policy.sketch.frequency(hash(q));
+    while h.policy.sketch.frequency(hash(p)) <= vq + ADMIT_MARGIN {
+        h.policy.sketch.increment(hash(p));
+    }
+    assert_eq!(h.policy.sketch.frequency(hash(p)), vq + ADMIT_MARGIN + 1);
+    (h, p, q)
+}
+
+#[test]
+fn an_unjudged_protected_entry_stands_in_for_a_hotter_probation_victim() {
+    let (mut h, p, q) = unjudged_protected();
+    assert!(h.policy.protected_unjudged());
+    assert_eq!(
+        h.policy.main_victim(&hash),
+        Some(q),
+        "colder protected entry"
+    );
+    // Within the margin, the probation entry stays the victim.
+    h.policy.sketch.halve();
+    h.policy.fill_epoch = h.policy.fill_epoch.wrapping_add(1);
+    assert!(h.policy.protected_unjudged());
+    while h.policy.sketch.frequency(hash(p)) < h.policy.sketch.frequency(hash(q)) + ADMIT_MARGIN {
+        h.policy.sketch.increment(hash(p));
+    }
+    assert_eq!(
+        h.policy.sketch.frequency(hash(p)),
+        h.policy.sketch.frequency(hash(q)) + ADMIT_MARGIN
+    );
+    assert_eq!(h.policy.main_victim(&hash), Some(p), "within the margin");
+    h.check();
+
+    // Not in a strict shard, nor once protected is at its share (it then
+    // demotes, and its entries are judged in probation), nor while the
+    // doorkeeper is full enough for keys seen once to read high from
+    // counter noise, nor once the sketch has reset since the fill (counts
+    // age again).
+    let (mut h, p, q) = unjudged_protected();
+    h.policy.lenient = false;
+    assert_eq!(h.policy.main_victim(&hash), Some(p), "strict shard");
+    h.policy.lenient = true;
+    let share = h.policy.protected_max;
+    h.policy.protected_max = h.policy.protected.weight();
+    assert_eq!(
+        h.policy.main_victim(&hash),
+        Some(p),
+        "protected at its share"
+    );
+    h.policy.protected_max = share;
+    let entries = h.policy.sketch.entries();
+    h.policy.sketch.set_door_sets(NOISY_DOOR_LOAD * entries);
+    assert_eq!(h.policy.main_victim(&hash), Some(p), "noisy doorkeeper");
+    h.policy
+        .sketch
+        .set_door_sets((NOISY_DOOR_LOAD - 1) * entries);
+    assert_eq!(h.policy.main_victim(&hash), Some(q), "quieter doorkeeper");
+    h.policy.sketch.halve();
+    assert!(!h.policy.protected_unjudged());
+    assert_eq!(h.policy.main_victim(&hash), Some(p), "after a reset");
+    h.check();
+
+    // Through the duel: a newcomer that beats the stand-in (but not the
+    // probation entry) gets in in its place.
+    let (mut h, p, q) = unjudged_protected();
+    let w = h.policy.window.front().unwrap();
+    while h.policy.sketch.frequency(hash(w)) < h.policy.sketch.frequency(hash(p)) {
+        h.policy.sketch.increment(hash(w));
+    }
+    h.get_or_insert(101);
+    assert_eq!(h.evicted.last(), Some(&q), "the stand-in leaves");
+    assert_eq!(h.policy.segment(w), PROBATION, "the newcomer got in");
+    assert!(h.live.contains_key(&p));
+    h.check();
+}
+
 #[test]
 fn a_lenient_duel_has_no_margin_but_a_floor() {
     let mut h = Harness::new(100);
