@@ -159,7 +159,7 @@
 //! the real cache. Only caches with the W-TinyLFU policy have them.
 
 use super::sketch::FrequencySketch;
-use crate::sync::{Arc, AtomicU32, AtomicU64, AtomicU8, Mutex, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicU32, AtomicU64, AtomicU8, Mutex, Ordering};
 
 /// The window fraction of each ghost: five strict ghosts, then the
 /// lenient ones ([`LENIENT`]).
@@ -225,7 +225,7 @@ const PERIOD_MIN: u32 = 128;
 const DECAY: f64 = 0.95;
 
 /// The ghosts run full for this many times their capacity in sampled
-/// accesses (in whole periods) before their scores are published: right
+/// accesses (in whole periods) before their verdicts count as usual: right
 /// after they fill, their sketch has seen little and the big windows
 /// (nearly LRU) lead for a while; following that sent arc-P3 at 10% to an
 /// 80% window and back (see `wtinylfu::window`, "Miniature simulations").
@@ -237,7 +237,9 @@ const DECAY: f64 = 0.95;
 /// 0.8833 / 0.8833 -> 0.8827 / 0.8835 / 0.8833 (no cell more than 0.4
 /// points down, cache2k-web07 at 1% +0.8 to +1.1, lirs-multi2 at 5% +0.6
 /// to +0.9), the held-out shapes 0.8361 / 0.8366 / 0.8370 -> 0.8384 /
-/// 0.8398 / 0.8397.
+/// 0.8398 / 0.8397. The warm-up's own verdicts are published too, marked
+/// young ([`MiniSims::young`]), and shards follow them only on a large,
+/// steady lead (`wtinylfu::window`, "Young verdicts").
 const WARM_PERIODS: u32 = 8;
 
 /// Periods in a row the same ghost must be best before its lead counts.
@@ -280,6 +282,9 @@ pub(crate) struct MiniSims {
     /// Periods in a row the best ghost has been the same one (0 until the
     /// ghosts are full).
     streak: AtomicU32,
+    /// The published rates are from the ghosts' warm-up (see
+    /// [`WARM_PERIODS`] and [`young`](Self::young)).
+    young: AtomicBool,
     /// Number of publications so far (wrapping), so that a shard asks for
     /// the lead only when there is news.
     epoch: AtomicU32,
@@ -315,6 +320,7 @@ impl MiniSims {
             mask: ((1u64 << shift) - 1) << SAMPLE_SHIFT,
             rates: std::array::from_fn(|_| AtomicU32::new(0)),
             streak: AtomicU32::new(0),
+            young: AtomicBool::new(true),
             epoch: AtomicU32::new(0),
             mode: AtomicU8::new(MODE_NONE),
             trend_hits: AtomicU64::new(0),
@@ -348,6 +354,7 @@ impl MiniSims {
                     rate.store((score / sims.weight * 1e6) as u32, Ordering::Relaxed);
                 }
                 self.streak.store(sims.streak, Ordering::Relaxed);
+                self.young.store(sims.young, Ordering::Relaxed);
                 self.epoch.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -370,6 +377,14 @@ impl MiniSims {
     /// (see [`lead`](Self::lead)).
     pub(crate) fn streak(&self) -> u32 {
         self.streak.load(Ordering::Relaxed)
+    }
+
+    /// True while the published verdicts are from the ghosts' warm-up
+    /// ([`WARM_PERIODS`] turnovers after they fill): a shard follows such
+    /// a verdict only on a large, steady lead (see `wtinylfu::window`,
+    /// "Young verdicts").
+    pub(crate) fn young(&self) -> bool {
+        self.young.load(Ordering::Relaxed)
     }
 
     /// The admission verdict: `Some(true)` if shards should duel
@@ -433,6 +448,18 @@ impl MiniSims {
                 .map(|g| ((sims.hits >> (12 * g)) & 0xFFF) as u32)
                 .sum(),
         )
+    }
+
+    /// Publishes `rates` (millionths, per ghost) with `streak` and
+    /// `young`, as a period's end would, for tests.
+    #[cfg(test)]
+    pub(crate) fn publish(&self, rates: [u32; FRACTIONS.len()], streak: u32, young: bool) {
+        for (rate, r) in self.rates.iter().zip(rates) {
+            rate.store(r, Ordering::Relaxed);
+        }
+        self.streak.store(streak, Ordering::Relaxed);
+        self.young.store(young, Ordering::Relaxed);
+        self.epoch.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Sets the published trend (see [`trend`](Self::trend)) as if the
@@ -503,9 +530,11 @@ struct Sims {
     last_best: usize,
     /// Periods in a row it has been best.
     streak: u32,
-    /// Periods ended since the ghosts were full, up to `warm_periods`.
+    /// Periods ended since the ghosts were full, up to `warm_periods + 1`.
     warm: u32,
-    /// Periods the ghosts run full before their scores are published:
+    /// The last period ended within the warm-up.
+    young: bool,
+    /// Periods the ghosts run full before their verdicts count as usual (young before):
     /// [`WARM_PERIODS`] ghost capacities of sampled accesses, in whole
     /// periods (8 for ghosts of [`PERIOD_MIN`] entries or more).
     warm_periods: u32,
@@ -546,6 +575,7 @@ impl Sims {
             last_best: usize::MAX,
             streak: 0,
             warm: 0,
+            young: true,
             warm_periods: (WARM_PERIODS * u32::from(capacity))
                 .div_ceil(u32::from(capacity).max(PERIOD_MIN))
                 .max(1),
@@ -588,9 +618,16 @@ impl Sims {
         if !self.ghosts.full() {
             return false;
         }
-        if self.warm < self.warm_periods {
+        // Verdicts are published from the first full period on, marked
+        // young during the warm-up; the first period after it starts a
+        // new streak, so that the verdicts a shard follows on the usual
+        // terms count only periods after the warm-up.
+        self.young = self.warm < self.warm_periods;
+        if self.warm <= self.warm_periods {
+            if self.warm == self.warm_periods {
+                self.last_best = usize::MAX;
+            }
             self.warm += 1;
-            return false;
         }
         let best = (0..self.scores.len())
             .max_by(|&a, &b| self.scores[a].total_cmp(&self.scores[b]))
@@ -1300,7 +1337,7 @@ mod tests {
         let sims = MiniSims::for_cache(128, 3).expect("sims");
         assert_eq!(sims.sims.lock().warm_periods, 2);
         let mut k = 0u64;
-        while sims.streak() == 0 && k < 100_000 {
+        while (sims.streak() == 0 || sims.young()) && k < 100_000 {
             // A hot half over 16 keys, the rest cycling over 64.
             sims.record(hash(if k % 2 == 0 { k / 2 % 16 } else { 100 + k % 64 }));
             k += 1;
@@ -1315,6 +1352,40 @@ mod tests {
             let sims = MiniSims::for_cache(capacity, 3).expect("sims");
             assert_eq!(sims.sims.lock().warm_periods, warm, "{capacity} units");
         }
+    }
+
+    #[test]
+    fn warm_up_verdicts_are_published_young_and_the_streak_restarts_after() {
+        // Ghosts of 32 entries: two warm-up periods of PERIOD_MIN sampled
+        // accesses, on a workload whose best ghost does not change.
+        let sims = MiniSims::for_cache(128, 3).expect("sims");
+        let mut streaks = Vec::new();
+        let mut k = 0u64;
+        let mut last_epoch = sims.epoch();
+        while streaks.len() < 6 && k < 1_000_000 {
+            sims.record(hash(if k % 2 == 0 { k / 2 % 16 } else { 100 + k % 64 }));
+            k += 1;
+            if sims.sims.lock().streak != 0 && sims.epoch() != last_epoch {
+                last_epoch = sims.epoch();
+                streaks.push((sims.young(), sims.streak()));
+            }
+        }
+        // (The mode verdict bumps the epoch too: keep one entry per
+        // period.)
+        streaks.dedup();
+        let young: Vec<_> = streaks.iter().filter(|s| s.0).map(|s| s.1).collect();
+        let warm: Vec<_> = streaks.iter().filter(|s| !s.0).map(|s| s.1).collect();
+        assert_eq!(young.len(), 2, "{streaks:?}");
+        assert!(young.windows(2).all(|w| w[1] == w[0] + 1), "{streaks:?}");
+        assert_eq!(
+            warm.first(),
+            Some(&1),
+            "a new streak after the warm-up: {streaks:?}"
+        );
+        assert!(
+            streaks.iter().take_while(|s| s.0).count() == 2,
+            "{streaks:?}"
+        );
     }
 
     #[test]

@@ -535,6 +535,32 @@ fn a_shard_with_simulations_starts_lenient_and_follows_their_verdict() {
     assert!(p.lenient, "the shard follows the verdict");
 }
 
+#[test]
+fn a_young_verdict_moves_the_window_only_on_a_large_steady_lead() {
+    // Strict ghosts at 1/5/20/50/80%, lenient 1/20%, in millionths: the
+    // 80% ghost leads a strict shard at 5% by `lead`.
+    let rates = |lead: u32| [300_000, 300_000, 300_000, 300_000, 300_000 + lead, 0, 0];
+    let walks = |rates: [u32; 7], streak: u32, young: bool| {
+        let sims = MiniSims::for_cache(4096, 3).expect("sims");
+        let mut p = WTinyLfu::new(4096, 42, false, Some(sims.clone()));
+        p.lenient = false;
+        sims.publish(rates, streak, young);
+        for _ in 0..SIMS_LOOK_EVERY {
+            p.follow_sims();
+        }
+        p.applied.is_some()
+    };
+    // After the warm-up: 2 points after 3 periods, less after more.
+    assert!(walks(rates(20_000), 3, false));
+    assert!(!walks(rates(19_000), 3, false));
+    // Young: 4 points, held for 4 periods.
+    assert!(!walks(rates(20_000), 3, true));
+    assert!(!walks(rates(39_000), 4, true));
+    assert!(!walks(rates(60_000), 3, true), "too short a streak");
+    assert!(walks(rates(40_000), 4, true));
+    assert!(walks(rates(40_000), 9, true));
+}
+
 /// Drives `p`'s climber through periods of 4,000 requests whose hit
 /// rates are `rates`, while the simulations (if any) see the workload's
 /// own hit rate rise by `trend` a period; returns the window share after
