@@ -17,7 +17,8 @@
 //! "Hits"):
 //!
 //! * **window** ([`WINDOW`], initially 5% of the capacity rounded up, so
-//!   at least one unit; see "Tuning" below): every new entry enters here,
+//!   at least one unit, or 1% in a cache of at most [`EXACT_MAX`] units;
+//!   see "Tuning" below and "Starting window" in [`window`]): every new entry enters here,
 //!   so a burst of new keys is served by recency and a key gets a chance to
 //!   prove itself before it is judged.
 //! * **probation** ([`PROBATION`]): the part of main that has not been hit
@@ -303,7 +304,9 @@
 //! recency traces but the window ran away on small frequency-skewed ones
 //! (lirs-cpp at 5%: 0.35 against 0.62); admitting a random 1/64 or 1/256
 //! of losing candidates with a non-zero estimate: 0.853 and 0.861 (loops
-//! churn again); a 1% starting window: 0.842 and 0.850 in two
+//! churn again); a 1% starting window (in every cache; caches of at most
+//! [`EXACT_MAX`] units now start there, see "Starting window" in
+//! [`window`]): 0.842 and 0.850 in two
 //! intermediate configurations (corda collapses at 1%); growing the window
 //! only by duels that ties win: no change; a step of 10%: 0.863, of 4%:
 //! 0.872 (within noise of 6.25%).
@@ -498,7 +501,15 @@ impl WTinyLfu {
     /// `seed` seeds the sketch's hashing and the random admissions; `exact`
     /// takes hits in order (see [`EXACT_MAX`]).
     pub(crate) fn new(capacity: u64, seed: u64, exact: bool, sims: Option<Arc<MiniSims>>) -> Self {
-        let window_max = capacity - percent(capacity, MAIN_PERCENT);
+        let window_max = if exact {
+            // A small cache starts at the floor (see "Adaptive window",
+            // "Starting window", in [`window`]).
+            ((capacity as f64 * WINDOW_MIN_PERCENT as f64 / 100.0).round() as u64)
+                .max(1)
+                .min(capacity)
+        } else {
+            capacity - percent(capacity, MAIN_PERCENT)
+        };
         Self {
             sample_mask: sims.as_ref().map_or(u64::MAX, |s| s.mask()),
             sims_tick: 0,
