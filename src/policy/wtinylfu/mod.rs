@@ -504,7 +504,7 @@ impl WTinyLfu {
         let window_max = if exact {
             // A small cache starts at the floor (see "Adaptive window",
             // "Starting window", in [`window`]).
-            ((capacity as f64 * WINDOW_MIN_PERCENT as f64 / 100.0).round() as u64)
+            (window::window_floor(capacity).round() as u64)
                 .max(1)
                 .min(capacity)
         } else {

@@ -391,6 +391,12 @@ pub(super) fn needed_lead(streak: u32) -> f64 {
     SIMS_LEAD * (f64::from(minisim::STREAK) / f64::from(streak.max(1))).sqrt()
 }
 
+/// The smallest window target for a shard of `capacity` units:
+/// [`WINDOW_MIN_PERCENT`] of it (see "Floor"), unrounded.
+pub(super) fn window_floor(capacity: u64) -> f64 {
+    capacity as f64 * WINDOW_MIN_PERCENT as f64 / 100.0
+}
+
 /// The lead (4 points) a best ghost needs while the simulations are young
 /// (see "Young verdicts").
 const YOUNG_LEAD: f64 = 0.04;
@@ -625,12 +631,11 @@ impl WTinyLfu {
         false
     }
 
-    /// Sets the window target (clamped to [`WINDOW_MIN_PERCENT`]..=100% of
+    /// Sets the window target (clamped to [`window_floor`]..=100% of
     /// the capacity) and main's shares.
     pub(super) fn resize_window(&mut self, goal: f64) {
         let capacity = self.capacity as f64;
-        let floor = capacity * WINDOW_MIN_PERCENT as f64 / 100.0;
-        self.window_goal = goal.clamp(floor, capacity);
+        self.window_goal = goal.clamp(window_floor(self.capacity), capacity);
         self.window_max = (self.window_goal.round() as u64).min(self.capacity);
         self.protected_max = percent(self.capacity - self.window_max, PROTECTED_PERCENT);
     }
