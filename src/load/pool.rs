@@ -203,6 +203,24 @@ mod tests {
     }
 
     #[test]
+    fn drop_waits_for_the_running_task() {
+        let done = StdArc::new(AtomicUsize::new(0));
+        let pool = Pool::new("pool-test", 1, 4);
+        let (started_tx, started_rx) = mpsc::channel::<()>();
+        let flag = done.clone();
+        pool.submit(Box::new(move || {
+            started_tx.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            flag.store(1, Ordering::SeqCst);
+        }))
+        .ok()
+        .unwrap();
+        started_rx.recv().unwrap();
+        drop(pool);
+        assert_eq!(done.load(Ordering::SeqCst), 1, "drop joined the worker");
+    }
+
+    #[test]
     fn full_queue_refuses_without_blocking() {
         let pool = Pool::new("pool-test", 1, 2);
         let (tx, rx) = mpsc::channel::<()>();
