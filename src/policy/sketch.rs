@@ -278,6 +278,23 @@ impl FrequencySketch {
         }
     }
 
+    /// Clears every counter below `level` (the others keep their count);
+    /// the doorkeeper and the epoch are left as they are. W-TinyLFU does
+    /// this once per shard, after its fill halvings.
+    pub(crate) fn clear_below(&mut self, level: u8) {
+        let level = u64::from(level);
+        for word in self.table.iter_mut().flat_map(|b| &mut b.0) {
+            let mut kept = 0;
+            for shift in (0..64).step_by(4) {
+                let count = (*word >> shift) & 15;
+                if count >= level {
+                    kept |= count << shift;
+                }
+            }
+            *word = kept;
+        }
+    }
+
     /// Halves every counter now, as at the end of a sample period.
     #[cfg(test)]
     pub(crate) fn force_reset(&mut self) {
@@ -574,6 +591,32 @@ mod tests {
         assert!(sketch.frequency(key(9)) <= before / 2 + 1);
         assert_eq!(sketch.additions, sample / 2);
         assert_eq!(sketch.epoch(), 1);
+    }
+
+    #[test]
+    fn clear_below_keeps_only_counts_at_the_level() {
+        let mut sketch = sized(64, 64, 3);
+        for (k, n) in [(1, 3), (2, 4), (3, 5), (4, 16)] {
+            for _ in 0..n {
+                sketch.increment(key(k));
+            }
+        }
+        sketch.halve(); // counters 2 / 3 / 4 / 15 -> 1 / 1 / 2 / 7
+        let before: Vec<u8> = (1..=4).map(|k| sketch.frequency(key(k))).collect();
+        assert_eq!(before, vec![1, 1, 2, 7]);
+        sketch.clear_below(2);
+        let after: Vec<u8> = (1..=4).map(|k| sketch.frequency(key(k))).collect();
+        assert_eq!(after, vec![0, 0, 2, 7]);
+        // Every other counter is still zero.
+        let lanes = sketch
+            .table
+            .iter()
+            .flat_map(|b| b.0)
+            .flat_map(|w| (0..16).map(move |lane| (w >> (lane * 4)) & 15))
+            .filter(|&c| c != 0)
+            .count();
+        assert_eq!(lanes, 8, "the two kept keys' four counters each");
+        assert_eq!(sketch.epoch(), 1, "clearing is not a reset");
     }
 
     #[test]

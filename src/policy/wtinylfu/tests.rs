@@ -323,6 +323,31 @@ fn a_stale_victim_loses_one_in_a_lenient_duel() {
 }
 
 #[test]
+fn the_fill_keeps_only_the_counts_that_saturate() {
+    // Keys read 20, 13, 12 and 5 times while the shard fills (a first
+    // read sets the doorkeeper, the rest count), then the first eviction:
+    // quartered they would read 3, 3, 2 and 1; the two under WARM_HOT are
+    // cleared.
+    let mut h = Harness::new(100);
+    for (idx, reads) in [(0, 20), (1, 13), (2, 12), (3, 5)] {
+        for _ in 0..reads {
+            h.get_or_insert(idx);
+        }
+    }
+    for i in 4..100 {
+        h.get_or_insert(i);
+    }
+    let before: Vec<u8> = (0..4).map(|i| h.policy.sketch.frequency(hash(i))).collect();
+    assert_eq!(before, vec![MAX_FREQUENCY, 13, 12, 5]);
+    assert!(!h.policy.climber.active, "no eviction yet");
+    h.get_or_insert(100);
+    assert!(h.policy.climber.active, "the first eviction");
+    let after: Vec<u8> = (0..4).map(|i| h.policy.sketch.frequency(hash(i))).collect();
+    assert_eq!(after, vec![WARM_HOT, WARM_HOT, 0, 0]);
+    h.check();
+}
+
+#[test]
 fn warm_up_victims_are_judged_by_what_they_read() {
     let mut h = Harness::full(100);
     // The first eviction: the fill halvings, two resets with no time in

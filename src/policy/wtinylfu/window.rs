@@ -320,7 +320,16 @@
 //! scan case kept 198 to 200 in 9 samples and the 88 cells were the
 //! same). lirs-sprite at
 //! 1% (70 units) is above moka-sync (0.245 against 0.240); its distance
-//! to batched moka (0.283) is batched moka's extra 64 entries.
+//! to batched moka (0.283) is batched moka's extra 64 entries (this
+//! policy at 86 units: 0.268 to 0.286, seeds 1 to 3). So is lirs-cpp
+//! at 1%'s: batched moka's 0.237 is above OPT's 0.222 at 16 units, so it
+//! held more than 16 (OPT at 24: 0.330; this policy 0.198 to 0.202 at
+//! 16, moka-sync 0.203). Window 1%, 5% or 20% fixed, margin 0 or 2,
+//! protected 50% or 0%, no climber, no simulations, strict or lenient
+//! duels throughout, 0 to 3 fill halvings: lirs-sprite 1% 0.235 to 0.249,
+//! lirs-cpp 1% 0.172 to 0.200 (seeds 1 to 6, mean). What was left of
+//! lirs-ps at 5% was the fill's counts: see "Only the fill's saturated
+//! counts are kept" in the [parent module](super).
 //! lirs-ps at 25% (770 units, one shard but over the exact limit) keeps
 //! its 5% window for the whole trace (10,448 requests: two climber
 //! periods, and the 1% ghost leads the 5% one by less than a point, 0.604
