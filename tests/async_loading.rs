@@ -750,13 +750,29 @@ mod defences {
     impl Backend {
         async fn load(&self, k: u32) -> Result<u32, String> {
             let n = self.calls.fetch_add(1, Ordering::SeqCst) as u32;
+            // Made before the flag is read: a `notify_waiters` between the
+            // read and the `notified()` call would otherwise be missed, and
+            // the load would hang.
+            let released = self.hang.notified();
             if self.hanging.load(Ordering::SeqCst) {
-                self.hang.notified().await;
+                released.await;
             }
             if self.fail.load(Ordering::SeqCst) {
                 return Err("backend down".into());
             }
             Ok(k * 100 + n)
+        }
+
+        /// Waits (30 s at most) until `load` has been called `n` times: a
+        /// load handed to the spawner starts when its task is first polled,
+        /// which a busy machine can delay past a short timeout.
+        async fn wait_for_calls(&self, n: usize) {
+            guarded("the spawned load's call", async {
+                while self.calls.load(Ordering::SeqCst) < n {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            })
+            .await;
         }
     }
 
@@ -818,8 +834,10 @@ mod defences {
         assert!(start.elapsed() >= Duration::from_millis(50));
         let s = cache.stats();
         assert_eq!((s.load_timeouts, s.stale_served), (1, 1));
-        // Still hung: stale at once, no second call.
+        // Still hung: stale at once, no second call (the reload's call is
+        // made when the runtime gets to its task: waited for).
         assert_eq!(cache.try_get(&1).await, Ok(100));
+        b.wait_for_calls(2).await;
         assert_eq!(b.calls.load(Ordering::SeqCst), 2);
         b.hanging.store(false, Ordering::SeqCst);
         b.hang.notify_waiters();
@@ -894,6 +912,8 @@ mod defences {
         let r = guarded("bounded leader", loading.try_get(&2)).await;
         assert_eq!(*r.unwrap_err(), "timed out");
         assert!(start.elapsed() >= Duration::from_millis(50));
+        // The load's call is made when the runtime gets to its task.
+        b.wait_for_calls(2).await;
         assert_eq!(b.calls.load(Ordering::SeqCst), 2);
         b.hanging.store(false, Ordering::SeqCst);
         b.hang.notify_waiters();

@@ -254,7 +254,15 @@ fn waiting_for_a_slot_counts_toward_the_timeout() {
         })
     };
     lead_started.recv().unwrap();
-    // Time for it to register key 2's flight and queue for the slot.
+    // Its miss of key 2 (the holder's of key 1 is the first) comes just
+    // before it registers key 2's flight under the shard lock; then a
+    // margin for those few instructions before it queues for the slot.
+    // (A fixed sleep alone depended on the thread running within it.)
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while cache.stats().misses < 2 {
+        assert!(Instant::now() < deadline, "key 2's leader never missed");
+        thread::sleep(Duration::from_millis(1));
+    }
     thread::sleep(Duration::from_millis(200));
     // ... so a caller joining key 2 times out, although key 2's loader
     // has not even started; its own load waits for a slot too.
@@ -266,7 +274,14 @@ fn waiting_for_a_slot_counts_toward_the_timeout() {
             (v, t0.elapsed())
         })
     };
-    thread::sleep(Duration::from_millis(300));
+    // The gate opens only once the waiter has given up (with a fixed 300 ms
+    // sleep instead, a waiter thread kept from running that long would
+    // join key 2's load after the gate opened and get 2).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while cache.stats().load_timeouts < 1 {
+        assert!(Instant::now() < deadline, "the waiter never timed out");
+        thread::sleep(Duration::from_millis(1));
+    }
     gate.open();
     assert_eq!(holder.join().unwrap(), 1);
     assert_eq!(leader2.join().unwrap(), 2);
@@ -274,6 +289,8 @@ fn waiting_for_a_slot_counts_toward_the_timeout() {
     assert_eq!(v, 22, "gave up on key 2's queued load and loaded itself");
     assert!(waited >= Duration::from_millis(100));
     assert_eq!(cache.stats().load_timeouts, 1);
+    // Key 2's flight was the leader's (not the waiter's): its value stored.
+    assert_eq!(cache.get(&2), Some(2));
 }
 
 #[test]
@@ -589,6 +606,10 @@ mod early_and_stale {
             assert_eq!(cache.try_get(&1), Ok(0));
         }
         assert!(start.elapsed() < Duration::from_millis(100) * 10);
+        // The reload runs on the refresh pool, whose thread may not have
+        // started it yet on a busy machine: wait for its call, then check
+        // that it is the only one (again once it has landed).
+        wait_for_calls(&calls, 2);
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         // The hang ends: the reload stores its value.
         gate.open();
@@ -598,6 +619,20 @@ mod early_and_stale {
             thread::sleep(Duration::from_millis(1));
         }
         assert_eq!(cache.stats().stale_served, 11);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    /// Waits (20 s at most) until the loader has been called `n` times: a
+    /// load handed to the refresh pool starts when its thread runs.
+    fn wait_for_calls(calls: &AtomicUsize, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while calls.load(Ordering::SeqCst) < n {
+            assert!(
+                Instant::now() < deadline,
+                "the pool never called the loader"
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
     }
 
     #[test]
@@ -665,6 +700,8 @@ mod early_and_stale {
         // The next caller joins the hung load (no second backend call) and
         // times out too.
         assert_eq!(*cache.try_get(&1).unwrap_err(), DbError::Timeout);
+        // Key 1's load is on the pool, started when its thread runs.
+        wait_for_calls(&calls, 2);
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         assert_eq!(cache.stats().load_timeouts, 2);
         gate.open();
