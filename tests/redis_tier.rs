@@ -176,12 +176,22 @@ fn one_load_for_many_threads_in_many_handles() {
     };
     let ns = support::namespace("lease");
     let loads = Arc::new(AtomicUsize::new(0));
+    // The load holds its lease until every handle has asked Redis (each
+    // counts an `l2_misses` when it first finds the key missing: the
+    // winner, and the others as they start waiting). With a fixed 200 ms
+    // load instead, a handle held up past it found the value written and
+    // counted an L2 hit, not a wait (likely on a loaded machine).
+    let gate = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let caches: Vec<TieredCache<u64, String>> = (0..4)
         .map(|_| {
             let l = loads.clone();
+            let gate = gate.clone();
             Cache::builder().build_tiered(tier(&url, &ns), move |k: &u64| {
                 l.fetch_add(1, Ordering::SeqCst);
-                std::thread::sleep(Duration::from_millis(200));
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while !gate.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
                 format!("v{k}")
             })
         })
@@ -196,6 +206,10 @@ fn one_load_for_many_threads_in_many_handles() {
                 assert_eq!(c.get(&42), "v42");
             });
         }
+        let asked = || -> u64 { caches.iter().map(|c| c.tier_stats().l2_misses).sum() };
+        let opened = support::eventually(Duration::from_secs(10), || asked() >= 4);
+        gate.store(true, Ordering::SeqCst);
+        assert!(opened, "{} of 4 handles asked Redis", asked());
     });
     assert_eq!(loads.load(Ordering::SeqCst), 1);
     let won: u64 = caches.iter().map(|c| c.tier_stats().leases_won).sum();
