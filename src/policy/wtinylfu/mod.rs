@@ -301,8 +301,10 @@
 //! 0.388 / 0.379 -> 0.394 / 0.396 / 0.383 (-3.0 / -2.1 / -3.0 -> -1.5 /
 //! -1.3 / -2.5 points under max(moka-sync, quick_cache); seeds 1 to 6,
 //! mean, 0.379 -> 0.388, moka-sync's twelve replays 0.367 to 0.409, mean
-//! 0.389; at seed 4 0.372 -> 0.372, still -3.6 under results.csv's
-//! moka-sync draw of 0.409, the only such cell at seeds 1 to 6); lirs-multi2 at 25% +0.4 to +0.5, libcachesim-cloudphysics-io
+//! 0.389; at seed 4 0.372 -> 0.372, still -3.6 under the eleventh
+//! session's moka-sync draw of 0.409, the only such cell at seeds 1 to 6;
+//! the twelfth session's draw, 0.390, leaves no cell more than 3 under at
+//! any seed); lirs-multi2 at 25% +0.4 to +0.5, libcachesim-cloudphysics-io
 //! at 25% 0.363 / 0.362 / 0.363 -> 0.368 / 0.361 / 0.364. The 40
 //! held-out shapes 0.8451 / 0.8467 / 0.8465 -> 0.8453 / 0.8465 / 0.8466
 //! (no cell more than 0.6 down, lru-stack-b at 10%). The scan case
