@@ -650,6 +650,24 @@ fn the_climber_discounts_the_workloads_own_trend() {
 }
 
 #[test]
+fn a_big_shards_period_is_at_least_its_capacity() {
+    // Hit rates rising by 5 points every 4,000 requests (no simulations)
+    // move a 2,048-unit shard's window at its third period of 4,000
+    // requests (see the test above). A 20,000-unit shard's period is
+    // five of those: the same rise moves its window only at the end of
+    // its third, after 60,000 requests.
+    let rates: Vec<f64> = (0..15).map(|k| 0.2 + 0.05 * f64::from(k)).collect();
+    let mut small = WTinyLfu::new(2048, 42, false, None);
+    let mut big = WTinyLfu::new(20_000, 42, false, None);
+    let (small_start, big_start) = (small.window_max(), big.window_max());
+    assert!(climb(&mut small, &rates, 0.0)[2] > small_start);
+    let windows = climb(&mut big, &rates, 0.0);
+    assert!(windows[..14].iter().all(|&w| w == big_start), "{windows:?}");
+    assert!(windows[14] > big_start, "{windows:?}");
+    assert_eq!((small.climb_period(), big.climb_period()), (4000, 20_000));
+}
+
+#[test]
 fn a_longer_streak_needs_a_smaller_lead() {
     use super::window::needed_lead;
     assert_eq!(needed_lead(minisim::STREAK), 0.02);
