@@ -84,14 +84,16 @@
 //!
 //! **Big shards.** A period of 4,000 requests suits the shards of the
 //! default sharding (64 shards on 2 cores: under 4,000 units each for any
-//! cache under 256 Ki units), but in a bigger shard it is too short to
+//! cache under 256,000 units), but in a bigger shard it is too short to
 //! see a step: a step is 6.25% of the capacity, 6,553 units in a shard of
 //! 104,857, while 4,000 requests bring a few hundred new entries, so the
 //! next period's hit rate says nothing about the step and the window
 //! wanders with the noise (on a looped Zipf 1.0 stream over 2^20 keys in
-//! one shard of 104,857 it went between 1% and 44% of the cache, and
-//! missed 0.156 of requests where a fixed 1% window misses 0.118). So a
-//! period is never shorter than the shard's capacity in requests. The
+//! one shard of 104,857, `examples/profile_get` evict at 12 M requests, it
+//! went between 1% and 44% of the cache and missed 0.149 of requests,
+//! where a window fixed at 1% misses 0.118). So a period is never shorter
+//! than the shard's capacity in requests (then 0.131; seeds 2 and 3:
+//! 0.148 and 0.182 before, 0.129 and 0.130 after). The
 //! default-sharded 88 cells of issue 14 have no such shard and do not
 //! change; with `--single-shard` (seeds 1 / 2 / 3) their mean goes from
 //! 0.8824 / 0.8820 / 0.8841 to 0.8843 / 0.8856 / 0.8876, arc-P2 gaining up
