@@ -184,6 +184,24 @@
 //! stale (any count) alone 195, but cost libcachesim-cloudphysics-io 5% a
 //! point and left its 25% cell at -3.2.
 //!
+//! Measured and not kept (fifteenth session): a warm-up victim reading 0
+//! losing to any candidate, a key seen for the first time included (the
+//! floor waived for it), in lenient shards, only while the doorkeeper's
+//! load is below 1 (the first newcomers after the fill). 88 cells, hash
+//! seeds 1 to 6: 0.8862 / 0.8876 / 0.8884 / 0.8828 / 0.8860 / 0.8863 ->
+//! 0.8862 / 0.8871 / 0.8882 / 0.8830 / 0.8861 / 0.8871 (whatever the load,
+//! seeds 1 to 3: 0.8862 / 0.8873 / 0.8873; in one such duel in two or
+//! four: 0.8853 to 0.8868); libcachesim-cloudphysics-io 25% gained 1.9 to 3.4
+//! points and lirs-ps 5% about a point (both then within 3 of batched
+//! moka at every seed), but the loops paid: lirs-backf 25% and lirs-ps and
+//! lirs-cs 10% -0.5 to -1.4, the held-out shapes -0.0005 / -0.0007 (their
+//! loops -0.3 to -1.0), and lirs-multi1 25% (15,858 accesses, 651 units)
+//! took another path at seed 2, -2.25 points and 3.05 under batched moka.
+//! Whatever the doorkeeper's load: the shapes -0.0014 / -0.0019.
+//! The scan case kept 192 to 200 of 200 over 3,000 samples (1,000 hash
+//! seeds x 3 scans; 193 as shipped). A trade of loops for one short
+//! trace, so the floor stays.
+//!
 //! **Unjudged protected entries.** Main's victim comes from probation,
 //! and protected gives entries back to probation only when it is over its
 //! share. On a trace that is short for its shards, protected may never get
