@@ -54,9 +54,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use crossbeam_utils::CachePadded;
 use larder::Policy;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 
 /// log2 of the key space.
 const KEY_BITS: u32 = 20;
@@ -75,7 +74,7 @@ const BASELINE_SHARDS: usize = 16;
 
 #[path = "support/workload.rs"]
 mod workload;
-use workload::{key_of, Contender, SplitMix64, Zipf};
+use workload::{key_of, Contender, ShardedMap, SplitMix64, Zipf};
 
 /// One precomputed key stream per thread, built on first use.
 fn streams() -> &'static [Vec<u64>] {
@@ -104,42 +103,6 @@ impl Contender for MutexLru {
     #[inline]
     fn insert(&self, key: u64, value: u64) {
         self.0.lock().put(key, value);
-    }
-}
-
-/// One shard of the reference map.
-type MapShard = RwLock<hashbrown::HashMap<u64, u64, ahash::RandomState>>;
-
-/// The reference point: a sharded `RwLock<HashMap>` with no eviction and no
-/// bookkeeping at all. Shards are picked by a multiplicative hash of the
-/// key (top bits), the map then hashes with ahash.
-struct ShardedMap {
-    shards: Box<[CachePadded<MapShard>]>,
-}
-
-impl ShardedMap {
-    fn new() -> Self {
-        let shards = (0..BASELINE_SHARDS)
-            .map(|_| CachePadded::new(RwLock::new(hashbrown::HashMap::default())))
-            .collect();
-        Self { shards }
-    }
-
-    #[inline]
-    fn shard(&self, key: u64) -> &MapShard {
-        let bits = BASELINE_SHARDS.trailing_zeros();
-        &self.shards[(key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize]
-    }
-}
-
-impl Contender for ShardedMap {
-    #[inline]
-    fn get(&self, key: u64) -> Option<u64> {
-        self.shard(key).read().get(&key).copied()
-    }
-    #[inline]
-    fn insert(&self, key: u64, value: u64) {
-        self.shard(key).write().insert(key, value);
     }
 }
 
@@ -190,7 +153,7 @@ fn with_contender<W: WithContender>(kind: Kind, capacity: u64, with: W) -> W::Ou
             let cap = NonZeroUsize::new(capacity as usize).expect("capacity > 0");
             with.call(&MutexLru(Mutex::new(lru::LruCache::new(cap))))
         }
-        Kind::Baseline => with.call(&ShardedMap::new()),
+        Kind::Baseline => with.call(&ShardedMap::new(BASELINE_SHARDS)),
     }
 }
 

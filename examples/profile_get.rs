@@ -42,9 +42,7 @@ use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_utils::CachePadded;
 use larder::Policy;
-use parking_lot::RwLock;
 
 /// Keys in each thread's precomputed stream (a power of two).
 const STREAM_LEN: usize = 1 << 20;
@@ -53,7 +51,7 @@ const CHUNK: usize = 4096;
 
 #[path = "../benches/support/workload.rs"]
 mod workload;
-use workload::{key_of, Contender, SplitMix64, Zipf};
+use workload::{key_of, Contender, IndexedMap, ShardedMap, SplitMix64, Zipf};
 
 /// log2 of the key space: `KEY_BITS` from the environment, else 20
 /// (1,048,576 keys).
@@ -86,87 +84,6 @@ fn zipf_stream(zipf: &Zipf, seed: u64) -> Vec<u64> {
 /// `secs` seconds; prints Mops/s and the miss ratio.
 /// Shards of the reference layouts.
 const MAP_SHARDS: usize = 64;
-
-/// The shard of a reference layout for `hash`: bits from 32 up, which
-/// hashbrown uses neither for its tags (the top 7) nor, below 2^32
-/// buckets, for the position.
-fn map_shard(hash: u64) -> usize {
-    (hash >> 32) as usize % MAP_SHARDS
-}
-
-type Locked<T> = CachePadded<RwLock<T>>;
-
-/// Reference layout: the entries in a hashbrown map's buckets.
-struct Map {
-    shards: Vec<Locked<hashbrown::HashMap<u64, u64, ahash::RandomState>>>,
-    hasher: ahash::RandomState,
-}
-
-impl Map {
-    fn new() -> Self {
-        let hasher = ahash::RandomState::new();
-        let shards = (0..MAP_SHARDS)
-            .map(|_| CachePadded::new(RwLock::new(hashbrown::HashMap::with_hasher(hasher.clone()))))
-            .collect();
-        Self { shards, hasher }
-    }
-}
-
-impl Contender for Map {
-    fn get(&self, key: u64) -> Option<u64> {
-        let shard = &self.shards[map_shard(self.hasher.hash_one(key))];
-        shard.read().get(&key).copied()
-    }
-    fn insert(&self, key: u64, value: u64) {
-        let shard = &self.shards[map_shard(self.hasher.hash_one(key))];
-        shard.write().insert(key, value);
-    }
-}
-
-/// One shard of [`IndexedMap`]: the table of indices and the entries.
-type IndexedShard = (hashbrown::HashTable<u32>, Vec<(u64, u64)>);
-
-/// Reference layout: a table of indices into a `Vec` of entries (two
-/// dependent reads per lookup, as in a slab-backed cache shard).
-struct IndexedMap {
-    shards: Vec<Locked<IndexedShard>>,
-    hasher: ahash::RandomState,
-}
-
-impl IndexedMap {
-    fn new() -> Self {
-        let shards = (0..MAP_SHARDS)
-            .map(|_| CachePadded::new(RwLock::new((hashbrown::HashTable::new(), Vec::new()))))
-            .collect();
-        Self {
-            shards,
-            hasher: ahash::RandomState::new(),
-        }
-    }
-}
-
-impl Contender for IndexedMap {
-    fn get(&self, key: u64) -> Option<u64> {
-        let hash = self.hasher.hash_one(key);
-        let shard = self.shards[map_shard(hash)].read();
-        let (table, entries) = &*shard;
-        let &idx = table.find(hash, |&i| entries[i as usize].0 == key)?;
-        Some(entries[idx as usize].1)
-    }
-    fn insert(&self, key: u64, value: u64) {
-        let hash = self.hasher.hash_one(key);
-        let mut shard = self.shards[map_shard(hash)].write();
-        let (table, entries) = &mut *shard;
-        if let Some(&idx) = table.find(hash, |&i| entries[i as usize].0 == key) {
-            entries[idx as usize].1 = value;
-            return;
-        }
-        let idx = u32::try_from(entries.len()).expect("fewer than 2^32 entries a shard");
-        entries.push((key, value));
-        let hasher = &self.hasher;
-        table.insert_unique(hash, idx, |&i| hasher.hash_one(entries[i as usize].0));
-    }
-}
 
 fn run<C: Contender>(cache: &C, work: Work, threads: usize, secs: u64, streams: &[Vec<u64>]) {
     let evict = work == Work::Evict;
@@ -276,9 +193,9 @@ fn main() {
         .collect();
     let started = Instant::now();
     if contender == "map" {
-        run(&Map::new(), work, threads, secs, &streams);
+        run(&ShardedMap::new(MAP_SHARDS), work, threads, secs, &streams);
     } else if contender == "map-indexed" {
-        run(&IndexedMap::new(), work, threads, secs, &streams);
+        run(&IndexedMap::new(MAP_SHARDS), work, threads, secs, &streams);
     } else if contender == "quick_cache" {
         let cache = quick_cache::sync::Cache::<u64, u64>::new(capacity as usize);
         run(&cache, work, threads, secs, &streams);
